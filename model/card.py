@@ -1,0 +1,62 @@
+"""The model card (README.md) written beside exported weights."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import ModelConfig
+
+SOURCES = [  # (style, npm package, license, copyright holder)
+    ("google", "emoji-datasource-google@16.0.0", "Apache-2.0", "Google (Noto Emoji)"),
+    ("twitter", "emoji-datasource-twitter@16.0.0", "CC-BY-4.0", "Twitter / X (Twemoji)"),
+    ("fluent3d", "@lobehub/fluent-emoji-3d@1.1.0", "MIT", "Microsoft (Fluent Emoji)"),
+    ("openmoji", "openmoji@17.0.0", "CC-BY-SA-4.0", "OpenMoji"),
+]
+
+
+def write_model_card(folder: Path, cfg: ModelConfig, training: dict, *, dataset_size: int) -> Path:
+    tc = training.get("config", {})
+    rows = "\n".join(f"| {s} | `{p}` | {lic} | {who} |" for s, p, lic, who in SOURCES)
+    text = f"""---
+license: cc-by-sa-4.0
+pipeline_tag: text-to-image
+library_name: pytorch
+tags:
+- text-to-image
+- gan
+- vae
+- emoji
+---
+
+# Emoji VAE-GAN ({cfg.image_size}x{cfg.image_size})
+
+A small text-to-image GAN: a frozen all-MiniLM-L6-v2 sentence encoder with a trainable VAE head
+(mu, log sigma^2, KL), a modulated convolutional generator and a discriminator with a realism
+logit, a text-match logit and a patch map. Load it with this repository's `model.hub.load_model`.
+
+## Training data
+{dataset_size} images from four emoji sets (built by `python -m model.data` from pinned npm packages):
+
+| style | package | license | copyright |
+|---|---|---|---|
+{rows}
+
+The weights are a derivative of CC-BY-SA-4.0 data (OpenMoji) and are released under CC-BY-SA-4.0.
+
+## Training
+- steps: {training.get('steps')}, images seen: {training.get('images_seen')}, processes: {training.get('world_size')}, device: {training.get('device')}
+- command: `python -m model.train --data {tc.get('data')} --batch-size {tc.get('batch_size')} --steps {tc.get('steps')}`
+- settings: `{json.dumps({k: tc[k] for k in sorted(tc) if k not in ('data', 'out')})}`
+
+## Architecture
+`{json.dumps(cfg.to_dict())}`
+
+## Samples
+Rows: grinning face, red apple, rocket, dog face, pizza, red heart, smiling face with sunglasses,
+cat face; columns: {', '.join(cfg.styles)}, any (EMA generator, c = mu, fixed noise).
+
+![samples](samples.png)
+"""
+    path = folder / "README.md"
+    path.write_text(text)
+    return path

@@ -1,0 +1,171 @@
+"""Training data in memory: any captioned imagefolder -> a compact "pack".
+
+A pack holds every image as PNG bytes plus, per image, its style id and the indices of
+its caption variants into one caption table whose MiniLM embeddings are computed once.
+It is a single safetensors file, so a dataset (and its caption embeddings) can travel
+to a machine without the sentence encoder: ``python -m model.dataset FOLDER --out F``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+SAMPLE_PROMPTS = ("grinning face", "red apple", "rocket", "dog face", "pizza", "red heart",
+                  "smiling face with sunglasses", "cat face")
+
+
+@dataclass
+class Pack:
+    images: torch.Tensor  # (N, 3, S, S) uint8
+    styles: torch.Tensor  # (N,) int64 index into style_names
+    cap_offsets: torch.Tensor  # (N + 1,) int64: captions of image i are cap_index[off[i]:off[i+1]]
+    cap_index: torch.Tensor  # (K,) int64 into captions
+    cap_emb: torch.Tensor  # (M, 384) float16 unit MiniLM embeddings
+    captions: list[str]  # (M,)
+    style_names: list[str]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def embedding_of(self, text: str) -> torch.Tensor | None:
+        try:
+            return self.cap_emb[self.captions.index(text)].float()
+        except ValueError:
+            return None
+
+
+def _load_rgb(path: Path, size: int) -> np.ndarray:
+    """Any image file -> (size, size, 3) uint8, alpha composited onto white."""
+    with Image.open(path) as im:
+        im = im.convert("RGBA")
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.LANCZOS)
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(bg, im).convert("RGB"))
+
+
+def _skin_keep(rec: dict, skin_tones: str) -> bool:
+    if skin_tones == "all" or not rec.get("skin_tone"):
+        return True
+    if skin_tones == "none":
+        return False
+    # "one": keep a single, deterministic tone variant per (style, base emoji)
+    digest = hashlib.md5(f"{rec.get('style')}/{rec.get('text', '').split(':')[0]}".encode()).digest()
+    tones = ("light skin tone", "medium-light skin tone", "medium skin tone",
+             "medium-dark skin tone", "dark skin tone")
+    return rec["skin_tone"] == tones[digest[0] % len(tones)]
+
+
+def build_pack(folder: str | Path, *, size: int, encoder=None, skin_tones: str = "all",
+               styles: tuple[str, ...] | None = None) -> Pack:
+    """Read an imagefolder (metadata.jsonl with a text column) into a Pack of size x size images."""
+    from tqdm import tqdm
+
+    from .data import caption_variants, read_metadata
+
+    folder = Path(folder)
+    recs = [r for r in read_metadata(folder) if _skin_keep(r, skin_tones)]
+    found = sorted({r.get("style") or "default" for r in recs})
+    if styles is None:
+        from .config import DEFAULT_STYLES
+        styles = tuple(s for s in DEFAULT_STYLES if s in found) + tuple(s for s in found if s not in DEFAULT_STYLES)
+    if not recs:
+        raise ValueError(f"{folder} holds no images")
+    images = np.stack([_load_rgb(folder / r["file_name"], size)
+                       for r in tqdm(recs, desc=f"reading {folder.name}", unit="img")])
+    style_ids = [styles.index(r.get("style") or "default") for r in recs]
+    table: dict[str, int] = {p: i for i, p in enumerate(SAMPLE_PROMPTS)}
+    offsets, index = [0], []
+    for r in recs:
+        for cap in caption_variants(r):
+            index.append(table.setdefault(cap, len(table)))
+        offsets.append(len(index))
+    captions = list(table)
+    if encoder is None:
+        from .text_encoder import SentenceEncoder
+        encoder = SentenceEncoder()
+    emb = encoder.encode(captions).to(torch.float16)
+    return Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+                styles=torch.tensor(style_ids, dtype=torch.long),
+                cap_offsets=torch.tensor(offsets, dtype=torch.long),
+                cap_index=torch.tensor(index, dtype=torch.long),
+                cap_emb=emb, captions=captions, style_names=list(styles))
+
+
+def save_pack(pack: Pack, path: str | Path) -> Path:
+    blobs, offs = [], [0]
+    for img in pack.images.permute(0, 2, 3, 1).numpy():
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", optimize=True)
+        blobs.append(np.frombuffer(buf.getvalue(), dtype=np.uint8))
+        offs.append(offs[-1] + len(blobs[-1]))
+    tensors = {"png": torch.from_numpy(np.concatenate(blobs)), "png_offsets": torch.tensor(offs),
+               "styles": pack.styles, "cap_offsets": pack.cap_offsets, "cap_index": pack.cap_index,
+               "cap_emb": pack.cap_emb}
+    meta = {"captions": json.dumps(pack.captions), "style_names": json.dumps(pack.style_names),
+            "size": str(pack.images.shape[-1])}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def load_pack(path: str | Path) -> Pack:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    t = load_file(str(path))
+    png, offs = t["png"].numpy(), t["png_offsets"].tolist()
+    images = np.stack([np.asarray(Image.open(io.BytesIO(png[a:b].tobytes())).convert("RGB"))
+                       for a, b in zip(offs[:-1], offs[1:])])
+    return Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), styles=t["styles"],
+                cap_offsets=t["cap_offsets"], cap_index=t["cap_index"], cap_emb=t["cap_emb"],
+                captions=json.loads(meta["captions"]), style_names=json.loads(meta["style_names"]))
+
+
+def load_dataset(path: str | Path, *, size: int, skin_tones: str = "all") -> Pack:
+    """A pack file, or an imagefolder (its pack is cached beside it and rebuilt when metadata changes)."""
+    path = Path(path)
+    if path.is_file():
+        pack = load_pack(path)
+        if pack.images.shape[-1] != size:
+            raise ValueError(f"{path} holds {pack.images.shape[-1]} px images, expected {size}")
+        return pack
+    meta = path / "metadata.jsonl"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{path} is neither a pack file nor an imagefolder with metadata.jsonl")
+    key = hashlib.md5(meta.read_bytes() + f"{size}/{skin_tones}".encode()).hexdigest()[:12]
+    cache = path / ".cache" / f"pack-{size}-{skin_tones}-{key}.safetensors"
+    if cache.is_file():
+        return load_pack(cache)
+    pack = build_pack(path, size=size, skin_tones=skin_tones)
+    save_pack(pack, cache)
+    return pack
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Pack an imagefolder (+ caption embeddings) into one file.")
+    ap.add_argument("folder", help="imagefolder with metadata.jsonl (text column)")
+    ap.add_argument("--out", required=True, help="output .safetensors pack")
+    ap.add_argument("--size", type=int, default=64, help="image size in pixels")
+    ap.add_argument("--skin-tones", choices=("all", "one", "none"), default="all",
+                    help="which skin-tone variants to keep (one: one per emoji and style)")
+    a = ap.parse_args(argv)
+    pack = build_pack(a.folder, size=a.size, skin_tones=a.skin_tones)
+    out = save_pack(pack, a.out)
+    print(f"{out}: {len(pack)} images, {len(pack.captions)} captions, "
+          f"styles {pack.style_names}, {out.stat().st_size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Inference: prompt -> images (discriminator-gated), latent interpolation, and scoring.
+
+All bounds are checked here, so the web UI and API callers are equally protected.
+Every image k of a request is drawn from its own RNG seeded with (seed + k): a seed gives
+the same image alone or inside any batch.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from .gan import TextToImageGAN
+from .hub import ModelInfo, load_model
+
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_prompt_chars: int = 300  # emoji names are a few words; MiniLM reads 128 tokens at most
+    max_images: int = 16  # images returned per request
+    max_candidates: int = 64  # images drawn for the discriminator gate per request
+    max_steps: int = 32  # interpolation frames
+    max_upload_pixels: int = 40_000_000  # larger uploads are refused before decoding
+    max_truncation: float = 2.0
+
+
+@dataclass
+class Scored:
+    image: Image.Image
+    seed: int
+    realism: float  # P(real) from the discriminator, in [0, 1]
+    match: float  # P(image fits the prompt), in [0, 1]
+    kept: bool  # passed the gate
+
+
+@dataclass
+class Generation:
+    images: list[Scored]  # best first: the kept ones, then (if asked) the best rejected ones
+    candidates: int
+    discarded: int
+
+
+@dataclass
+class ScoreResult:
+    realism: float
+    match: float | None
+    patch: np.ndarray  # (h, w) P(real) per region
+    heatmap: Image.Image  # the image with the patch map overlaid
+    image: Image.Image  # the model-size input the discriminator saw
+
+
+@dataclass
+class Pipeline:
+    model: TextToImageGAN
+    info: ModelInfo
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    limits: Limits = field(default_factory=Limits)
+    encoder: object | None = None  # SentenceEncoder; built lazily
+    _emb_cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_pretrained(cls, model_id: str | None = None, revision: str | None = None, *,
+                        device: str | None = None, limits: Limits | None = None) -> "Pipeline":
+        model, info = load_model(model_id, revision)
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = torch.float16 if dev.type == "cuda" else torch.float32
+        model = model.to(dev, dtype).eval().requires_grad_(False)
+        return cls(model=model, info=info, device=dev, dtype=dtype, limits=limits or Limits())
+
+    @property
+    def styles(self) -> list[str]:
+        return ["any", *self.model.cfg.styles]
+
+    @property
+    def size(self) -> int:
+        return self.model.cfg.image_size
+
+    # --- validation ---
+    def check_prompt(self, prompt: str | None, *, name: str = "prompt") -> str:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"The {name} is empty: describe an emoji, e.g. 'red apple'.")
+        prompt = " ".join(prompt.split())
+        if len(prompt) > self.limits.max_prompt_chars:
+            raise ValueError(f"The {name} has {len(prompt)} characters; the limit is "
+                             f"{self.limits.max_prompt_chars}.")
+        return prompt
+
+    @staticmethod
+    def check_int(value, name: str, lo: int, hi: int) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}.")
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must be from {lo} to {hi}, got {value}.")
+        return value
+
+    def check_seed(self, seed) -> int:
+        if seed is None or (isinstance(seed, (int, float)) and seed < 0):
+            return random.randint(0, MAX_SEED)  # -1 / None: a fresh random seed
+        return self.check_int(seed, "seed", 0, MAX_SEED)
+
+    def check_style(self, style: str | None) -> int:
+        style = (style or "any").strip().lower()
+        if style not in self.styles:
+            raise ValueError(f"Unknown style {style!r}; choose one of {', '.join(self.styles)}.")
+        return self.styles.index(style) - 1 if style != "any" else self.model.cfg.num_styles
+
+    def check_truncation(self, t) -> float:
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise ValueError(f"diversity must be a number, got {t!r}.") from None
+        if not (0.0 <= t <= self.limits.max_truncation) or math.isnan(t):
+            raise ValueError(f"diversity must be from 0 to {self.limits.max_truncation}, got {t}.")
+        return t
+
+    # --- building blocks ---
+    def embed(self, prompts: list[str]) -> torch.Tensor:
+        """(P,) prompts -> (P, text_dim) MiniLM embeddings on the device (cached per prompt)."""
+        return torch.stack([self._embed_one(p) for p in prompts]).to(self.device, self.dtype)
+
+    def _embed_one(self, prompt: str) -> torch.Tensor:
+        if prompt not in self._emb_cache:
+            if self.encoder is None:
+                from .text_encoder import SentenceEncoder
+                self.encoder = SentenceEncoder().to(self.device)
+            if len(self._emb_cache) >= 4096:
+                self._emb_cache.clear()
+            self._emb_cache[prompt] = self.encoder([prompt])[0].float().cpu()
+        return self._emb_cache[prompt]
+
+    def noise(self, seed: int, truncation: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample's (z, eps), from its own seed: independent of batch mates."""
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(self.model.cfg.z_dim, generator=g) * truncation
+        eps = torch.randn(self.model.cfg.cond_dim, generator=g) * truncation
+        return z, eps
+
+    def _run_g(self, z, c, style) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model.generator(z.to(self.device, self.dtype), c.to(self.device, self.dtype),
+                                        style.to(self.device))
+
+    def _judge(self, x: torch.Tensor, e: torch.Tensor | None, style: torch.Tensor | None):
+        with torch.inference_mode():
+            realism, match, patch = self.model.discriminator(x.to(self.device, self.dtype), e, style)
+        return (torch.sigmoid(realism.float()).cpu(),
+                None if match is None else torch.sigmoid(match.float()).cpu(),
+                torch.sigmoid(patch.float()).cpu())
+
+    @staticmethod
+    def to_pil(x: torch.Tensor) -> list[Image.Image]:
+        """(B, 3, S, S) in [-1, 1] -> PIL images."""
+        arr = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return [Image.fromarray(a) for a in arr]
+
+    # --- the three tasks ---
+    def generate(self, prompt: str, n: int = 4, seed: int | None = 0, style: str = "any",
+                 truncation: float = 1.0, candidates: int | None = None, gate: float = 0.5,
+                 fill: bool = True) -> Generation:
+        """Draw `candidates` images (seeds seed..seed+N-1), drop those the discriminator judges
+        fake (P(real) < gate), return the best n by realism x match. With fill=True, rejected
+        images make up the count when too few pass (marked kept=False)."""
+        prompt = self.check_prompt(prompt)
+        n = self.check_int(n, "number of images", 1, self.limits.max_images)
+        candidates = n if candidates is None else self.check_int(candidates, "candidates", n, self.limits.max_candidates)
+        seed = self.check_seed(seed)
+        sid = self.check_style(style)
+        truncation = self.check_truncation(truncation)
+        if not 0.0 <= float(gate) <= 1.0:
+            raise ValueError(f"gate must be from 0 to 1, got {gate}.")
+        seeds = [(seed + k) % (MAX_SEED + 1) for k in range(candidates)]
+        z, eps = map(torch.stack, zip(*(self.noise(s, truncation) for s in seeds)))  # (N, z), (N, cond)
+        e = self.embed([prompt]).expand(candidates, -1)  # (N, text_dim)
+        style_t = torch.full((candidates,), sid, dtype=torch.long)
+        with torch.inference_mode():
+            c, _, _ = self.model.text_head(e, eps.to(self.device, self.dtype))
+        x = self._run_g(z, c, style_t)
+        realism, match, _ = self._judge(x, e, style_t.to(self.device))
+        images = self.to_pil(x)
+        scored = [Scored(images[k], seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate))
+                  for k in range(candidates)]
+        order = sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
+        kept = [s for s in order if s.kept][:n]
+        if fill and len(kept) < n:
+            kept += [s for s in order if not s.kept][: n - len(kept)]
+        return Generation(images=kept, candidates=candidates, discarded=sum(not s.kept for s in scored))
+
+    def interpolate(self, prompt_a: str, prompt_b: str | None = None, steps: int = 8,
+                    seed_a: int | None = 0, seed_b: int | None = None, style: str = "any",
+                    truncation: float = 1.0) -> list[Image.Image]:
+        """Frames from (prompt_a, seed_a) to (prompt_b, seed_b): text latents mu are lerped,
+        noise is slerped. prompt_b=None keeps prompt_a; seed_b=None keeps seed_a."""
+        prompt_a = self.check_prompt(prompt_a, name="first prompt")
+        prompt_b = prompt_a if not (prompt_b or "").strip() else self.check_prompt(prompt_b, name="second prompt")
+        steps = self.check_int(steps, "steps", 2, self.limits.max_steps)
+        seed_a = self.check_seed(seed_a)
+        seed_b = seed_a if seed_b is None or seed_b == "" else self.check_seed(seed_b)
+        sid = self.check_style(style)
+        truncation = self.check_truncation(truncation)
+        if prompt_a == prompt_b and seed_a == seed_b:
+            raise ValueError("Both ends are the same: change the second prompt or the second seed.")
+        e = self.embed([prompt_a, prompt_b])
+        with torch.inference_mode():
+            _, mu, _ = self.model.text_head(e)  # (2, cond_dim)
+        (za, _), (zb, _) = self.noise(seed_a, truncation), self.noise(seed_b, truncation)
+        t = torch.linspace(0, 1, steps)
+        z = torch.stack([slerp(za, zb, float(ti)) for ti in t])  # (steps, z_dim)
+        mu = mu.float().cpu()
+        c = torch.lerp(mu[0:1].expand(steps, -1), mu[1:2].expand(steps, -1), t[:, None])  # (steps, cond_dim)
+        return self.to_pil(self._run_g(z, c, torch.full((steps,), sid, dtype=torch.long)))
+
+    def prepare_image(self, image) -> Image.Image:
+        """PIL image / path / HxWxC array -> square RGB model-size image (alpha onto white)."""
+        if isinstance(image, (str, Path)):
+            image = open_image(image, self.limits.max_upload_pixels)
+        elif isinstance(image, np.ndarray):
+            if image.ndim not in (2, 3) or image.size == 0:
+                raise ValueError(f"Expected an image array of shape HxW or HxWxC, got {image.shape}.")
+            image = Image.fromarray(image.astype(np.uint8) if image.dtype != np.uint8 else image)
+        if not isinstance(image, Image.Image):
+            raise ValueError("Please upload an image (PNG, JPEG, WebP, GIF...).")
+        if image.width * image.height > self.limits.max_upload_pixels:
+            raise ValueError(f"The image is {image.width}x{image.height}; the limit is "
+                             f"{self.limits.max_upload_pixels // 1_000_000} megapixels.")
+        image = ImageOps.exif_transpose(image).convert("RGBA")
+        side = max(image.size)
+        canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))  # pad to square on white
+        canvas.alpha_composite(image, ((side - image.width) // 2, (side - image.height) // 2))
+        return canvas.convert("RGB").resize((self.size, self.size), Image.LANCZOS)
+
+    def score(self, image, prompt: str | None = None, style: str = "any") -> ScoreResult:
+        img = self.prepare_image(image)
+        x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, S, S)
+        e = None
+        if prompt is not None and prompt.strip():
+            e = self.embed([self.check_prompt(prompt)])
+        sid = torch.tensor([self.check_style(style)], device=self.device)
+        realism, match, patch = self._judge(x, e, sid)
+        p = patch[0, 0].numpy()
+        return ScoreResult(realism=float(realism[0]), match=None if match is None else float(match[0]),
+                           patch=p, heatmap=heatmap_overlay(img, p), image=img)
+
+
+# --- helpers ---
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between two noise vectors (keeps their norm typical)."""
+    an, bn = a / a.norm(), b / b.norm()
+    omega = torch.acos((an * bn).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    if omega.abs() < 1e-4:
+        return torch.lerp(a, b, t)
+    so = torch.sin(omega)
+    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
+
+
+def open_image(path: str | Path, max_pixels: int) -> Image.Image:
+    """Open an uploaded file as an image, with a clear error for anything that is not one."""
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > max_pixels:
+                raise ValueError(f"The image is {im.width}x{im.height}; the limit is "
+                                 f"{max_pixels // 1_000_000} megapixels.")
+            im.load()
+            return im.copy()
+    except ValueError:
+        raise
+    except (OSError, Image.DecompressionBombError, SyntaxError) as e:
+        raise ValueError(f"{Path(path).name} is not an image this app can read ({type(e).__name__}).") from e
+
+
+def heatmap_overlay(img: Image.Image, patch: np.ndarray, size: int = 256) -> Image.Image:
+    """Green where the discriminator finds a region real, red where it finds it fake."""
+    base = img.resize((size, size), Image.NEAREST).convert("RGB")
+    p = Image.fromarray((patch * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    p = np.asarray(p, dtype=np.float32)[..., None] / 255.0  # (size, size, 1)
+    color = np.concatenate([(1 - p) * 255, p * 255, np.zeros_like(p)], axis=2)  # red -> green
+    out = 0.55 * np.asarray(base, dtype=np.float32) + 0.45 * color
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+def frames_to_gif(frames: list[Image.Image], path: str | Path, *, size: int = 256, ms: int = 120) -> Path:
+    """Write frames as a looping GIF (there and back), upscaled with nearest neighbour."""
+    big = [f.resize((size, size), Image.NEAREST) for f in frames]
+    seq = big + big[-2:0:-1]
+    seq[0].save(path, save_all=True, append_images=seq[1:], duration=ms, loop=0)
+    return Path(path)

@@ -1,0 +1,396 @@
+"""Train the VAE-GAN: ``python -m model.train --data data/emoji/64 --out runs/default``.
+
+Every flag is a TrainConfig field. Runs on the CPU by default, on CUDA (bf16 autocast) when
+present, and data-parallel under ``torchrun --nproc_per_node N -m model.train ...``
+(gradients all-reduced by hand, gloo on CPU / nccl on GPU). Checkpoints resume exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .augment import diff_augment
+from .config import TINY, ModelConfig
+from .dataset import SAMPLE_PROMPTS, Pack, load_dataset
+from .gan import TextToImageGAN
+from .losses import d_hinge, g_hinge, matching_aware, r1_penalty
+from .text_encoder import kl_divergence
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    data: str = "data/emoji/64"  # imagefolder with metadata.jsonl (text column) or a pack file
+    out: str = "runs/default"  # checkpoints, samples, logs and the exported model folder
+    model_config: str = ""  # JSON file of ModelConfig fields; "" = defaults; "tiny" = test size
+    skin_tones: str = "all"  # all | one | none: skin-tone variants kept from the data
+    batch_size: int = 32  # per process
+    steps: int = 20000  # total optimisation steps (a resumed run continues to this number)
+    max_minutes: float = 0.0  # stop cleanly (checkpoint + export) after this wall time; 0 = off
+    lr_g: float = 1e-4  # TTUR: the discriminator learns 4x faster (DF-GAN)
+    lr_d: float = 4e-4
+    beta1: float = 0.0  # Adam betas as in BigGAN / DF-GAN
+    beta2: float = 0.9
+    r1_gamma: float = 0.1  # R1 weight; small for 64 px data (StyleGAN2 heuristic ~ 0.0002 * px^2 / batch)
+    r1_interval: int = 4  # lazy R1: every N D-steps, scaled by N (StyleGAN2)
+    kl_weight: float = 1.0  # VAE head KL (StackGAN conditioning augmentation)
+    match_weight: float = 1.0  # weight of the matching-aware text-match loss
+    style_dropout: float = 0.1  # share of samples trained with the "any" style token
+    augment: str = "translation,cutout"  # DiffAugment policy ("" = off)
+    ema_halflife_kimg: float = 10.0  # EMA half-life of the generator, in thousands of images
+    ema_rampup: float = 0.05  # half-life <= this fraction of images seen so far (early EMA follows)
+    log_every: int = 50  # steps between loss-log rows (log.jsonl)
+    sample_every: int = 500  # steps between sample grids (samples/step_*.png)
+    ckpt_every: int = 1000  # steps between checkpoint + export
+    seed: int = 0  # seeds the weights and the batch sampler
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "auto"  # auto (bf16 on cuda, off on cpu) | bf16 | none
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    push_to_hub: str = ""  # repo id to upload the exported model folder to
+
+    def __post_init__(self) -> None:
+        if self.skin_tones not in ("all", "one", "none"):
+            raise ValueError(f"skin_tones must be all, one or none, got {self.skin_tones!r}")
+        if self.amp not in ("auto", "bf16", "none"):
+            raise ValueError(f"amp must be auto, bf16 or none, got {self.amp!r}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (mismatched pairs need a partner), got {self.batch_size}")
+        if self.steps < 1 or self.r1_interval < 1:
+            raise ValueError("steps and r1_interval must be >= 1")
+
+
+def model_config_for(tcfg: TrainConfig, pack: Pack) -> ModelConfig:
+    size = pack.images.shape[-1]
+    if tcfg.model_config == "tiny":
+        base = dict(TINY)
+    elif tcfg.model_config:
+        base = json.loads(Path(tcfg.model_config).read_text())
+    else:
+        base = {}
+    base.update(styles=tuple(pack.style_names), image_size=size)
+    return ModelConfig.from_dict(base)
+
+
+# --- distributed helpers ---
+
+def _dist_setup(device: str) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+
+
+def _sync_grads(params: list[nn.Parameter], world: int) -> None:
+    if world == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+# --- the trainer ---
+
+class Trainer:
+    def __init__(self, tcfg: TrainConfig, pack: Pack | None = None) -> None:
+        self.cfg = tcfg
+        dev = tcfg.device if tcfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(dev)
+        if tcfg.threads:
+            torch.set_num_threads(tcfg.threads)
+        self.rank, self.world = _dist_setup(dev)
+        if dev == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        amp = tcfg.amp if tcfg.amp != "auto" else ("bf16" if dev == "cuda" else "none")
+        self.autocast = (lambda: torch.autocast(dev, dtype=torch.bfloat16)) if amp == "bf16" else contextlib.nullcontext
+        self.out = Path(tcfg.out)
+        self.pack = pack if pack is not None else load_dataset(tcfg.data, size=self._size(), skin_tones=tcfg.skin_tones)
+        self.mcfg = model_config_for(tcfg, self.pack)
+
+        torch.manual_seed(tcfg.seed)
+        self.model = TextToImageGAN(self.mcfg).to(self.device)
+        if self.world > 1:
+            for p in self.model.parameters():
+                dist.broadcast(p.data, 0)
+        self.ema = copy.deepcopy(nn.ModuleDict({"text_head": self.model.text_head,
+                                                "generator": self.model.generator})).eval().requires_grad_(False)
+        self.g_params = list(self.model.text_head.parameters()) + list(self.model.generator.parameters())
+        self.d_params = list(self.model.discriminator.parameters())
+        betas = (tcfg.beta1, tcfg.beta2)
+        self.opt_g = torch.optim.Adam(self.g_params, lr=tcfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d_params, lr=tcfg.lr_d, betas=betas)
+        self.gen = torch.Generator().manual_seed(tcfg.seed * 1000 + self.rank)  # batch sampling
+        self.step = 0
+
+        # data on the training device once: uint8 images are small (26k x 12 KB at 64 px)
+        self.images = self.pack.images.to(self.device)
+        self.styles = self.pack.styles.to(self.device)
+        self.cap_emb = self.pack.cap_emb.float().to(self.device)
+        self.log: list[dict] = []
+        if (self.out / "checkpoint.pt").is_file():
+            self.load_checkpoint(self.out / "checkpoint.pt")
+
+    def _size(self) -> int:
+        if self.cfg.model_config and self.cfg.model_config != "tiny":
+            return int(json.loads(Path(self.cfg.model_config).read_text()).get("image_size", 64))
+        return TINY["image_size"] if self.cfg.model_config == "tiny" else ModelConfig().image_size
+
+    # --- one batch ---
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        b, p, g = self.cfg.batch_size, self.pack, self.gen
+        idx = torch.randint(len(p), (b,), generator=g)
+        lo, hi = p.cap_offsets[idx], p.cap_offsets[idx + 1]
+        cap = p.cap_index[lo + (torch.rand(b, generator=g) * (hi - lo)).long()]  # one caption variant each
+        drop = torch.rand(b, generator=g) < self.cfg.style_dropout
+        style = torch.where(drop, torch.full_like(p.styles[idx], self.mcfg.num_styles), p.styles[idx])
+        z = torch.randn(b, self.mcfg.z_dim, generator=g)
+        eps = torch.randn(b, self.mcfg.cond_dim, generator=g)
+        d = self.device
+        idx_d, cap_d = idx.to(d), cap.to(d)
+        e = self.cap_emb[cap_d]
+        return dict(real=self.images[idx_d].float() / 127.5 - 1.0, e=e, wrong=e.roll(1, 0),
+                    style=style.to(d), z=z.to(d), eps=eps.to(d))
+
+    def train_step(self) -> dict[str, float]:
+        cfg, m = self.cfg, self.model
+        G, D, head = m.generator, m.discriminator, m.text_head
+        bt = self.sample_batch()
+        aug = lambda x: diff_augment(x, cfg.augment)  # noqa: E731
+
+        # discriminator
+        D.requires_grad_(True)
+        with self.autocast():
+            with torch.no_grad():
+                c, _, _ = head(bt["e"], bt["eps"])
+                fake = G(bt["z"], c, bt["style"])
+            phi_r, patch_r = D.features(aug(bt["real"]))
+            phi_f, patch_f = D.features(aug(fake))
+            r_real, r_fake = D.realism_logit(phi_r, patch_r), D.realism_logit(phi_f, patch_f)
+            m_real = D.match_logit(phi_r, bt["e"], bt["style"])
+            m_wrong = D.match_logit(phi_r, bt["wrong"], bt["style"])
+            m_fake = D.match_logit(phi_f, bt["e"], bt["style"])
+            loss_adv = d_hinge(r_real.float(), r_fake.float())
+            loss_match = matching_aware(m_real.float(), m_fake.float(), m_wrong.float())
+            loss_d = loss_adv + cfg.match_weight * loss_match
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        r1 = torch.zeros(())
+        if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
+            real = bt["real"].detach().requires_grad_(True)
+            phi, patch = D.features(aug(real))  # fp32: double backward is more fragile in bf16
+            logits = D.realism_logit(phi, patch) + D.match_logit(phi, bt["e"], bt["style"])
+            r1 = r1_penalty(logits, real)
+            (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
+        _sync_grads(self.d_params, self.world)
+        self.opt_d.step()
+
+        # generator (+ VAE head)
+        D.requires_grad_(False)
+        with self.autocast():
+            c, mu, logvar = head(bt["e"], bt["eps"])
+            fake = G(bt["z"], c, bt["style"])
+            phi, patch = D.features(aug(fake))
+            g_adv = g_hinge(D.realism_logit(phi, patch).float())
+            g_match = g_hinge(D.match_logit(phi, bt["e"], bt["style"]).float())
+            kl = kl_divergence(mu.float(), logvar.float())
+            loss_g = g_adv + cfg.match_weight * g_match + cfg.kl_weight * kl
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        _sync_grads(self.g_params, self.world)
+        self.opt_g.step()
+        self.step += 1
+        self.update_ema()
+        return {"d_adv": loss_adv.item(), "d_match": loss_match.item(), "r1": float(r1.detach()),
+                "g_adv": g_adv.item(), "g_match": g_match.item(), "kl": kl.item(),
+                "real_acc": (r_real > 0).float().mean().item(), "fake_acc": (r_fake < 0).float().mean().item()}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        nimg = self.step * self.cfg.batch_size * self.world
+        half = self.cfg.ema_halflife_kimg * 1000
+        if self.cfg.ema_rampup > 0:
+            half = min(half, nimg * self.cfg.ema_rampup)
+        beta = 0.5 ** (self.cfg.batch_size * self.world / max(half, 1e-8))
+        live = {"text_head": self.model.text_head, "generator": self.model.generator}
+        for name, ema_mod in self.ema.items():
+            for pe, p in zip(ema_mod.parameters(), live[name].parameters()):
+                pe.lerp_(p.detach(), 1.0 - beta)
+            for be, b in zip(ema_mod.buffers(), live[name].buffers()):
+                be.copy_(b)
+
+    # --- checkpoints (tensors and plain types only: loaded with weights_only=True) ---
+    def state(self) -> dict:
+        s = {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+             "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+             "train_config": dataclasses.asdict(self.cfg), "model_config": self.mcfg.to_dict(), "log": self.log}
+        if self.device.type == "cuda":
+            s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return s
+
+    def save_checkpoint(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        path, tmp = self.out / "checkpoint.pt", self.out / "checkpoint.pt.tmp"
+        torch.save(self.state(), tmp)
+        tmp.replace(path)  # atomic: an interrupted save leaves the previous checkpoint
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        s = torch.load(path, map_location=self.device, weights_only=True)
+        if s["model_config"] != self.mcfg.to_dict():
+            raise ValueError(f"{path} was trained with another model config; use a new --out")
+        self.model.load_state_dict(s["model"])
+        self.ema.load_state_dict(s["ema"])
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.step, self.log = s["step"], s["log"]
+        self.gen.set_state(s["gen"])
+        torch.set_rng_state(s["torch_rng"].cpu())
+        if "cuda_rng" in s and self.device.type == "cuda":
+            torch.cuda.set_rng_state(s["cuda_rng"].cpu(), self.device)
+
+    # --- outputs ---
+    @torch.no_grad()
+    def sample_grid(self, path: Path) -> Path:
+        """Rows: SAMPLE_PROMPTS; columns: each style then "any"; EMA weights, c = mu, fixed z."""
+        from torchvision.utils import save_image
+
+        prompts = [p for p in SAMPLE_PROMPTS if self.pack.embedding_of(p) is not None]
+        ns = self.mcfg.num_styles + 1
+        e = torch.stack([self.pack.embedding_of(p) for p in prompts]).to(self.device)
+        e = e.repeat_interleave(ns, 0)  # (P * ns, 384)
+        style = torch.arange(ns, device=self.device).repeat(len(prompts))
+        z = torch.randn(len(prompts) * ns, self.mcfg.z_dim, generator=torch.Generator().manual_seed(1234)).to(self.device)
+        c, _, _ = self.ema["text_head"](e)
+        x = self.ema["generator"](z, c, style).float()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(x * 0.5 + 0.5, path, nrow=ns, padding=1, pad_value=1.0)
+        return path
+
+    def export(self, folder: Path) -> Path:
+        """The EMA text head + generator and the discriminator as a loadable model folder."""
+        from .card import write_model_card
+
+        final = TextToImageGAN(self.mcfg)
+        final.text_head.load_state_dict(self.ema["text_head"].state_dict())
+        final.generator.load_state_dict(self.ema["generator"].state_dict())
+        final.discriminator.load_state_dict(self.model.discriminator.state_dict())
+        training = {"steps": self.step, "images_seen": self.step * self.cfg.batch_size * self.world,
+                    "config": dataclasses.asdict(self.cfg), "world_size": self.world,
+                    "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"}
+        final.save_pretrained(folder, extra_config={"training": training})
+        self.sample_grid(folder / "samples.png")
+        write_model_card(folder, self.mcfg, training, dataset_size=len(self.pack))
+        return folder
+
+    def plot_losses(self) -> None:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return
+        if not self.log:
+            return
+        keys = [k for k in self.log[0] if k not in ("step", "it_s")]
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for k in keys:
+            ax.plot([r["step"] for r in self.log], [r[k] for r in self.log], label=k)
+        ax.set_xlabel("step")
+        ax.legend(ncol=4, fontsize=7)
+        fig.tight_layout()
+        fig.savefig(self.out / "losses.png", dpi=100)
+        plt.close(fig)
+
+    # --- the loop ---
+    def fit(self) -> Path:
+        from tqdm import tqdm
+
+        cfg, lead = self.cfg, self.rank == 0
+        self.out.mkdir(parents=True, exist_ok=True)
+        t0, acc, n = time.time(), {}, 0
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not lead, unit="step", dynamic_ncols=True)
+        tlog = time.time()
+        while self.step < cfg.steps:
+            stats = self.train_step()
+            for k, v in stats.items():
+                acc[k] = acc.get(k, 0.0) + v
+            n += 1
+            bar.update(1)
+            if self.step % cfg.log_every == 0:
+                row = {"step": self.step, **{k: round(v / n, 4) for k, v in acc.items()},
+                       "it_s": round(n / (time.time() - tlog), 2)}
+                acc, n, tlog = {}, 0, time.time()
+                self.log.append(row)
+                bar.set_postfix({k: row[k] for k in ("d_adv", "g_adv", "d_match", "kl", "it_s")})
+                if lead:
+                    with open(self.out / "log.jsonl", "a") as f:
+                        f.write(json.dumps(row) + "\n")
+            if lead and self.step % cfg.sample_every == 0:
+                self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")
+            stop = cfg.max_minutes > 0 and (time.time() - t0) > cfg.max_minutes * 60
+            if self.world > 1:
+                flag = torch.tensor([float(stop)], device=self.device)
+                dist.broadcast(flag, 0)
+                stop = bool(flag.item())
+            if lead and (self.step % cfg.ckpt_every == 0 or stop or self.step == cfg.steps):
+                self.save_checkpoint()
+                self.export(self.out / "export")
+            if stop:
+                break
+        bar.close()
+        if lead:
+            self.plot_losses()
+            if cfg.push_to_hub:
+                from .hub import push_to_hub
+                print(push_to_hub(self.out / "export", cfg.push_to_hub))
+        return self.out / "export"
+
+
+def _field_help() -> dict[str, str]:
+    """The comment after each TrainConfig field is its --help text (one source of truth)."""
+    import inspect
+    import re
+
+    helps = {}
+    for line in inspect.getsource(TrainConfig).splitlines():
+        m = re.match(r"\s+(\w+): \w+ = .*?#\s*(.*)$", line)
+        if m:
+            helps[m.group(1)] = m.group(2)
+    return helps
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    helps = _field_help()
+    for f in dataclasses.fields(TrainConfig):
+        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+        ap.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
+                        help=f"{helps.get(f.name, f.name)} (default: {f.default!r})")
+    return TrainConfig(**vars(ap.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(argv)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg)
+    out = trainer.fit()
+    if trainer.rank == 0:
+        print(f"exported {out} at step {trainer.step}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
