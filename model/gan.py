@@ -49,7 +49,11 @@ class TextToImageGAN(nn.Module):
         cfg_path = folder / "config.json"
         if not cfg_path.is_file():
             raise FileNotFoundError(f"{cfg_path} is missing: not a model folder")
-        model = cls(ModelConfig.load(cfg_path))
+        try:
+            cfg = ModelConfig.load(cfg_path)
+        except (ValueError, TypeError, AttributeError) as e:  # bad JSON, unknown key, bad value or type
+            raise ValueError(f"{cfg_path} is not a valid model config: {e}") from e
+        model = cls(cfg)
         for name in WEIGHT_FILES:
             path = folder / f"{name}.safetensors"
             if not path.is_file():
@@ -61,10 +65,14 @@ class TextToImageGAN(nn.Module):
             module = getattr(model, name)
             own = module.state_dict()
             missing, unexpected = set(own) - set(sd), set(sd) - set(own)
-            bad_shapes = [k for k in set(own) & set(sd) if own[k].shape != sd[k].shape]
+            bad_shapes = [f"{k} {tuple(sd[k].shape)} (config wants {tuple(own[k].shape)})"
+                          for k in sorted(set(own) & set(sd)) if own[k].shape != sd[k].shape]
             if missing or unexpected or bad_shapes:
                 raise ValueError(
                     f"{path} does not match {cfg_path}: missing={sorted(missing)[:5]} "
-                    f"unexpected={sorted(unexpected)[:5]} wrong_shape={sorted(bad_shapes)[:5]}")
+                    f"unexpected={sorted(unexpected)[:5]} wrong_shape={bad_shapes[:5]}")
+            not_finite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if not_finite:
+                raise ValueError(f"{path} is corrupt: NaN/inf values in {sorted(not_finite)[:5]}")
             module.load_state_dict({k: v.float() for k, v in sd.items()})
         return model.eval()
