@@ -45,6 +45,8 @@ class TrainConfig:
     r1_interval: int = 4  # lazy R1: every N D-steps, scaled by N (StyleGAN2)
     kl_weight: float = 1.0  # VAE head KL (StackGAN conditioning augmentation)
     match_weight: float = 1.0  # weight of the matching-aware text-match loss
+    recon_weight: float = 0.0  # VAE-GAN reconstruction: L1 between G(z=0, mu(text), style) and the real image
+    init_from: str = ""  # model folder to start from (fine-tuning); ignored when a checkpoint resumes
     style_dropout: float = 0.1  # share of samples trained with the "any" style token
     augment: str = "translation,cutout"  # DiffAugment policy ("" = off)
     ema_halflife_kimg: float = 10.0  # EMA half-life of the generator, in thousands of images
@@ -140,6 +142,13 @@ class Trainer:
         self.log: list[dict] = []
         if (self.out / "checkpoint.pt").is_file():
             self.load_checkpoint(self.out / "checkpoint.pt")
+        elif tcfg.init_from:
+            start = TextToImageGAN.from_folder(tcfg.init_from)
+            if start.cfg != self.mcfg:
+                raise ValueError(f"--init-from {tcfg.init_from} has another architecture than this run")
+            self.model.load_state_dict(start.state_dict())
+            self.ema.load_state_dict(nn.ModuleDict({"text_head": start.text_head,
+                                                    "generator": start.generator}).state_dict())
 
     def _size(self) -> int:
         if self.cfg.model_config and self.cfg.model_config != "tiny":
@@ -185,10 +194,10 @@ class Trainer:
             loss_d = loss_adv + cfg.match_weight * loss_match
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        r1 = torch.zeros(())
+        r1 = torch.zeros((), device=self.device)
         if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
             real = bt["real"].detach().requires_grad_(True)
-            phi, patch = D.features(aug(real))  # fp32: double backward is more fragile in bf16
+            phi, patch = D.features(real)  # no augmentation: grid_sample has no double backward on CUDA
             logits = D.realism_logit(phi, patch) + D.match_logit(phi, bt["e"], bt["style"])
             r1 = r1_penalty(logits, real)
             (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
@@ -205,15 +214,22 @@ class Trainer:
             g_match = g_hinge(D.match_logit(phi, bt["e"], bt["style"]).float())
             kl = kl_divergence(mu.float(), logvar.float())
             loss_g = g_adv + cfg.match_weight * g_match + cfg.kl_weight * kl
+            recon = torch.zeros((), device=self.device)
+            if cfg.recon_weight > 0:  # the text's own image, for samples with a named style
+                named = bt["style"] < self.mcfg.num_styles
+                x0 = G(torch.zeros_like(bt["z"]), mu, bt["style"])
+                recon = ((x0.float() - bt["real"]).abs().mean(dim=(1, 2, 3)) * named).sum() / named.sum().clamp(min=1)
+                loss_g = loss_g + cfg.recon_weight * recon
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         _sync_grads(self.g_params, self.world)
         self.opt_g.step()
         self.step += 1
         self.update_ema()
-        return {"d_adv": loss_adv.item(), "d_match": loss_match.item(), "r1": float(r1.detach()),
-                "g_adv": g_adv.item(), "g_match": g_match.item(), "kl": kl.item(),
-                "real_acc": (r_real > 0).float().mean().item(), "fake_acc": (r_fake < 0).float().mean().item()}
+        # detached tensors: no device sync per step; fit() reads them every log_every steps
+        return {"d_adv": loss_adv.detach(), "d_match": loss_match.detach(), "r1": r1.detach(),
+                "g_adv": g_adv.detach(), "g_match": g_match.detach(), "kl": kl.detach(), "recon": recon.detach(),
+                "real_acc": (r_real > 0).float().mean(), "fake_acc": (r_fake < 0).float().mean()}
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -255,12 +271,15 @@ class Trainer:
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.step, self.log = s["step"], s["log"]
-        self.gen.set_state(s["gen"])
+        self.gen.set_state(s["gen"].cpu())  # map_location moved it to the device
         torch.set_rng_state(s["torch_rng"].cpu())
         if "cuda_rng" in s and self.device.type == "cuda":
             torch.cuda.set_rng_state(s["cuda_rng"].cpu(), self.device)
 
     # --- outputs ---
+    def fork_rng(self):
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
     @torch.no_grad()
     def sample_grid(self, path: Path) -> Path:
         """Rows: SAMPLE_PROMPTS; columns: each style then "any"; EMA weights, c = mu, fixed z."""
@@ -325,20 +344,21 @@ class Trainer:
         while self.step < cfg.steps:
             stats = self.train_step()
             for k, v in stats.items():
-                acc[k] = acc.get(k, 0.0) + v
+                acc[k] = acc.get(k, 0.0) + v.float()
             n += 1
             bar.update(1)
             if self.step % cfg.log_every == 0:
-                row = {"step": self.step, **{k: round(v / n, 4) for k, v in acc.items()},
+                row = {"step": self.step, **{k: round(float(v) / n, 4) for k, v in acc.items()},
                        "it_s": round(n / (time.time() - tlog), 2)}
                 acc, n, tlog = {}, 0, time.time()
                 self.log.append(row)
-                bar.set_postfix({k: row[k] for k in ("d_adv", "g_adv", "d_match", "kl", "it_s")})
+                bar.set_postfix({k: row[k] for k in ("d_adv", "g_adv", "d_match", "recon", "it_s")})
                 if lead:
                     with open(self.out / "log.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")
             if lead and self.step % cfg.sample_every == 0:
-                self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")
+                with self.fork_rng():
+                    self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")
             stop = cfg.max_minutes > 0 and (time.time() - t0) > cfg.max_minutes * 60
             if self.world > 1:
                 flag = torch.tensor([float(stop)], device=self.device)
@@ -346,7 +366,8 @@ class Trainer:
                 stop = bool(flag.item())
             if lead and (self.step % cfg.ckpt_every == 0 or stop or self.step == cfg.steps):
                 self.save_checkpoint()
-                self.export(self.out / "export")
+                with self.fork_rng():  # exporting must not shift the training RNG stream
+                    self.export(self.out / "export")
             if stop:
                 break
         bar.close()
