@@ -106,15 +106,29 @@ class Pipeline:
         return value
 
     def check_seed(self, seed) -> int:
+        if isinstance(seed, str) and seed.strip() in ("", "-1"):
+            seed = None
         if seed is None or (isinstance(seed, (int, float)) and seed < 0):
             return random.randint(0, MAX_SEED)  # -1 / None: a fresh random seed
         return self.check_int(seed, "seed", 0, MAX_SEED)
 
     def check_style(self, style: str | None) -> int:
+        if style is not None and not isinstance(style, str):
+            raise ValueError(f"style must be one of {', '.join(self.styles)}, got {style!r}.")
         style = (style or "any").strip().lower()
         if style not in self.styles:
             raise ValueError(f"Unknown style {style!r}; choose one of {', '.join(self.styles)}.")
         return self.styles.index(style) - 1 if style != "any" else self.model.cfg.num_styles
+
+    @staticmethod
+    def check_fraction(value, name: str) -> float:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}.") from None
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be from 0 to 1, got {v}.")
+        return v
 
     def check_truncation(self, t) -> float:
         try:
@@ -178,8 +192,7 @@ class Pipeline:
         seed = self.check_seed(seed)
         sid = self.check_style(style)
         truncation = self.check_truncation(truncation)
-        if not 0.0 <= float(gate) <= 1.0:
-            raise ValueError(f"gate must be from 0 to 1, got {gate}.")
+        gate = self.check_fraction(gate, "gate")
         seeds = [(seed + k) % (MAX_SEED + 1) for k in range(candidates)]
         z, eps = map(torch.stack, zip(*(self.noise(s, truncation) for s in seeds)))  # (N, z), (N, cond)
         e = self.embed([prompt]).expand(candidates, -1)  # (N, text_dim)
@@ -226,14 +239,12 @@ class Pipeline:
         if isinstance(image, (str, Path)):
             image = open_image(image, self.limits.max_upload_pixels)
         elif isinstance(image, np.ndarray):
-            if image.ndim not in (2, 3) or image.size == 0:
-                raise ValueError(f"Expected an image array of shape HxW or HxWxC, got {image.shape}.")
-            image = Image.fromarray(image.astype(np.uint8) if image.dtype != np.uint8 else image)
+            image = array_to_image(image)
         if not isinstance(image, Image.Image):
             raise ValueError("Please upload an image (PNG, JPEG, WebP, GIF...).")
         if image.width * image.height > self.limits.max_upload_pixels:
             raise ValueError(f"The image is {image.width}x{image.height}; the limit is "
-                             f"{self.limits.max_upload_pixels // 1_000_000} megapixels.")
+                             f"{self.limits.max_upload_pixels / 1e6:g} megapixels.")
         image = ImageOps.exif_transpose(image).convert("RGBA")
         side = max(image.size)
         canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))  # pad to square on white
@@ -244,6 +255,8 @@ class Pipeline:
         img = self.prepare_image(image)
         x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, S, S)
         e = None
+        if prompt is not None and not isinstance(prompt, str):
+            raise ValueError(f"The prompt must be text, got {type(prompt).__name__}.")
         if prompt is not None and prompt.strip():
             e = self.embed([self.check_prompt(prompt)])
         sid = torch.tensor([self.check_style(style)], device=self.device)
@@ -257,6 +270,8 @@ class Pipeline:
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """Spherical interpolation between two noise vectors (keeps their norm typical)."""
+    if a.norm() < 1e-8 or b.norm() < 1e-8:  # zero noise (diversity 0): no direction to keep
+        return torch.lerp(a, b, t)
     an, bn = a / a.norm(), b / b.norm()
     omega = torch.acos((an * bn).sum().clamp(-1 + 1e-7, 1 - 1e-7))
     if omega.abs() < 1e-4:
@@ -265,13 +280,27 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
 
 
+def array_to_image(a: np.ndarray) -> Image.Image:
+    """HxW, HxWx1, HxWx3 or HxWx4 array (uint8, or float in [0, 1]) -> PIL image."""
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.size == 0 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        raise ValueError(f"Expected an image array of shape HxW, HxWx3 or HxWx4, got {a.shape}.")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float64)
+        if np.nanmax(a) <= 1.0:
+            a = a * 255.0  # float images in [0, 1]
+        a = np.nan_to_num(a).clip(0, 255).round().astype(np.uint8)
+    return Image.fromarray(a)
+
+
 def open_image(path: str | Path, max_pixels: int) -> Image.Image:
     """Open an uploaded file as an image, with a clear error for anything that is not one."""
     try:
         with Image.open(path) as im:
             if im.width * im.height > max_pixels:
                 raise ValueError(f"The image is {im.width}x{im.height}; the limit is "
-                                 f"{max_pixels // 1_000_000} megapixels.")
+                                 f"{max_pixels / 1e6:g} megapixels.")
             im.load()
             return im.copy()
     except ValueError:
