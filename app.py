@@ -1,0 +1,320 @@
+"""Gradio web app: text to image, latent interpolation and discriminator scoring.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share]
+
+The UI is thin: each event calls one function below, which calls `model.pipeline.Pipeline`.
+The pipeline checks every bound (API callers bypass the sliders) and raises ValueError;
+the app turns that into a `gr.Error` with the same message and keeps serving.
+The model is chosen by env MODEL_ID / MODEL_REVISION (a Hub repo or a local folder),
+else the default shipped in assets/model.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home; set before gradio loads
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import hashlib  # noqa: E402
+import logging  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from model.pipeline import Generation, Pipeline, Scored, frames_to_gif  # noqa: E402
+
+log = logging.getLogger("app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_FILE = ROOT / "assets" / "examples.txt"
+CSS_FILE = ROOT / "assets" / "style.css"
+# where gradio keeps cached example outputs; one sub-folder per model (see examples_cache_dir)
+EXAMPLES_CACHE_ROOT = Path(os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"))
+
+DISPLAY_SIZE = 256  # images are upscaled with nearest neighbour to this for display
+QUEUE_CONCURRENCY = 1  # per event: torch already uses every core, parallel calls only thrash
+QUEUE_MAX_SIZE = 32  # waiting requests beyond this are refused with "queue is full"
+MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the app sees them
+# (style, n, seed, random seed, diversity, candidates, gate): the defaults of the first tab,
+# also used for the cached examples
+GEN_DEFAULTS = ("any", 4, 0, False, 1.0, 16, 0.5)
+
+
+# --- one function per event: plain Python over the pipeline ---
+
+@contextmanager
+def user_errors():
+    """The pipeline's ValueError (bad input) becomes a message shown to the user or API caller."""
+    try:
+        yield
+    except ValueError as e:
+        raise gr.Error(str(e), print_exception=False) from e
+
+
+def upscale(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
+    return image.resize((size, size), Image.NEAREST)
+
+
+def caption(s: Scored) -> str:
+    text = f"seed {s.seed} · realism {s.realism:.2f} · match {s.match:.2f}"
+    return text if s.kept else text + " · below the gate"
+
+
+def summary(out: Generation, gate: float) -> str:
+    below = sum(not s.kept for s in out.images)
+    text = (f"Drew {out.candidates} candidates; {out.discarded} judged fake "
+            f"(realism < {float(gate):.2f}) and discarded.")
+    if below:
+        text += f" Too few passed the gate: the last {below} shown are the best of the discarded."
+    return text
+
+
+def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: int | None,
+                    random_seed: bool, diversity: float, candidates: int, gate: float):
+    """-> (gallery [(image, caption)], summary line)."""
+    with user_errors():
+        out = pipeline.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
+                                truncation=diversity, candidates=candidates, gate=gate)
+    return [(upscale(s.image), caption(s)) for s in out.images], summary(out, gate)
+
+
+def interpolate_frames(pipeline: Pipeline, prompt_a: str, prompt_b: str | None, seed_a: int | None,
+                       seed_b: int | None, steps: int, style: str, diversity: float):
+    """-> (gallery of frames, path of an animated GIF)."""
+    with user_errors():
+        frames = pipeline.interpolate(prompt_a, prompt_b, steps=steps, seed_a=seed_a, seed_b=seed_b,
+                                      style=style, truncation=diversity)
+    gallery = [(upscale(f), f"{i + 1}/{len(frames)}") for i, f in enumerate(frames)]
+    return gallery, str(frames_to_gif(frames, new_gif_path(), size=DISPLAY_SIZE))
+
+
+def score_upload(pipeline: Pipeline, image: str | dict | None, prompt: str | None, style: str):
+    """image: a file path, or gradio's raw upload record {"path": ...} -> (realism, match or None,
+    heatmap overlay, verdict line)."""
+    if isinstance(image, dict):
+        image = image.get("path")
+    with user_errors():
+        r = pipeline.score(image, prompt=prompt, style=style)
+    verdict = f"Judged **{'real' if r.realism >= 0.5 else 'fake'}** (P(real) = {r.realism:.3f})"
+    if r.match is not None:
+        verdict += f"; matches the prompt with P = {r.match:.3f}."
+    else:
+        verdict += "; give a prompt to get a text-match score."
+    return round(r.realism, 4), None if r.match is None else round(r.match, 4), r.heatmap, verdict
+
+
+def send_to_scoring(gallery, prompt: str, style: str):
+    """The first generated image (with its prompt and style) goes to the scoring tab."""
+    if not gallery:
+        raise gr.Error("Generate images first: the gallery is empty.", print_exception=False)
+    first = gallery[0][0] if isinstance(gallery[0], (tuple, list)) else gallery[0]
+    return first, prompt, style, gr.Tabs(selected="score")
+
+
+def header(pipeline: Pipeline) -> str:
+    info = pipeline.info
+    revision = info.revision or ("main" if info.source == "hub" else "–")
+    text = (f"Model **{info.model_id}** · revision {revision} · "
+            f"source {info.source} · device **{pipeline.device}**")
+    if info.note:
+        text += f"  \n⚠️ {info.note.splitlines()[0]}"
+    return text
+
+
+# --- helpers for the UI ---
+
+@functools.cache
+def gif_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="emoji-gan-gifs-"))  # one per process
+
+
+def new_gif_path(keep: int = 64) -> str:
+    """A fresh file for an interpolation GIF; only the newest `keep` are kept (gradio copies
+    each one into its own cache before it is served)."""
+    old = sorted(gif_dir().glob("*.gif"), key=lambda p: p.stat().st_mtime)
+    for p in old[: max(0, len(old) - keep + 1)]:
+        p.unlink(missing_ok=True)
+    fd, path = tempfile.mkstemp(suffix=".gif", dir=gif_dir())
+    os.close(fd)
+    return path
+
+
+def read_examples(path: Path = EXAMPLES_FILE) -> list[str]:
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
+    """Cached example outputs belong to one model: key the folder by a hash of the model files
+    (so a new model with the same file names gets new examples), the prompts and the defaults."""
+    h = hashlib.sha256(f"{prompts}{GEN_DEFAULTS}{pipeline.device}".encode())
+    for p in sorted(pipeline.info.folder.iterdir()):
+        if p.suffix in (".json", ".safetensors"):
+            h.update(p.name.encode() + p.read_bytes())
+    return EXAMPLES_CACHE_ROOT / h.hexdigest()[:16]
+
+
+# --- the Blocks ---
+
+def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) -> gr.Blocks:
+    """The whole UI over one loaded pipeline (tests pass a tiny one). Examples are cached in
+    `examples_cache` (default: .gradio/cached_examples/<model hash>)."""
+    lim = pipeline.limits
+    styles = pipeline.styles
+    prompts = read_examples()
+    # gradio reads this when gr.Examples is built and when it serves the cached files
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(examples_cache or examples_cache_dir(pipeline, prompts))
+    style0, n0, seed0, random0, div0, cand0, gate0 = GEN_DEFAULTS
+
+    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate,
+                 progress=gr.Progress()):
+        progress(0, desc="Drawing candidates and judging them")
+        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate)
+
+    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, progress=gr.Progress()):
+        progress(0, desc="Generating frames")
+        return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity)
+
+    def score(image, prompt, style, progress=gr.Progress()):
+        progress(0, desc="Asking the discriminator")
+        return score_upload(pipeline, image, prompt, style)
+
+    def sync_candidates(n, candidates):  # the gate needs at least n candidates
+        try:
+            n = int(n)
+        except (TypeError, ValueError):
+            return gr.Slider()
+        return gr.Slider(minimum=n, value=max(n, int(candidates or n)))
+
+    with gr.Blocks(title="Emoji text-to-image GAN", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# Emoji text-to-image GAN\nA VAE text encoder, a generator, and a "
+                    "discriminator whose verdict decides which images you see.")
+        gr.Markdown(header(pipeline), elem_id="header")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Text to image", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        prompt = gr.Textbox(label="Prompt", placeholder="e.g. red apple", max_lines=2,
+                                            value="grinning face")
+                        with gr.Row():
+                            style = gr.Dropdown(styles, value=style0, label="Style")
+                            n = gr.Slider(1, lim.max_images, value=n0, step=1, label="Number of images")
+                        with gr.Row():
+                            seed = gr.Number(value=seed0, precision=0, label="Seed (-1 = random)")
+                            random_seed = gr.Checkbox(value=random0, label="Random seed")
+                        diversity = gr.Slider(0, lim.max_truncation, value=div0, step=0.05,
+                                              label="Diversity (truncation: 0 = the average image)")
+                        with gr.Accordion("Discriminator gate", open=True):
+                            candidates = gr.Slider(1, lim.max_candidates, value=cand0, step=1,
+                                                   label="Candidates drawn (at least the number of images)")
+                            gate = gr.Slider(0, 1, value=gate0, step=0.05,
+                                             label="Gate: discard candidates with P(real) below")
+                        run = gr.Button("Generate", variant="primary")
+                    with gr.Column(scale=3):
+                        gallery = gr.Gallery(label="Best kept images", columns=4, format="png",
+                                             object_fit="contain", elem_classes="pixelated",
+                                             elem_id="gallery")
+                        status = gr.Markdown(label="Summary", elem_id="gen-status")
+                        to_score = gr.Button("Send the first image to scoring", size="sm")
+                gen_inputs = [prompt, style, n, seed, random_seed, diversity, candidates, gate]
+                gr.Examples([[p, *GEN_DEFAULTS] for p in prompts], inputs=gen_inputs,
+                            outputs=[gallery, status], fn=generate, cache_examples=True,
+                            cache_mode="eager", visible_columns=[0], label="Examples (cached)")
+
+            with gr.Tab("Latent interpolation", id="interpolate"):
+                with gr.Row():
+                    prompt_a = gr.Textbox(label="First prompt", value="grinning face", max_lines=2)
+                    prompt_b = gr.Textbox(label="Second prompt (empty = the same)", value="red heart",
+                                          max_lines=2)
+                with gr.Row():
+                    seed_a = gr.Number(value=0, precision=0, label="First seed (-1 = random)")
+                    seed_b = gr.Number(value=1, precision=0, label="Second seed (empty = the same)")
+                    steps = gr.Slider(2, lim.max_steps, value=8, step=1, label="Steps")
+                    style_i = gr.Dropdown(styles, value="any", label="Style")
+                    diversity_i = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05, label="Diversity")
+                run_i = gr.Button("Interpolate", variant="primary")
+                frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain",
+                                    elem_classes="pixelated", elem_id="frames")
+                gif = gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id="gif")
+
+            with gr.Tab("Discriminator scoring", id="score"):
+                with gr.Row():
+                    with gr.Column():
+                        upload = gr.Image(label="Image (any size; transparency goes on white)",
+                                             type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                             elem_id="upload")
+                        prompt_s = gr.Textbox(label="Prompt (optional, for the text-match score)", value="", max_lines=2)
+                        style_s = gr.Dropdown(styles, value="any", label="Style")
+                        run_s = gr.Button("Score", variant="primary")
+                    with gr.Column():
+                        realism = gr.Number(label="Realism: P(real)", precision=4, elem_id="realism")
+                        match = gr.Number(label="Text match: P(fits the prompt)", precision=4)
+                        verdict = gr.Markdown(label="Verdict", elem_id="verdict")
+                        heat = gr.Image(label="Patch map (green = looks real, red = looks fake)",
+                                        format="png", elem_classes="pixelated", elem_id="heatmap")
+
+        # preprocess=False: the values reach the pipeline as sent, so the pipeline is the one
+        # place that checks them (its messages name the field), and an upload reaches it as a
+        # file path that it opens itself (gr.Image would open it with PIL first and fail silently)
+        gen_event = dict(fn=generate, inputs=gen_inputs, outputs=[gallery, status], preprocess=False)
+        run.click(**gen_event, api_name="generate")
+        prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private")
+        n.change(sync_candidates, [n, candidates], candidates, api_name="sync_candidates",
+                 api_visibility="private", queue=False, show_progress="hidden")
+        run_i.click(interpolate, [prompt_a, prompt_b, seed_a, seed_b, steps, style_i, diversity_i],
+                    [frames, gif], api_name="interpolate", preprocess=False)
+        score_event = dict(fn=score, inputs=[upload, prompt_s, style_s], outputs=[realism, match, heat, verdict],
+                           preprocess=False)
+        run_s.click(**score_event, api_name="score")
+        to_score.click(send_to_scoring, [gallery, prompt, style], [upload, prompt_s, style_s, tabs],
+                       api_name="send_to_scoring", api_visibility="private").success(
+            **score_event, api_name="score_sent", api_visibility="private")
+    demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
+    return demo
+
+
+def launch_options(host: str | None = None, port: int | None = None, share: bool = False) -> dict:
+    """Keyword arguments of demo.launch(), shared by main() and the tests (gradio 6 takes
+    theme and css here, not in Blocks())."""
+    return dict(server_name=host, server_port=port, share=share, theme=gr.themes.Soft(),
+                css_paths=[CSS_FILE], max_file_size=MAX_FILE_SIZE)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Serve the emoji text-to-image GAN demo "
+                                "(model from env MODEL_ID / MODEL_REVISION, else assets/model).")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to listen on; 0.0.0.0 for every interface (default: "
+                        "$GRADIO_SERVER_NAME or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                   help="port to listen on (default: $GRADIO_SERVER_PORT or 7860)")
+    p.add_argument("--share", action="store_true", default=os.environ.get("SHARE", "") == "1",
+                   help="also ask for a temporary public gradio.live link (env SHARE=1 does the same); "
+                        "without network the app says so and keeps serving locally")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    pipeline = Pipeline.from_pretrained()
+    info = pipeline.info
+    log.info("model %s (revision %s, %s, %s) on %s loaded in %.1f s", info.model_id, info.revision,
+             info.source, info.folder, pipeline.device, time.perf_counter() - t0)
+    demo = build_demo(pipeline)
+    demo.launch(**launch_options(args.host, args.port, args.share), prevent_thread_lock=True)
+    t0 = time.perf_counter()
+    pipeline.embed(["warm up"])  # load the sentence encoder now, not in the first request
+    log.info("text encoder ready in %.1f s", time.perf_counter() - t0)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""The web app end to end: the real app.py served on a TINY model, every api_name called through
+gradio_client, bad input answered with a clear message, and the app still serving afterwards."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image, ImageDraw
+
+import app
+from model.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+GEN = dict(prompt="red apple", style="any", n=4, seed=0, random_seed=False, diversity=1.0, candidates=8, gate=0.5)
+CAPTION = re.compile(r"^seed (\d+) · realism [01]\.\d\d · match [01]\.\d\d( · below the gate)?$")
+
+
+# --- the running app ---
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(model_dir: Path, cache_dir: Path) -> SimpleNamespace:
+    """app.build_demo on a TINY pipeline, served from a background thread on a free port."""
+    pipeline = Pipeline.from_pretrained(str(model_dir), device="cpu")
+    demo = app.build_demo(pipeline, examples_cache=cache_dir)
+    port = free_port()
+    demo.launch(**app.launch_options("127.0.0.1", port), prevent_thread_lock=True, quiet=True)
+    return SimpleNamespace(url=f"http://127.0.0.1:{port}/", demo=demo, pipeline=pipeline, cache=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    srv = start_app(tiny_model_dir, tmp_path_factory.mktemp("examples_cache"))
+    yield srv
+    srv.demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server.url, verbose=False, download_files=str(server.cache.parent / "downloads"))
+
+
+def generate(client, **kw):
+    a = {**GEN, **kw}
+    return client.predict(a["prompt"], a["style"], a["n"], a["seed"], a["random_seed"], a["diversity"],
+                          a["candidates"], a["gate"], api_name="/generate")
+
+
+def interpolate(client, prompt_a="grinning face", prompt_b="red heart", seed_a=0, seed_b=1, steps=5,
+                style="any", diversity=1.0):
+    return client.predict(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, api_name="/interpolate")
+
+
+def score(client, path, prompt="", style="any"):
+    return client.predict(handle_file(str(path)), prompt, style, api_name="/score")
+
+
+def assert_alive(client):
+    gallery, _ = generate(client, n=1, candidates=1)
+    assert len(gallery) == 1
+
+
+# --- images to upload ---
+
+def save(img: Image.Image, path: Path, **kw) -> Path:
+    img.save(path, **kw)
+    return path
+
+
+def disc(mode="RGBA", size=(64, 64), bg=(0, 0, 0, 0)) -> Image.Image:
+    im = Image.new("RGBA", size, bg)
+    w, h = size
+    ImageDraw.Draw(im).ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=(220, 30, 30, 255))
+    return im if mode == "RGBA" else im.convert(mode)
+
+
+def png_claiming_size(path: Path, width: int, height: int) -> Path:
+    """A valid 1x1 PNG whose header claims width x height (a decompression bomb's header)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    struct.pack_into(">II", data, 16, width, height)  # IHDR data starts at byte 16
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))  # CRC of 'IHDR' + its 13 bytes
+    path.write_bytes(bytes(data))
+    return path
+
+
+# --- the three api_names, good input ---
+
+def test_header_shows_model_and_device(server, client):
+    config = json.dumps(client.config, ensure_ascii=False)
+    assert "source local" in config and "device **cpu**" in config
+    assert str(server.pipeline.info.model_id) in config
+
+
+def test_queue_has_limits(server):
+    assert server.demo._queue.max_size == app.QUEUE_MAX_SIZE
+    assert server.demo._queue.default_concurrency_limit == app.QUEUE_CONCURRENCY
+
+
+def test_api_names(client):
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/generate", "/interpolate", "/score"} <= set(named)
+
+
+def test_generate(client, server):
+    gallery, summary = generate(client, n=4, candidates=8, seed=123)
+    assert len(gallery) == 4
+    for item in gallery:
+        m = CAPTION.match(item["caption"])
+        assert m, item["caption"]
+        assert 123 <= int(m.group(1)) < 123 + 8  # seeds come from seed..seed+candidates-1
+        with Image.open(item["image"]) as im:
+            assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
+    assert re.match(r"Drew 8 candidates; \d+ judged fake \(realism < 0\.50\) and discarded\.", summary)
+    again, _ = generate(client, n=4, candidates=8, seed=123)
+    assert [g["caption"] for g in again] == [g["caption"] for g in gallery]  # a seed reproduces
+    assert Image.open(again[0]["image"]).tobytes() == Image.open(gallery[0]["image"]).tobytes()
+
+
+def test_generate_gate_discards_and_fills(client):
+    _, summary = generate(client, n=2, candidates=6, gate=1.0)  # nothing is P(real) >= 1
+    assert "6 judged fake" in summary and "best of the discarded" in summary
+    gallery, summary = generate(client, n=2, candidates=6, gate=0.0)  # everything passes
+    assert "0 judged fake" in summary and all("below" not in g["caption"] for g in gallery)
+
+
+@pytest.mark.parametrize("seed", [-1, None])
+def test_generate_random_seed(client, seed):
+    kw = dict(seed=0, random_seed=True) if seed is None else dict(seed=seed)
+    seeds = {generate(client, n=1, candidates=1, **kw)[0][0]["caption"].split(" · ")[0] for _ in range(3)}
+    assert len(seeds) > 1
+
+
+@pytest.mark.parametrize("style", ["google", "openmoji"])
+def test_generate_styles(client, style):
+    assert len(generate(client, style=style)[0]) == 4
+
+
+def test_interpolate(client):
+    frames, gif = interpolate(client, steps=6)
+    assert [f["caption"] for f in frames] == [f"{i}/6" for i in range(1, 7)]
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 2 * 6 - 2  # there and back
+        assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
+
+
+def test_interpolate_one_prompt_two_seeds(client):
+    frames, _ = interpolate(client, prompt_b="", seed_a=3, seed_b=4, steps=2)
+    assert len(frames) == 2
+
+
+def test_score(client, tmp_path):
+    realism, match, heatmap, verdict = score(client, save(disc(), tmp_path / "apple.png"), prompt="red apple")
+    assert 0 <= realism <= 1 and 0 <= match <= 1
+    assert re.match(r"Judged \*\*(real|fake)\*\* \(P\(real\) = [01]\.\d{3}\); matches the prompt", verdict)
+    with Image.open(heatmap) as im:
+        assert im.size == (256, 256)
+    realism2, match2, _, verdict2 = score(client, tmp_path / "apple.png")  # no prompt: no match score
+    assert realism2 == pytest.approx(realism) and match2 is None and "give a prompt" in verdict2
+
+
+def test_examples_are_cached(server):
+    assert list(server.cache.rglob("log.csv")), "gr.Examples wrote no cache"
+    assert len(app.read_examples()) >= 6
+
+
+# --- bad input: a clear message, and the app keeps serving ---
+
+BAD_GENERATE = [
+    (dict(prompt=""), "The prompt is empty"),
+    (dict(prompt="   \n\t "), "The prompt is empty"),
+    (dict(prompt="apple " * 1667), "characters; the limit is 300"),  # 10,002 characters
+    (dict(n=0), "number of images must be from 1 to 16, got 0"),
+    (dict(n=17, candidates=17), "number of images must be from 1 to 16, got 17"),
+    (dict(n=2.5), "number of images must be a whole number from 1 to 16, got 2.5"),
+    (dict(n=8, candidates=4), "candidates must be from 8 to 64, got 4"),
+    (dict(candidates=65), "candidates must be from 4 to 64, got 65"),
+    (dict(seed=2**31), "seed must be from 0 to 2147483647"),
+    (dict(seed="abc"), "seed must be a whole number"),
+    (dict(diversity=2.5), "diversity must be from 0 to 2.0"),
+    (dict(diversity="lots"), "diversity must be a number"),
+    (dict(style="comic"), "Unknown style 'comic'; choose one of any, google"),
+    (dict(gate=1.5), "gate must be from 0 to 1"),
+]
+
+
+@pytest.mark.parametrize("kw,message", BAD_GENERATE, ids=[m for _, m in BAD_GENERATE])
+def test_generate_bad_input(client, kw, message):
+    with pytest.raises(AppError, match=re.escape(message)):
+        generate(client, **kw)
+    assert_alive(client)
+
+
+@pytest.mark.parametrize("prompt", ["🍎 pomme rouge — 红苹果", "ñandú 🐦‍⬛ \u200b\u202eright-to-left", "tab\there\nnewline",
+                                    "x" * 300, "<script>alert(1)</script> & \"quotes\"", "\x00\x01 control"])
+def test_generate_any_unicode(client, prompt):
+    gallery, _ = generate(client, prompt=prompt, n=2, candidates=2)
+    assert len(gallery) == 2
+
+
+BAD_INTERPOLATE = [
+    (dict(steps=1), "steps must be from 2 to 32, got 1"),
+    (dict(steps=33), "steps must be from 2 to 32, got 33"),
+    (dict(steps=1000), "steps must be from 2 to 32, got 1000"),
+    (dict(prompt_a=""), "The first prompt is empty"),
+    (dict(prompt_b="é" * 10_000), "The second prompt has 10000 characters; the limit is 300"),
+    (dict(prompt_b="", seed_b=0), "Both ends are the same"),
+    (dict(seed_b=2**40), "seed must be from 0 to 2147483647"),
+]
+
+
+@pytest.mark.parametrize("kw,message", BAD_INTERPOLATE, ids=[m for _, m in BAD_INTERPOLATE])
+def test_interpolate_bad_input(client, kw, message):
+    with pytest.raises(AppError, match=re.escape(message)):
+        interpolate(client, **kw)
+    assert_alive(client)
+
+
+def test_interpolate_unicode(client):
+    frames, _ = interpolate(client, prompt_a="🍎 pomme rouge — 红苹果", prompt_b="😀", steps=3)
+    assert len(frames) == 3
+
+
+def bad_upload(tmp_path: Path, kind: str) -> Path:
+    if kind == "text renamed .png":
+        p = tmp_path / "notes.png"
+        p.write_text("this is not an image\n" * 50)
+    elif kind == "empty file":
+        p = tmp_path / "empty.png"
+        p.write_bytes(b"")
+    elif kind == "truncated PNG":
+        buf = io.BytesIO()
+        disc(size=(128, 128)).save(buf, format="PNG")
+        p = tmp_path / "truncated.png"
+        p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    else:  # a header that claims 8000 x 8000 = 64 megapixels
+        p = png_claiming_size(tmp_path / "bomb.png", 8000, 8000)
+    return p
+
+
+BAD_UPLOADS = [("text renamed .png", "notes.png is not an image this app can read"),
+               ("empty file", "empty.png is not an image this app can read"),
+               ("truncated PNG", "truncated.png is not an image this app can read"),
+               ("64 MP header", "The image is 8000x8000; the limit is 40 megapixels")]
+
+
+@pytest.mark.parametrize("kind,message", BAD_UPLOADS, ids=[k for k, _ in BAD_UPLOADS])
+def test_score_bad_upload(client, tmp_path, kind, message):
+    with pytest.raises(AppError, match=re.escape(message)):
+        score(client, bad_upload(tmp_path, kind))
+    assert_alive(client)
+
+
+def test_score_bad_prompt_and_style(client, tmp_path):
+    path = save(disc(), tmp_path / "ok.png")
+    with pytest.raises(AppError, match="characters; the limit is 300"):
+        score(client, path, prompt="a" * 10_000)
+    with pytest.raises(AppError, match="Unknown style 'pixel'"):
+        score(client, path, style="pixel")
+    realism, match, _, _ = score(client, path, prompt="🍎 pomme rouge — 红苹果")
+    assert 0 <= realism <= 1 and 0 <= match <= 1
+
+
+GOOD_UPLOADS = {
+    "4000x4000.png": lambda: disc("RGB", (4000, 4000), (255, 255, 255, 255)),
+    "rgba.png": lambda: disc("RGBA"),
+    "grayscale.png": lambda: disc("L"),
+    "gray16.png": lambda: disc("L").convert("I;16"),
+    "bilevel.png": lambda: disc("1"),
+    "palette.gif": lambda: disc("RGBA").convert("P"),
+    "photo.jpg": lambda: disc("RGB"),
+    "cmyk.jpg": lambda: disc("CMYK"),
+    "one_pixel.png": lambda: Image.new("RGB", (1, 1), (10, 200, 10)),
+    "long_strip.webp": lambda: disc("RGB", (600, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(GOOD_UPLOADS))
+def test_score_any_image(client, tmp_path, name):
+    realism, match, heatmap, _ = score(client, save(GOOD_UPLOADS[name](), tmp_path / name), prompt="red circle")
+    assert 0 <= realism <= 1 and 0 <= match <= 1 and Path(heatmap).is_file()
+
+
+def test_score_no_image(client):
+    with pytest.raises(AppError, match="Please upload an image"):
+        client.predict(None, "", "any", api_name="/score")
+    assert_alive(client)
+
+
+# --- the command line ---
+
+def test_cli_defaults_and_env(monkeypatch):
+    monkeypatch.delenv("SHARE", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    a = app.parse_args([])
+    assert (a.host, a.port, a.share) == ("127.0.0.1", 7860, False)
+    assert app.parse_args(["--host", "0.0.0.0", "--port", "8000", "--share"]).share
+    monkeypatch.setenv("SHARE", "1")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what Hugging Face Spaces sets
+    a = app.parse_args([])
+    assert a.share and a.host == "0.0.0.0"
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
+@pytest.mark.slow
+def test_cli_serves_and_share_fails_softly(tiny_model_dir, tmp_path):
+    """`python app.py --share` without network: says it could not make a link, keeps serving.
+    A dead proxy stands in for "no network", so the test never reaches the internet either way."""
+    port = free_port()
+    env = {**os.environ, "MODEL_ID": str(tiny_model_dir), "GRADIO_EXAMPLES_CACHE": str(tmp_path / "cache"),
+           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost",
+           "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--share"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "text encoder ready" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.5)
+        text = log.read_text()
+        assert "Could not create share link" in text, text
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+        assert proc.poll() is None  # still serving
+        gallery, _ = generate(Client(f"http://127.0.0.1:{port}/", verbose=False), n=1, candidates=1)
+        assert len(gallery) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
