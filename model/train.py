@@ -45,6 +45,7 @@ class TrainConfig:
     r1_interval: int = 4  # lazy R1: every N D-steps, scaled by N (StyleGAN2)
     kl_weight: float = 1.0  # VAE head KL (StackGAN conditioning augmentation)
     match_weight: float = 1.0  # weight of the matching-aware text-match loss
+    adv_weight: float = 1.0  # adversarial terms; 0 = a reconstruction-only phase (D neither trained nor used)
     recon_weight: float = 0.0  # VAE-GAN reconstruction: L1 between G(z=0, mu(text), style) and the real image
     init_from: str = ""  # model folder to start from (fine-tuning); ignored when a checkpoint resumes
     style_dropout: float = 0.1  # share of samples trained with the "any" style token
@@ -67,6 +68,8 @@ class TrainConfig:
             raise ValueError(f"amp must be auto, bf16 or none, got {self.amp!r}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (mismatched pairs need a partner), got {self.batch_size}")
+        if self.adv_weight == 0 and self.recon_weight == 0:
+            raise ValueError("adv_weight and recon_weight are both 0: nothing to train")
         if self.steps < 1 or self.r1_interval < 1:
             raise ValueError("steps and r1_interval must be >= 1")
 
@@ -178,43 +181,49 @@ class Trainer:
         aug = lambda x: diff_augment(x, cfg.augment)  # noqa: E731
 
         # discriminator
-        D.requires_grad_(True)
-        with self.autocast():
-            with torch.no_grad():
-                c, _, _ = head(bt["e"], bt["eps"])
-                fake = G(bt["z"], c, bt["style"])
-            phi_r, patch_r = D.features(aug(bt["real"]))
-            phi_f, patch_f = D.features(aug(fake))
-            r_real, r_fake = D.realism_logit(phi_r, patch_r), D.realism_logit(phi_f, patch_f)
-            m_real = D.match_logit(phi_r, bt["e"], bt["style"])
-            m_wrong = D.match_logit(phi_r, bt["wrong"], bt["style"])
-            m_fake = D.match_logit(phi_f, bt["e"], bt["style"])
-            loss_adv = d_hinge(r_real.float(), r_fake.float())
-            loss_match = matching_aware(m_real.float(), m_fake.float(), m_wrong.float())
-            loss_d = loss_adv + cfg.match_weight * loss_match
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        r1 = torch.zeros((), device=self.device)
-        if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
-            real = bt["real"].detach().requires_grad_(True)
-            phi, patch = D.features(real)  # no augmentation: grid_sample has no double backward on CUDA
-            logits = D.realism_logit(phi, patch) + D.match_logit(phi, bt["e"], bt["style"])
-            r1 = r1_penalty(logits, real)
-            (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
-        _sync_grads(self.d_params, self.world)
-        self.opt_d.step()
+        zero = torch.zeros((), device=self.device)
+        loss_adv = loss_match = r1 = zero
+        r_real, r_fake = torch.ones(1, device=self.device), -torch.ones(1, device=self.device)
+        if cfg.adv_weight > 0:
+            D.requires_grad_(True)
+            with self.autocast():
+                with torch.no_grad():
+                    c, _, _ = head(bt["e"], bt["eps"])
+                    fake = G(bt["z"], c, bt["style"])
+                phi_r, patch_r = D.features(aug(bt["real"]))
+                phi_f, patch_f = D.features(aug(fake))
+                r_real, r_fake = D.realism_logit(phi_r, patch_r), D.realism_logit(phi_f, patch_f)
+                m_real = D.match_logit(phi_r, bt["e"], bt["style"])
+                m_wrong = D.match_logit(phi_r, bt["wrong"], bt["style"])
+                m_fake = D.match_logit(phi_f, bt["e"], bt["style"])
+                loss_adv = d_hinge(r_real.float(), r_fake.float())
+                loss_match = matching_aware(m_real.float(), m_fake.float(), m_wrong.float())
+                loss_d = loss_adv + cfg.match_weight * loss_match
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
+                real = bt["real"].detach().requires_grad_(True)
+                phi, patch = D.features(real)  # no augmentation: grid_sample has no double backward on CUDA
+                logits = D.realism_logit(phi, patch) + D.match_logit(phi, bt["e"], bt["style"])
+                r1 = r1_penalty(logits, real)
+                (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
+            _sync_grads(self.d_params, self.world)
+            self.opt_d.step()
 
         # generator (+ VAE head)
         D.requires_grad_(False)
         with self.autocast():
             c, mu, logvar = head(bt["e"], bt["eps"])
-            fake = G(bt["z"], c, bt["style"])
-            phi, patch = D.features(aug(fake))
-            g_adv = g_hinge(D.realism_logit(phi, patch).float())
-            g_match = g_hinge(D.match_logit(phi, bt["e"], bt["style"]).float())
             kl = kl_divergence(mu.float(), logvar.float())
-            loss_g = g_adv + cfg.match_weight * g_match + cfg.kl_weight * kl
-            recon = torch.zeros((), device=self.device)
+            loss_g = cfg.kl_weight * kl
+            g_adv = g_match = zero
+            if cfg.adv_weight > 0:
+                fake = G(bt["z"], c, bt["style"])
+                phi, patch = D.features(aug(fake))
+                g_adv = g_hinge(D.realism_logit(phi, patch).float())
+                g_match = g_hinge(D.match_logit(phi, bt["e"], bt["style"]).float())
+                loss_g = loss_g + cfg.adv_weight * (g_adv + cfg.match_weight * g_match)
+            recon = zero
             if cfg.recon_weight > 0:  # the text's own image, for samples with a named style
                 named = bt["style"] < self.mcfg.num_styles
                 x0 = G(torch.zeros_like(bt["z"]), mu, bt["style"])

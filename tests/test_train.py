@@ -106,3 +106,16 @@ def test_two_process_data_parallel(tmp_path, tiny_folder):
     assert r.returncode == 0, r.stderr[-3000:]
     training = json.loads((tmp_path / "export" / "config.json").read_text())["training"]
     assert training["world_size"] == 2 and training["images_seen"] == 3 * 2 * 2
+
+
+def test_reconstruction_phase_trains_generator_only(tmp_path, tiny_folder):
+    """adv_weight=0: the VAE-GAN reconstruction phase moves G and the text head, never D."""
+    tr = Trainer(_cfg(tmp_path, tiny_folder, adv_weight=0.0, recon_weight=1.0, style_dropout=0.0))
+    d_before = {k: v.clone() for k, v in tr.model.discriminator.state_dict().items()}
+    h_before = [p.detach().clone() for p in tr.model.text_head.parameters()]
+    losses = [float(tr.train_step()["recon"]) for _ in range(3)]
+    assert all(l > 0 for l in losses)
+    assert all(torch.equal(d_before[k], v) for k, v in tr.model.discriminator.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(h_before, tr.model.text_head.parameters()))
+    with pytest.raises(ValueError, match="nothing to train"):
+        TrainConfig(adv_weight=0.0, recon_weight=0.0)
