@@ -15,6 +15,9 @@ class ModelConfig:
 
     text_encoder: str = "sentence-transformers/all-MiniLM-L6-v2"  # frozen; only its name travels
     text_dim: int = 384  # MiniLM sentence embedding width
+    # MiniLM vectors are unit-norm (per-dim std ~0.05): the VAE head reads e * text_gain so mu
+    # starts O(1) instead of ~0.05, and the generator cannot learn to ignore the text
+    text_gain: float = 20.0
     cond_dim: int = 128  # VAE (conditioning augmentation) latent c, as in StackGAN
     z_dim: int = 64  # per-image noise
     styles: tuple[str, ...] = DEFAULT_STYLES  # index len(styles) is the learned "any" style
@@ -36,7 +39,7 @@ class ModelConfig:
                 raise ValueError(f"{name} needs {n} entries for image_size={self.image_size}, got {len(ch)}")
         if not self.styles or len(set(self.styles)) != len(self.styles):
             raise ValueError(f"styles must be unique and non-empty, got {self.styles}")
-        for name in ("text_dim", "cond_dim", "z_dim", "style_dim", "w_dim"):
+        for name in ("text_dim", "cond_dim", "z_dim", "style_dim", "w_dim", "text_gain"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
@@ -67,6 +70,7 @@ class ModelConfig:
             raise ValueError(f"{path} is not valid JSON: {e}") from e
         d.pop("model_type", None)
         d.pop("training", None)
+        d.setdefault("text_gain", 1.0)  # config.json written before the field existed: e read as is
         return cls.from_dict(d)
 
 

@@ -25,7 +25,7 @@ class TextToImageGAN(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.text_head = VAEHead(text_dim=cfg.text_dim, cond_dim=cfg.cond_dim)
+        self.text_head = VAEHead(text_dim=cfg.text_dim, cond_dim=cfg.cond_dim, gain=cfg.text_gain)
         self.generator = Generator(cfg)
         self.discriminator = Discriminator(cfg)
 

@@ -19,12 +19,13 @@ class VAEHead(nn.Module):
     eps=None uses c = mu (deterministic).
     """
 
-    def __init__(self, *, text_dim: int, cond_dim: int) -> None:
+    def __init__(self, *, text_dim: int, cond_dim: int, gain: float = 1.0) -> None:
         super().__init__()
+        self.gain = gain  # input scale (ModelConfig.text_gain)
         self.fc = nn.Linear(text_dim, 2 * cond_dim)
 
     def forward(self, e: torch.Tensor, eps: torch.Tensor | None = None):
-        mu, logvar = self.fc(e).chunk(2, dim=1)  # (B, cond_dim) each
+        mu, logvar = self.fc(e * self.gain).chunk(2, dim=1)  # (B, cond_dim) each
         logvar = logvar.clamp(-10.0, 4.0)
         c = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
         return c, mu, logvar

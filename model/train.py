@@ -147,7 +147,7 @@ class Trainer:
             self.load_checkpoint(self.out / "checkpoint.pt")
         elif tcfg.init_from:
             start = TextToImageGAN.from_folder(tcfg.init_from)
-            if start.cfg != self.mcfg:
+            if dataclasses.replace(start.cfg, text_gain=self.mcfg.text_gain) != self.mcfg:
                 raise ValueError(f"--init-from {tcfg.init_from} has another architecture than this run")
             self.model.load_state_dict(start.state_dict())
             self.ema.load_state_dict(nn.ModuleDict({"text_head": start.text_head,
@@ -279,6 +279,9 @@ class Trainer:
         self.ema.load_state_dict(s["ema"])
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
+        for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
+            for group in opt.param_groups:  # the flags of this run win over the saved ones
+                group["lr"], group["betas"] = lr, (self.cfg.beta1, self.cfg.beta2)
         self.step, self.log = s["step"], s["log"]
         self.gen.set_state(s["gen"].cpu())  # map_location moved it to the device
         torch.set_rng_state(s["torch_rng"].cpu())

@@ -1,6 +1,7 @@
 """Networks, save/load and the Pipeline on the TINY config (16x16 images), on CPU, in seconds."""
 from __future__ import annotations
 
+import json
 import dataclasses
 
 import numpy as np
@@ -310,3 +311,18 @@ def test_sentence_encoder_minilm():
     sim = e @ e.T
     assert sim[0, 1] > sim[0, 2] + 0.1, f"red apple~green apple {sim[0, 1]:.3f} vs rocket {sim[0, 2]:.3f}"
     assert torch.allclose(enc(["red apple"])[0], e[0], atol=1e-5), "embedding depends on batch mates (padding)"
+
+
+def test_text_gain_scales_the_vae_input_and_old_configs_keep_theirs(tmp_path):
+    from model.config import ModelConfig
+    from model.text_encoder import VAEHead
+
+    head = VAEHead(text_dim=8, cond_dim=4, gain=20.0)
+    e = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    _, mu, _ = head(e)
+    assert torch.allclose(mu, head.fc(e * 20.0)[:, :4])
+    assert ModelConfig().text_gain == 20.0
+    d = ModelConfig().to_dict()
+    del d["text_gain"]  # a config.json written before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(d))
+    assert ModelConfig.load(tmp_path / "config.json").text_gain == 1.0
