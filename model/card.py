@@ -14,8 +14,41 @@ SOURCES = [  # (style, npm package, license, copyright holder)
 ]
 
 
+FLAG_ORDER = ("data", "init_from", "batch_size", "steps", "max_minutes", "amp", "adv_weight", "recon_weight",
+              "kl_weight", "lr_g", "lr_d", "r1_gamma")
+
+
+def command_of(tc: dict) -> str:
+    """The python -m model.train command line of a TrainConfig dict (the flags that matter here)."""
+    from .train import TrainConfig
+
+    default = TrainConfig()
+    flags = [f"--{k.replace('_', '-')} {tc[k]}" for k in FLAG_ORDER
+             if k in tc and (k == "data" or tc[k] != getattr(default, k))]
+    return "python -m model.train " + " ".join(flags)
+
+
+def lineage(training: dict) -> list[dict]:
+    """Training phases, oldest first, following each phase's --init-from export back."""
+    phases, seen = [training], set()
+    while (src := phases[0].get("config", {}).get("init_from")) and src not in seen:
+        seen.add(src)
+        try:
+            prev = json.loads((Path(src) / "config.json").read_text()).get("training")
+        except (OSError, ValueError):
+            break
+        if not prev:
+            break
+        phases.insert(0, prev)
+    return phases
+
+
 def write_model_card(folder: Path, cfg: ModelConfig, training: dict, *, dataset_size: int) -> Path:
     tc = training.get("config", {})
+    phases = lineage(training)
+    phase_rows = "\n".join(
+        f"| {i + 1} | {p.get('device')} | {p.get('steps')} | {p.get('images_seen')} | `{command_of(p.get('config', {}))}` |"
+        for i, p in enumerate(phases))
     rows = "\n".join(f"| {s} | `{p}` | {lic} | {who} |" for s, p, lic, who in SOURCES)
     text = f"""---
 license: cc-by-sa-4.0
@@ -44,9 +77,13 @@ logit, a text-match logit and a patch map. Load it with this repository's `model
 The weights are a derivative of CC-BY-SA-4.0 data (OpenMoji) and are released under CC-BY-SA-4.0.
 
 ## Training
-- steps: {training.get('steps')}, images seen: {training.get('images_seen')}, processes: {training.get('world_size')}, device: {training.get('device')}
-- command: `python -m model.train --data {tc.get('data')} --batch-size {tc.get('batch_size')} --steps {tc.get('steps')}`
-- settings: `{json.dumps({k: tc[k] for k in sorted(tc) if k not in ('data', 'out')})}`
+Phases (each starts from the previous one's export; steps are cumulative within a phase's run):
+
+| phase | device | steps | images seen | command |
+|---|---|---|---|---|
+{phase_rows}
+
+Last phase's settings: `{json.dumps({k: tc[k] for k in sorted(tc) if k not in ('data', 'out')})}`
 
 ## Architecture
 `{json.dumps(cfg.to_dict())}`
