@@ -1,0 +1,425 @@
+"""Quality (and speed) of a model, measured the same way every time.
+
+    python -m model.evaluate [--quick] [--model PATH_OR_ID] [--data data/emoji/64] [--out assets/results]
+
+Writes results.json, results.md and quality.png to --out. Rows, all from the same code:
+``real`` (real images of a disjoint half of the data: the ceiling), ``model`` (the model under
+test, raw samples: no discriminator gate, truncation 1), ``random_init`` (the same architecture
+with fresh random weights: the floor) and ``retrieval`` (the real images of the name nearest the
+prompt, from a pool of real images disjoint from the queries and the reference: a look-up
+baseline that shows what memorising the training set would score).
+
+Metrics (none of them is FID; no Inception weights exist offline):
+* R-precision: an image's prompt name is ranked against 99 random other names by the
+  evaluator (model.evaluator); top-1 rate, for exact names and for paraphrased prompts, on
+  names the evaluator was trained on and on held-out names.
+* FD-eval: Frechet distance of evaluator image features (trained from scratch on this data);
+  FD-ENL0: the same on ImageNet EfficientNet-Lite0 pooled features. Both are computed with the
+  same sample sizes for every row; values depend on those sizes, so compare rows, not runs.
+* Diversity: mean pairwise L2 distance of unit evaluator embeddings among the images of one
+  prompt, and the per-pixel standard deviation among them (0-1 scale).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .dataset import Pack, load_dataset
+from .evaluator import (DEFAULT_EVALUATOR_DIR, ENL0Features, Evaluator, EvaluatorConfig, EvaluatorTrainConfig,
+                        base_name, encode_images, fd, image_names, train_evaluator)
+from .gan import TextToImageGAN
+
+PARAPHRASES = ("a picture of a {}", "{} icon", "an image showing {}", "a small drawing of {}",
+               "{} symbol", "the {} sticker")  # none of these is a training caption template
+ROWS = ("real", "model", "random_init", "retrieval")
+DISTRACTORS = 99  # R-precision ranks the true name among 1 + 99 (AttnGAN)
+
+
+@dataclass(kw_only=True)
+class EvalConfig:
+    model: str = ""  # model folder or Hub repo id; "" = env MODEL_ID, else assets/model
+    data: str = "data/emoji/64"  # imagefolder (metadata.jsonl) or pack file: the real images
+    out: str = "assets/results"  # results.json, results.md, quality.png
+    quick: bool = False  # fewer prompts and images: a few minutes on 2 CPU threads
+    evaluator: str = str(DEFAULT_EVALUATOR_DIR)  # evaluator folder; trained there when missing
+    retrain_evaluator: bool = False  # train the evaluator again (on --data) and overwrite it
+    evaluator_steps: int = EvaluatorTrainConfig.steps  # training steps when (re)training
+    evaluator_width: int = EvaluatorConfig.channels[0]  # first-stage channels when (re)training (x2 per stage)
+    n_fd: int = 0  # generated (and real query) images per row for FD; 0 = 200 quick / 1000 full
+    n_ref: int = 0  # real reference images for FD; 0 = 600 quick / 3000 full
+    n_prompts: int = 0  # R-precision prompts per name split; 0 = 24 quick / 150 full
+    per_prompt: int = 0  # images per R-precision prompt; 0 = 4 quick / 8 full
+    enl0: bool = True  # also FD-ENL0 (the slowest part: 224 px EfficientNet-Lite0)
+    bench: bool = True  # also run model.bench (speed and cost) into the same results
+    app_url: str = ""  # running app for the bench's API latency (gradio_client), "" = skip
+    start_app: bool = False  # the bench launches app.py itself: start time, app RSS, API latency
+    device: str = "cpu"  # cpu | cuda | auto
+    threads: int = 2  # torch CPU threads
+    seed: int = 0  # prompts, noise seeds, the data halves and the distractors
+
+    def sizes(self) -> dict:
+        q = self.quick
+        return dict(n_fd=self.n_fd or (200 if q else 1000), n_ref=self.n_ref or (600 if q else 3000),
+                    n_prompts=self.n_prompts or (24 if q else 150), per_prompt=self.per_prompt or (4 if q else 8))
+
+
+# --- sampling ---
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) in [-1, 1] -> uint8, rounded as the app rounds its PNGs."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+@torch.inference_mode()
+def sample(pipe, model: TextToImageGAN, emb: torch.Tensor, styles: torch.Tensor, seeds: list[int],
+           batch: int = 64) -> torch.Tensor:
+    """emb (N, 384), styles (N,) model style ids, seeds (N,) -> (N, 3, S, S) uint8 raw samples
+    (noise drawn exactly as Pipeline.generate draws it, truncation 1)."""
+    out = []
+    for i in range(0, len(seeds), batch):
+        z, eps = map(torch.stack, zip(*(pipe.noise(s, 1.0) for s in seeds[i:i + batch])))
+        dev, dt = pipe.device, pipe.dtype
+        c, _, _ = model.text_head(emb[i:i + batch].to(dev, dt), eps.to(dev, dt))
+        out.append(to_uint8(model.generator(z.to(dev, dt), c, styles[i:i + batch].to(dev))))
+    return torch.cat(out)
+
+
+def retrieve(query: torch.Tensor, pool_emb: torch.Tensor, k: int = 1, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """query (Q, 384), pool (P, 384) -> (Q, k) pool indices of the nearest names (cosine);
+    mask (Q, P) bool limits the candidates (e.g. to the query's style)."""
+    sim = torch.nn.functional.normalize(query.float(), dim=1) @ torch.nn.functional.normalize(pool_emb.float(), dim=1).t()
+    if mask is not None:
+        sim = sim.masked_fill(~mask, -2.0)
+    return sim.topk(min(k, sim.shape[1]), dim=1).indices
+
+
+# --- metrics ---
+
+def r_precision(img_emb: torch.Tensor, cand_emb: torch.Tensor) -> torch.Tensor:
+    """img_emb (N, D) unit, cand_emb (N, C, D) unit with the true caption at index 0 -> (N,) hit."""
+    sim = torch.einsum("nd,ncd->nc", img_emb, cand_emb)  # (N, C)
+    return (sim[:, 0:1] > sim[:, 1:]).all(dim=1).float()
+
+
+def diversity(emb: torch.Tensor, images: torch.Tensor) -> tuple[float, float]:
+    """One prompt's k images: mean pairwise L2 of unit embeddings (k, D); mean per-pixel std (0-1)."""
+    if len(emb) < 2:
+        return float("nan"), float("nan")
+    d = torch.cdist(emb[None], emb[None])[0]  # (k, k)
+    k = len(emb)
+    return float(d.sum() / (k * (k - 1))), float((images.float() / 255).std(dim=0).mean())
+
+
+def _style_map(pack: Pack, model: TextToImageGAN) -> torch.Tensor:
+    """pack style id -> model style id (unknown styles -> the model's 'any')."""
+    names = list(model.cfg.styles)
+    return torch.tensor([names.index(s) if s in names else len(names) for s in pack.style_names])
+
+
+def _rel(path) -> str:
+    """A path relative to the repository when it is inside it (results do not name the machine)."""
+    root = Path(__file__).resolve().parent.parent
+    p = Path(path).resolve()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(path)
+
+
+def _rng(*parts) -> np.random.Generator:
+    return np.random.default_rng(int.from_bytes(hashlib.md5(repr(parts).encode()).digest()[:8], "big"))
+
+
+# --- the run ---
+
+def run(cfg: EvalConfig, *, encoder=None, log=print) -> dict:
+    from .bench import num_threads
+
+    with num_threads(cfg.threads):
+        return _run(cfg, encoder, log)
+
+
+def _run(cfg: EvalConfig, encoder, log) -> dict:
+    from .pipeline import Pipeline
+
+    t_start = time.time()
+    sz = cfg.sizes()
+    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = Pipeline.from_pretrained(cfg.model or None, device=dev)
+    if encoder is not None:
+        pipe.encoder = encoder
+    elif pipe.encoder is None:
+        from .text_encoder import SentenceEncoder
+        pipe.encoder = SentenceEncoder().to(pipe.device)
+    model = pipe.model
+    pack = load_dataset(cfg.data, size=pipe.size)
+    log(f"model {pipe.info.model_id} ({pipe.info.folder}); data {cfg.data}: {len(pack)} images, "
+        f"{pipe.size} px; sizes {sz}")
+
+    # evaluator: load, or train once and save
+    ev_dir = Path(cfg.evaluator)
+    if cfg.retrain_evaluator or not (ev_dir / "evaluator.safetensors").is_file():
+        log(f"training the evaluator ({cfg.evaluator_steps} steps) -> {ev_dir}")
+        arch = EvaluatorConfig(image_size=pipe.size, channels=tuple(cfg.evaluator_width * 2 ** i for i in range(4)))
+        ev, info = train_evaluator(pack, arch,
+                                   EvaluatorTrainConfig(steps=cfg.evaluator_steps, seed=cfg.seed), log=log)
+        info["training"]["data"] = str(cfg.data)
+        ev.save(ev_dir, info)
+    ev, ev_info = Evaluator.load(ev_dir)
+    held = set(ev_info["split"]["test_base_names"])
+    img_feats = lambda images: encode_images(ev.image_features, images)  # noqa: E731
+    enl0 = ENL0Features() if cfg.enl0 else None
+
+    # names: one embedding per distinct name, from the pack's caption table
+    names = image_names(pack)
+    uniq = sorted(set(names))
+    name_emb = torch.stack([pack.embedding_of(n) for n in uniq])  # (U, 384)
+    name_idx = {n: i for i, n in enumerate(uniq)}
+    img_name = torch.tensor([name_idx[n] for n in names])  # (N,)
+    name_txt = ev.text_embed(name_emb)  # (U, D)
+    style_of = _style_map(pack, model)[pack.styles]  # (N,) model style ids
+    any_style = model.cfg.num_styles
+
+    torch.manual_seed(cfg.seed)
+    floor = TextToImageGAN(model.cfg).to(pipe.device, pipe.dtype).eval().requires_grad_(False)
+    gens = {"model": model, "random_init": floor}
+
+    # --- FD: query half (Q) vs reference half (R) ---
+    perm = torch.from_numpy(_rng(cfg.seed, "split", len(pack)).permutation(len(pack)))
+    half = len(pack) // 2
+    # R: reference; Q: queries (their names and styles are the prompts); P: the retrieval pool,
+    # the rest of Q's half, so retrieved images are never the queries nor the reference
+    ref, qry = perm[:half][:sz["n_ref"]], perm[half:][:min(sz["n_fd"], (len(pack) - half) // 2)]
+    pool = perm[half + len(qry):]
+    q_emb, q_style = name_emb[img_name[qry]], style_of[qry]
+    seeds = [cfg.seed + 1000 + i for i in range(len(qry))]
+    pool_emb = name_emb[img_name[pool]]  # (P, 384)
+    same_style = style_of[qry][:, None] == style_of[pool][None, :]  # (Q, P)
+    nearest = retrieve(q_emb, pool_emb, 1, same_style)[:, 0]
+    fd_images = {"real": pack.images[qry], "retrieval": pack.images[pool[nearest]]}
+    for row, g in gens.items():
+        fd_images[row] = sample(pipe, g, q_emb, q_style, seeds)
+    t = time.time()
+    ref_f = {"eval": img_feats(pack.images[ref])}
+    row_f = {row: {"eval": img_feats(x)} for row, x in fd_images.items()}
+    if enl0 is not None:
+        ref_f["enl0"] = encode_images(enl0, pack.images[ref], 64)
+        for row, x in fd_images.items():
+            row_f[row]["enl0"] = encode_images(enl0, x, 64)
+    log(f"features of {len(ref) + len(qry) * len(fd_images)} images in {time.time() - t:.0f} s")
+    ref_styles, q_styles = pack.styles[ref], pack.styles[qry]
+    res = {row: {} for row in ROWS}
+    for row in ROWS:
+        for kind, rf in ref_f.items():
+            res[row][f"fd_{kind}"] = fd(row_f[row][kind], rf)
+            res[row][f"fd_{kind}_per_style"] = {
+                s: fd(row_f[row][kind][q_styles == k], rf[ref_styles == k])
+                for k, s in enumerate(pack.style_names)
+                if (q_styles == k).sum() >= 2 and (ref_styles == k).sum() >= 2}
+    checks = {"fd_eval_ref_vs_itself": fd(ref_f["eval"], ref_f["eval"])}
+
+    # --- R-precision and diversity: prompts from each name split ---
+    k_img, grid = sz["per_prompt"], None
+    for split in ("test", "train"):
+        in_split = [n for n in uniq if (base_name(n) in held) == (split == "test")]
+        prompts = [in_split[i] for i in sorted(_rng(cfg.seed, split).permutation(len(in_split))[:sz["n_prompts"]])]
+        if not prompts:
+            continue
+        cands = []  # (P, C) name ids: the true name, then distractors of other base names
+        for p in prompts:
+            others = [i for i, n in enumerate(uniq) if base_name(n) != base_name(p)]
+            pick = _rng(cfg.seed, "cands", p).permutation(len(others))[:DISTRACTORS]
+            cands.append([name_idx[p]] + [others[j] for j in pick])
+        cand_txt = torch.stack([name_txt[torch.tensor(c)] for c in cands])  # (P, C, D)
+        para = [PARAPHRASES[i % len(PARAPHRASES)].format(p) for i, p in enumerate(prompts)]
+        p_emb = {"exact": name_emb[[name_idx[p] for p in prompts]], "paraphrase": pipe.encoder.encode(para).float()}
+        for kind, emb in p_emb.items():
+            rep = emb.repeat_interleave(k_img, 0)  # (P * k, 384)
+            seeds = [cfg.seed + j for _ in prompts for j in range(k_img)]
+            images = {row: sample(pipe, g, rep, torch.full((len(rep),), any_style), seeds) for row, g in gens.items()}
+            # retrieval: the nearest name in the pool, then its images (any style), cycled to k
+            top = img_name[pool[retrieve(emb, pool_emb, 1)[:, 0]]]  # (P,) name ids
+            ret = [pool[img_name[pool] == nm] for nm in top.tolist()]
+            images["retrieval"] = pack.images[torch.cat([ids[torch.arange(k_img) % len(ids)] for ids in ret])]
+            real_ids = [torch.nonzero(img_name == name_idx[p])[:k_img, 0] for p in prompts]
+            images["real"] = pack.images[torch.cat(real_ids)]
+            owner = {row: torch.arange(len(prompts)).repeat_interleave(k_img) for row in ROWS}
+            owner["real"] = torch.cat([torch.full((len(r),), i) for i, r in enumerate(real_ids)])
+            for row in ROWS:
+                emb_i = ev.image_embed(img_feats(images[row]))  # (M, D)
+                hits = r_precision(emb_i, cand_txt[owner[row]])
+                res[row][f"rprec_{kind}_{split}"] = float(hits.mean())
+                if kind == "exact":
+                    divs = [diversity(emb_i[owner[row] == i], images[row][owner[row] == i])
+                            for i in range(len(prompts))]
+                    res[row].setdefault("_div", []).extend(divs)
+            if split == "test" and kind == "exact":
+                grid = {row: torch.stack([images[row][owner[row] == i][0] for i in range(min(8, len(prompts)))])
+                        for row in ROWS}  # the first image of each of the first 8 prompts
+        log(f"R-precision on {len(prompts)} {split} names done ({time.time() - t_start:.0f} s)")
+    for row in ROWS:
+        divs = np.array(res[row].pop("_div", []), dtype=float).reshape(-1, 2)
+        res[row]["diversity_embed_l2"] = float(np.nanmean(divs[:, 0])) if len(divs) else None
+        res[row]["diversity_pixel_std"] = float(np.nanmean(divs[:, 1])) if len(divs) else None
+
+    uses_enl0 = any(type(mod).__module__.startswith("efficientnet") for mod in model.discriminator.modules())
+    results = {
+        "model": {"id": pipe.info.model_id, "folder": _rel(pipe.info.folder), "source": pipe.info.source,
+                  "image_size": pipe.size, "styles": list(model.cfg.styles)},
+        "data": {"path": str(cfg.data), "images": len(pack), "names": len(uniq), "styles": pack.style_names},
+        "evaluator": {"folder": _rel(ev_dir), "held_out_base_names": len(held),
+                      "training": ev_info.get("training", {}), "feat_dim": ev.cfg.feat_dim},
+        "config": {**dataclasses.asdict(cfg), "evaluator": _rel(cfg.evaluator)}, "sizes": sz, "rows": res, "checks": checks,
+        "notes": {
+            "fd_enl0": "ImageNet EfficientNet-Lite0 pooled features (224 px). " + (
+                "CAUTION: this model's discriminator is built on EfficientNet-Lite features, so FD-ENL0 is "
+                "not independent of training; trust FD-eval more." if uses_enl0 else
+                "This model's discriminator does not use them (no EfficientNet module in it), so "
+                "FD-ENL0 is independent of training.") + " Not FID.",
+            "fd_eval": "pooled image features of our contrastive evaluator (trained from scratch on the real "
+                       "images of --data, never on generated ones). Not FID.",
+            "retrieval": "returns the real image whose name embedding is nearest the prompt (same style for FD), "
+                         "from a pool disjoint from the FD queries and reference",
+            "r_precision": f"top-1 of the prompt's name among 1 + {DISTRACTORS} names of other emoji (fewer when "
+                           "the data has fewer), ranked by the evaluator; 'held-out' = names (all skin tones) "
+                           "held out from its training. Chance is 0.01. The real row's images do not depend on the wording, so "
+                           "its paraphrase columns repeat its exact ones: they show the evaluator's own accuracy.",
+            "diversity": "among the images of one prompt: mean pairwise L2 of unit evaluator embeddings; "
+                         "per-pixel std (0-1). The real row uses the real images of the name (all styles).",
+            "samples": "raw generator samples (no discriminator gate), truncation 1, style 'any' for "
+                       "R-precision, the query image's style for FD",
+        },
+    }
+    if cfg.bench:  # in its own process, so its RSS and timings are not the evaluation's
+        results["speed"] = bench_subprocess(cfg, dev, log)
+    results["seconds"] = round(time.time() - t_start, 1)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (out / "results.md").write_text(to_markdown(results))
+    plot(results, grid, out / "quality.png")
+    log(f"wrote {out}/results.json, results.md, quality.png in {results['seconds']:.0f} s")
+    return results
+
+
+def bench_subprocess(cfg: EvalConfig, device: str, log=print) -> dict:
+    """Run ``python -m model.bench`` with this run's model, device and threads; its bench.json."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "model.bench", "--device", device, "--threads", str(cfg.threads), "--out", tmp,
+               *(["--quick"] if cfg.quick else []), *(["--model", cfg.model] if cfg.model else []),
+               *(["--app-url", cfg.app_url] if cfg.app_url else []), *(["--start-app"] if cfg.start_app else [])]
+        log("running " + " ".join(cmd[1:]))
+        subprocess.run(cmd, check=True, cwd=root)
+        return json.loads((Path(tmp) / "bench.json").read_text())
+
+
+# --- reports ---
+
+def _f(v, nd=3) -> str:
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{nd}f}"
+
+
+def to_markdown(r: dict) -> str:
+    rows, styles = r["rows"], r["data"]["styles"]
+    cols = [("R-prec exact (held-out names)", "rprec_exact_test"), ("R-prec paraphrase (held-out)", "rprec_paraphrase_test"),
+            ("R-prec exact (train names)", "rprec_exact_train"), ("R-prec paraphrase (train)", "rprec_paraphrase_train"),
+            ("FD-eval", "fd_eval"), ("FD-ENL0", "fd_enl0"), ("diversity (emb L2)", "diversity_embed_l2"),
+            ("diversity (pixel std)", "diversity_pixel_std")]
+    lines = [f"# Evaluation of `{r['model']['id']}`", "",
+             f"Data `{r['data']['path']}`: {r['data']['images']} images, {r['data']['names']} names; "
+             f"sizes {r['sizes']}; {r['seconds']:.0f} s. Higher R-precision is better, lower FD is better.", "",
+             "| row | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for row in ROWS:
+        lines.append(f"| {row} | " + " | ".join(_f(rows[row].get(k), 1 if k.startswith("fd") else 3)
+                                              for _, k in cols) + " |")
+    lines += ["", "FD-eval per style:", "", "| row | " + " | ".join(styles) + " |", "|---" * (len(styles) + 1) + "|"]
+    for row in ROWS:
+        ps = rows[row].get("fd_eval_per_style", {})
+        lines.append(f"| {row} | " + " | ".join(_f(ps.get(s), 1) for s in styles) + " |")
+    lines += ["", *(f"- **{k}**: {v}" for k, v in r["notes"].items()),
+              f"- sanity: FD-eval of the reference set against itself = {r['checks']['fd_eval_ref_vs_itself']:.2g}"]
+    if "speed" in r:
+        from .bench import speed_markdown
+        lines += ["", speed_markdown(r["speed"])]
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict, grid: dict | None, path: Path) -> None:
+    """Bars of R-precision and both FDs per row; below, 8 images of held-out names per row."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = r["rows"]
+    fig = plt.figure(figsize=(16, 8 if grid else 4.5))
+    gs = fig.add_gridspec(2 if grid else 1, 3, height_ratios=[1, 1] if grid else [1])
+    ax = fig.add_subplot(gs[0, 0])
+    keys = ["rprec_exact_test", "rprec_paraphrase_test", "rprec_exact_train", "rprec_paraphrase_train"]
+    w = 0.8 / len(ROWS)
+    for i, row in enumerate(ROWS):
+        ax.bar(np.arange(len(keys)) + i * w, [rows[row].get(k) or 0 for k in keys], w, label=row)
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - w / 2, ["exact\nheld-out", "paraphrase\nheld-out",
+                                                       "exact\ntrain", "paraphrase\ntrain"])
+    ax.set_ylim(0, 1)
+    ax.set_title("R-precision (top-1 of 100), higher is better")
+    ax.legend(fontsize=8)
+    for j, kind in enumerate(("fd_eval", "fd_enl0")):
+        ax = fig.add_subplot(gs[0, 1 + j])
+        ax.bar(ROWS, [rows[row].get(kind) or 0 for row in ROWS], color=["C0", "C1", "C2", "C3"])
+        ax.set_title(f"{'FD-eval' if kind == 'fd_eval' else 'FD-ENL0'}, lower is better (not FID)")
+    if grid:
+        ax = fig.add_subplot(gs[1, :])
+        size = next(iter(grid.values())).shape[-1]
+        strip = torch.full((3, size * len(ROWS), size * 8), 255, dtype=torch.uint8)
+        for i, row in enumerate(ROWS):
+            for j, img in enumerate(grid[row][:8]):
+                strip[:, i * size:(i + 1) * size, j * size:(j + 1) * size] = img
+        ax.imshow(strip.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_yticks([(i + 0.5) * size for i in range(len(ROWS))], ROWS)
+        ax.set_xticks([])
+        ax.set_title("images of held-out names (exact-name prompts, style 'any')")
+    fig.suptitle(f"{r['model']['id']} on {r['data']['path']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --- command line ---
+
+def _field_help() -> dict[str, str]:
+    import inspect
+    import re
+
+    return {m.group(1): m.group(2) for m in (re.match(r"\s+(\w+): \w+ = .*?#\s*(.*)$", line)
+                                             for line in inspect.getsource(EvalConfig).splitlines()) if m}
+
+
+def parse_args(argv: list[str] | None = None) -> EvalConfig:
+    helps = _field_help()
+    ap = argparse.ArgumentParser(description="Measure quality (R-precision, FD-eval, FD-ENL0, diversity) "
+                                             "and speed of a model; writes results.json/.md and quality.png.")
+    for f in dataclasses.fields(EvalConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f"{helps.get(f.name, '')} (default: {f.default})")
+        else:
+            kind = {"int": int, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            ap.add_argument(flag, type=kind, default=f.default, help=f"{helps.get(f.name, '')} (default: {f.default!r})")
+    return EvalConfig(**vars(ap.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

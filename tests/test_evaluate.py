@@ -1,0 +1,234 @@
+"""Tests of the measuring code: model.evaluate (quick mode end to end on a TINY model and a
+synthetic imagefolder), model.evaluator, model.bench's FLOP counter, model.dfgan, model.loadtest."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from model import evaluate as E
+from model.bench import BenchConfig, count_macs, num_threads, run_bench, speed_markdown
+from model.dfgan import DFGANGenerator
+from model.evaluator import (Evaluator, EvaluatorConfig, EvaluatorTrainConfig, base_name, fd, frechet_distance,
+                             image_names, held_out_groups, train_evaluator)
+from model.loadtest import classify, summarize
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (240, 220, 20),
+           "black": (10, 10, 10), "white": (250, 250, 250), "purple": (140, 40, 180), "orange": (250, 140, 20)}
+
+
+class FakeEncoder:
+    """Deterministic bag-of-words stand-in for MiniLM: (B,) strings -> (B, 384) unit vectors."""
+
+    def _word(self, w: str) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(hashlib.md5(w.encode()).hexdigest()[:8], 16))
+        return torch.randn(384, generator=g)
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        out = [sum((self._word(w) for w in t.lower().replace(",", " ").split()), torch.zeros(384)) for t in texts]
+        return torch.nn.functional.normalize(torch.stack(out) + 1e-6, dim=1)
+
+    def encode(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+        return self(list(texts)) if texts else torch.zeros(0, 384)
+
+
+@pytest.fixture(scope="module")
+def colour_pack(tmp_path_factory):
+    """A synthetic imagefolder (8 colours x 2 styles, 16 px: a solid square on white) packed with
+    FakeEncoder embeddings; returns the pack file path."""
+    from model.dataset import build_pack, save_pack
+
+    root = tmp_path_factory.mktemp("colours")
+    rows = []
+    for style, inset in (("google", 2), ("twitter", 4)):
+        (root / "images" / style).mkdir(parents=True)
+        for name, rgb in COLOURS.items():
+            im = Image.new("RGB", (16, 16), (255, 255, 255))
+            im.paste(rgb, (inset, inset, 16 - inset, 16 - inset))
+            im.save(root / "images" / style / f"{name}.png")
+            rows.append({"file_name": f"images/{style}/{name}.png", "text": f"{name} square", "style": style,
+                         "keywords": [name]})
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return save_pack(build_pack(root, size=16, encoder=FakeEncoder()), root / "pack.safetensors")
+
+
+@pytest.fixture(scope="module")
+def quick_results(tiny_model_dir, colour_pack, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    cfg = E.parse_args(["--quick", "--model", str(tiny_model_dir), "--data", str(colour_pack), "--out", str(out),
+                        "--evaluator", str(out / "evaluator"), "--retrain-evaluator", "--evaluator-steps", "40", "--evaluator-width", "8",
+                        "--n-fd", "4", "--n-ref", "8", "--n-prompts", "3", "--per-prompt", "3", "--no-bench", "--threads", "1"])
+    return E.run(cfg, encoder=FakeEncoder(), log=lambda *a: None), out
+
+
+# --- the end-to-end quick run ---
+
+def test_quick_run_writes_reports(quick_results):
+    res, out = quick_results
+    on_disk = json.loads((out / "results.json").read_text())
+    assert set(on_disk["rows"]) == {"real", "model", "random_init", "retrieval"}
+    assert (out / "results.md").read_text().count("| random_init |") == 2  # main and per-style tables
+    assert (out / "quality.png").stat().st_size > 1000
+    w = out / "evaluator" / "evaluator.safetensors"
+    assert w.is_file() and w.stat().st_size < 2 * 2**20
+    assert json.loads((out / "evaluator" / "config.json").read_text())["split"]["test_base_names"]
+
+
+def test_quick_run_values_are_sane(quick_results):
+    res, _ = quick_results
+    rows = res["rows"]
+    for row in rows.values():
+        for key in ("rprec_exact_test", "rprec_paraphrase_test", "rprec_exact_train", "rprec_paraphrase_train"):
+            assert 0.0 <= row[key] <= 1.0, key
+        assert row["fd_eval"] >= 0 and row["fd_enl0"] >= 0
+        assert set(row["fd_eval_per_style"]) <= {"google", "twitter"}
+    assert res["checks"]["fd_eval_ref_vs_itself"] < 1e-6
+    assert rows["random_init"]["fd_eval"] > rows["real"]["fd_eval"]
+    assert rows["random_init"]["fd_enl0"] > rows["real"]["fd_enl0"]
+    assert rows["real"]["diversity_embed_l2"] > 0  # two styles of one colour differ
+
+
+def test_quick_run_reuses_a_saved_evaluator(quick_results, tiny_model_dir, colour_pack, tmp_path):
+    res, out = quick_results
+    weights = out / "evaluator" / "evaluator.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    cfg = E.parse_args(["--quick", "--model", str(tiny_model_dir), "--data", str(colour_pack), "--out", str(tmp_path),
+                        "--evaluator", str(out / "evaluator"), "--n-fd", "4", "--n-ref", "8", "--n-prompts", "3",
+                        "--per-prompt", "3", "--no-bench", "--no-enl0", "--threads", "1"])
+    again = E.run(cfg, encoder=FakeEncoder(), log=lambda *a: None)
+    assert weights.stat().st_mtime_ns == stamp  # loaded, not retrained
+    assert "fd_enl0" not in again["rows"]["model"]
+    for row in res["rows"]:
+        assert again["rows"][row]["fd_eval"] == pytest.approx(res["rows"][row]["fd_eval"], rel=1e-6)
+
+
+# --- metrics ---
+
+def test_frechet_distance_identical_gaussians_is_zero():
+    x = np.random.default_rng(0).normal(size=(500, 6))
+    assert fd(x, x) == pytest.approx(0.0, abs=1e-8)
+    mu, s = np.ones(6), np.cov(x, rowvar=False)
+    assert frechet_distance(mu, s, mu, s) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_known_cases():
+    # 1-D: N(0, 4) vs N(1, 1): (0 - 1)^2 + 4 + 1 - 2 * sqrt(4 * 1) = 2
+    assert frechet_distance(np.zeros(1), np.eye(1) * 4, np.ones(1), np.eye(1)) == pytest.approx(2.0)
+    # diagonal: sum of per-dimension distances
+    a, b = np.array([1.0, 9.0]), np.array([4.0, 1.0])
+    want = 3 ** 2 + sum(a + b - 2 * np.sqrt(a * b))
+    assert frechet_distance(np.zeros(2), np.diag(a), np.array([3.0, 0.0]), np.diag(b)) == pytest.approx(want)
+
+
+def test_frechet_distance_sample_space_matches_covariance_form():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(6, 10)), rng.normal(size=(9, 10)) * 2 + 1  # fewer samples than dimensions
+    from model.evaluator import gaussian_stats
+    assert fd(a, b) == pytest.approx(frechet_distance(*gaussian_stats(a), *gaussian_stats(b)), rel=1e-6)
+
+
+def test_r_precision_ranks_the_true_caption():
+    txt = torch.nn.functional.normalize(torch.randn(5, 8), dim=1)
+    cands = torch.stack([txt[[i] + [j for j in range(5) if j != i]] for i in range(5)])  # (5, 5, 8)
+    assert E.r_precision(txt, cands).tolist() == [1.0] * 5
+    assert E.r_precision(txt[[1, 0, 3, 2, 0]], cands).sum() == 0
+
+
+# --- the evaluator ---
+
+def test_split_holds_out_whole_base_names():
+    names = ["waving hand", "waving hand: dark skin tone", "red apple", "rocket", "dog face", "cat face"]
+    held = held_out_groups(names, 0.3, seed=0)
+    assert held and held == held_out_groups(list(reversed(names)), 0.3, seed=0)
+    assert held <= {base_name(n) for n in names} and base_name("waving hand: dark skin tone") == "waving hand"
+    assert base_name("kiss: woman, man, light skin tone, medium-dark skin tone") == "kiss: woman, man"
+    assert base_name("handshake: light skin tone, dark skin tone") == "handshake"
+    assert base_name("flag: japan") == "flag: japan"  # a colon alone is not a skin tone
+    assert held_out_groups(names, 0.3, seed=1) != held or len(held) == 1  # the seed moves the split
+
+
+def test_evaluator_trains_and_round_trips(colour_pack, tmp_path):
+    from model.dataset import load_pack
+
+    pack = load_pack(colour_pack)
+    assert image_names(pack)[0] == "red square"
+    with num_threads(1):
+        ev, info = train_evaluator(pack, EvaluatorConfig(image_size=16, channels=(8, 16, 32, 64)),
+                                   EvaluatorTrainConfig(steps=3), log=None)
+    ev.save(tmp_path, info)
+    ev2, info2 = Evaluator.load(tmp_path)
+    x = pack.images[:4].float() / 127.5 - 1
+    assert torch.allclose(ev.image_features(x).half().float(), ev2.image_features(x), atol=1e-2)
+    assert ev2.image_embed(ev2.image_features(x)).norm(dim=1).sub(1).abs().max() < 1e-5
+    assert info2["training"]["steps"] == 3
+
+
+# --- bench, the peer, the load test ---
+
+def test_count_macs_of_known_layers():
+    assert count_macs(nn.Linear(10, 20), torch.zeros(3, 10)) == 3 * 20 * 10
+    assert count_macs(nn.Conv2d(3, 8, 3, padding=1), torch.zeros(2, 3, 5, 5)) == 2 * 8 * 5 * 5 * 3 * 9
+    assert count_macs(nn.Conv2d(8, 8, 3, groups=4), torch.zeros(1, 8, 5, 5)) == 8 * 3 * 3 * 2 * 9
+    seq = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    assert count_macs(seq, torch.zeros(1, 4)) == 24 + 12
+
+
+def test_dfgan_peer_size_and_output():
+    g = DFGANGenerator(nf=32)
+    n = sum(p.numel() for p in g.parameters())
+    assert abs(n - 4.87e6) / 4.87e6 < 0.05
+    with torch.inference_mode():
+        y = g(torch.randn(2, 100), torch.randn(2, 256))
+    assert y.shape == (2, 3, 64, 64) and y.abs().max() <= 1
+    assert 2 * count_macs(g, torch.randn(1, 100), torch.randn(1, 256)) / 1e9 == pytest.approx(0.89, abs=0.02)
+
+
+def test_bench_runs_on_a_tiny_model(tiny_model_dir):
+    from model.pipeline import Pipeline
+
+    threads = torch.get_num_threads()
+
+    pipe = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
+    pipe.encoder = FakeEncoder()
+    r = run_bench(BenchConfig(batch_sizes="1,2", seconds=0.01, latency_calls=3, matmul_size=256, threads=1), pipe=pipe, log=lambda *a: None)
+    assert r["params"]["dfgan_peer"] == 4_868_867
+    assert r["gflop_per_image"]["generator"] > 0 and r["matmul_gflops"]["fp32"] > 0
+    for who in ("ours", "dfgan_peer"):
+        assert r["throughput"][who]["fp32"]["2"] > 0
+        assert r["throughput"][who]["channels_last"]["max_abs_diff_vs_fp32"] < 1e-4  # same math
+    lat = r["pipeline_latency_4_images"]
+    assert lat["calls"] == 3 and 0 < lat["p50_ms"] <= lat["p95_ms"]
+    assert r["targets"]["latency_p50_ms"]["met"] in (True, False)
+    assert r["targets"]["app_start_s"]["met"] is None
+    assert torch.get_num_threads() == threads  # restored
+    md = speed_markdown(r)
+    assert "| ours | channels_last_bf16 |" in md and "| dfgan_peer | fp32 |" in md
+
+
+def test_loadtest_classifies_and_summarizes():
+    from gradio_client.utils import QueueError
+
+    assert classify(None) == "ok"
+    assert classify(QueueError("Queue is full! Please try again.")) == "refused"
+    assert classify(RuntimeError("boom")) == "failed"
+    recs = [{"outcome": "ok", "seconds": s, "error": None} for s in (0.1, 0.2, 0.3)]
+    recs.append({"outcome": "refused", "seconds": 0.01, "error": "QueueError: full"})
+    s = summarize(recs, 1.0)
+    assert s["ok"] == 3 and s["refused"] == 1 and s["all_answered_or_refused"]
+    assert s["latency"]["p50_ms"] == pytest.approx(200.0)
+    assert not summarize(recs + [{"outcome": "failed", "seconds": 1, "error": "x"}], 1.0)["all_answered_or_refused"]
+
+
+def test_shipped_evaluator_is_small_and_loads():
+    folder = Path(__file__).resolve().parent.parent / "assets" / "evaluator"
+    if not (folder / "evaluator.safetensors").is_file():
+        pytest.skip("no shipped evaluator yet (python -m model.evaluate --retrain-evaluator)")
+    assert (folder / "evaluator.safetensors").stat().st_size < 2 * 2**20
+    ev, info = Evaluator.load(folder)
+    assert info["split"]["test_base_names"] and ev.cfg.image_size == 64
