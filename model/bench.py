@@ -13,10 +13,8 @@ GPU-only machine) text encoding is skipped: random prompt embeddings stand in, a
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
-import dataclasses
 import importlib.util
 import json
 import os
@@ -33,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .cli import parse_dataclass
 from .dfgan import DFGANGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,8 +166,8 @@ def throughput(make_net, make_inputs, batch_sizes: list[int], device: torch.devi
     calls, outs = {}, {}
     for name, (wdt, cl, ac) in _variants(device).items():
         net = make_net().to(device, wdt).eval().requires_grad_(False)
-        if cl:
-            net = net.to(memory_format=torch.channels_last)
+        # explicit either way: the pipeline may hold its model channels_last already
+        net = net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
         ctx = (lambda ac=ac: torch.autocast(device.type, dtype=ac)) if ac else contextlib.nullcontext
         for b in batch_sizes:
             inputs = [x.to(device, wdt) if x.is_floating_point() else x.to(device) for x in fixed[b]]
@@ -465,20 +464,7 @@ def speed_markdown(r: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
-    import inspect
-    import re
-
-    helps = {m.group(1): m.group(2) for m in (re.match(r"\s+(\w+): \w+ = .*?#\s*(.*)$", line)
-                                              for line in inspect.getsource(BenchConfig).splitlines()) if m}
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(BenchConfig):
-        flag, h = "--" + f.name.replace("_", "-"), f"{helps.get(f.name, '')} (default: {f.default!r})"
-        if f.type in (bool, "bool"):
-            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=h)
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            ap.add_argument(flag, type=kind, default=f.default, help=h)
-    return BenchConfig(**vars(ap.parse_args(argv)))
+    return parse_dataclass(BenchConfig, argv, __doc__.splitlines()[0])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,8 +9,6 @@ throughput, and the app process's RSS before and after (from /proc/PID/status).
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import threading
 import time
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bench import PROMPTS, app_generate_args, percentiles, proc_rss_mib, start_app
+from .cli import dataclass_parser
 
 
 @dataclass(kw_only=True)
@@ -118,18 +117,7 @@ def run_load(cfg: LoadConfig, log=print) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> LoadConfig:
-    import inspect
-    import re
-
-    helps = {m.group(1): m.group(2) for m in (re.match(r"\s+(\w+): \w+ = .*?#\s*(.*)$", line)
-                                              for line in inspect.getsource(LoadConfig).splitlines()) if m}
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(LoadConfig):
-        flag, h = "--" + f.name.replace("_", "-"), f"{helps.get(f.name, '')} (default: {f.default!r})"
-        if f.type in (bool, "bool"):
-            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=h)
-        else:
-            ap.add_argument(flag, type={"int": int, "str": str}[str(f.type)], default=f.default, help=h)
+    ap = dataclass_parser(LoadConfig, __doc__.splitlines()[0])
     cfg = LoadConfig(**vars(ap.parse_args(argv)))
     if cfg.clients < 1 or cfg.requests < 1:
         ap.error("--clients and --requests must be >= 1")

@@ -6,7 +6,6 @@ present, and data-parallel under ``torchrun --nproc_per_node N -m model.train ..
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import dataclasses
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .augment import diff_augment
+from .cli import parse_dataclass
 from .config import TINY, ModelConfig
 from .dataset import SAMPLE_PROMPTS, Pack, load_dataset
 from .gan import TextToImageGAN
@@ -391,27 +391,8 @@ class Trainer:
         return self.out / "export"
 
 
-def _field_help() -> dict[str, str]:
-    """The comment after each TrainConfig field is its --help text (one source of truth)."""
-    import inspect
-    import re
-
-    helps = {}
-    for line in inspect.getsource(TrainConfig).splitlines():
-        m = re.match(r"\s+(\w+): \w+ = .*?#\s*(.*)$", line)
-        if m:
-            helps[m.group(1)] = m.group(2)
-    return helps
-
-
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    helps = _field_help()
-    for f in dataclasses.fields(TrainConfig):
-        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-        ap.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
-                        help=f"{helps.get(f.name, f.name)} (default: {f.default!r})")
-    return TrainConfig(**vars(ap.parse_args(argv)))
+    return parse_dataclass(TrainConfig, argv, __doc__.splitlines()[0])
 
 
 def main(argv: list[str] | None = None) -> None:
