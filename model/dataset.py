@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,7 +150,9 @@ def load_dataset(path: str | Path, *, size: int, skin_tones: str = "all") -> Pac
     if cache.is_file():
         return load_pack(cache)
     pack = build_pack(path, size=size, skin_tones=skin_tones)
-    save_pack(pack, cache)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    save_pack(pack, tmp)
+    tmp.replace(cache)  # atomic: processes building the same cache never read half a file
     return pack
 
 

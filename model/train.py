@@ -403,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     if trainer.rank == 0:
         print(f"exported {out} at step {trainer.step}")
     if dist.is_initialized():
+        dist.barrier()  # rank 0 may still be exporting: leave together, or gloo aborts the late one
         dist.destroy_process_group()
 
 
