@@ -344,7 +344,8 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     r["pipeline_latency_4_images"] = {**percentiles(times), "first_call_ms": 1e3 * cold,
                                       "text_encoding": "included (MiniLM, cache cleared each call)" if encode
                                       else "skipped: MiniLM package not installed (random embeddings)",
-                                      "candidates": 4, "dtype": str(pipe.dtype).replace("torch.", "")}
+                                      "candidates": 4, "dtype": str(pipe.dtype).replace("torch.", ""),
+                                      "cpu_bf16_autocast": bool(getattr(pipe, "cpu_bf16", False))}
     log(f"pipeline prompt -> 4 images: p50 {r['pipeline_latency_4_images']['p50_ms']:.1f} ms, "
         f"p95 {r['pipeline_latency_4_images']['p95_ms']:.1f} ms")
 
@@ -370,12 +371,14 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
         r["params"]["minilm"] = n_params(pipe.encoder)
         tok = pipe.encoder.tokenizer([PROMPTS[0]], return_tensors="pt").to(device)
         r["gflop_per_image"]["minilm_per_prompt"] = 2 * count_macs(pipe.encoder.model, **tok) / 1e9
-    # FLOPs of one request (4 images: generator + discriminator gate, one prompt) at the fp32 matmul rate
+    # FLOPs of one request (4 images: generator + discriminator gate, one prompt) at the matmul rate
+    # of the precision the pipeline runs in
     g = r["gflop_per_image"]
     req = 4 * (g["generator"] + g["discriminator"] + g["text_head"]) + g.get("minilm_per_prompt", 0.0)
     lat = r["pipeline_latency_4_images"]
     lat["gflop_per_request"] = req
-    lat["flop_bound_ms"] = 1e3 * req / peak["fp16" if device.type == "cuda" else "fp32"]
+    lat["flop_bound_ms"] = 1e3 * req / peak["fp16" if device.type == "cuda" else
+                                            "bf16" if getattr(pipe, "cpu_bf16", False) else "fp32"]
     r["peak_rss_mib"] = peak_rss_mib()
     r["loadavg_1m_at_end"] = os.getloadavg()[0]
     r["targets"] = check_targets(r)

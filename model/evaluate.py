@@ -22,6 +22,7 @@ Metrics (none of them is FID; no Inception weights exist offline):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -85,13 +86,17 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 def sample(pipe, model: TextToImageGAN, emb: torch.Tensor, styles: torch.Tensor, seeds: list[int],
            batch: int = 64) -> torch.Tensor:
     """emb (N, 384), styles (N,) model style ids, seeds (N,) -> (N, 3, S, S) uint8 raw samples
-    (noise drawn exactly as Pipeline.generate draws it, truncation 1)."""
+    (noise drawn exactly as Pipeline.generate draws it, truncation 1, and the generator run in
+    the pipeline's precision, e.g. its bf16 autocast on CPUs with native bf16)."""
+    autocast = getattr(pipe, "autocast", contextlib.nullcontext)
     out = []
     for i in range(0, len(seeds), batch):
         z, eps = map(torch.stack, zip(*(pipe.noise(s, 1.0) for s in seeds[i:i + batch])))
         dev, dt = pipe.device, pipe.dtype
         c, _, _ = model.text_head(emb[i:i + batch].to(dev, dt), eps.to(dev, dt))
-        out.append(to_uint8(model.generator(z.to(dev, dt), c, styles[i:i + batch].to(dev))))
+        with autocast():
+            x = model.generator(z.to(dev, dt), c, styles[i:i + batch].to(dev))
+        out.append(to_uint8(x.float()))
     return torch.cat(out)
 
 
@@ -190,6 +195,8 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
 
     torch.manual_seed(cfg.seed)
     floor = TextToImageGAN(model.cfg).to(pipe.device, pipe.dtype).eval().requires_grad_(False)
+    if getattr(pipe, "cpu_bf16", False):
+        floor = floor.to(memory_format=torch.channels_last)  # as Pipeline.from_pretrained does
     gens = {"model": model, "random_init": floor}
 
     # --- FD: query half (Q) vs reference half (R) ---
