@@ -74,16 +74,17 @@ class TrainConfig:
             raise ValueError("steps and r1_interval must be >= 1")
 
 
-def model_config_for(tcfg: TrainConfig, pack: Pack) -> ModelConfig:
-    size = pack.images.shape[-1]
+def model_fields(tcfg: TrainConfig) -> dict:
+    """The ModelConfig fields --model-config asks for ("" = defaults, "tiny", or a JSON file)."""
     if tcfg.model_config == "tiny":
-        base = dict(TINY)
-    elif tcfg.model_config:
-        base = json.loads(Path(tcfg.model_config).read_text())
-    else:
-        base = {}
-    base.update(styles=tuple(pack.style_names), image_size=size)
-    return ModelConfig.from_dict(base)
+        return dict(TINY)
+    return json.loads(Path(tcfg.model_config).read_text()) if tcfg.model_config else {}
+
+
+def model_config_for(tcfg: TrainConfig, pack: Pack) -> ModelConfig:
+    """The architecture asked for, with the styles and image size of the data."""
+    return ModelConfig.from_dict({**model_fields(tcfg), "styles": tuple(pack.style_names),
+                                  "image_size": pack.images.shape[-1]})
 
 
 # --- distributed helpers ---
@@ -120,7 +121,8 @@ class Trainer:
         amp = tcfg.amp if tcfg.amp != "auto" else ("bf16" if dev == "cuda" else "none")
         self.autocast = (lambda: torch.autocast(dev, dtype=torch.bfloat16)) if amp == "bf16" else contextlib.nullcontext
         self.out = Path(tcfg.out)
-        self.pack = pack if pack is not None else load_dataset(tcfg.data, size=self._size(), skin_tones=tcfg.skin_tones)
+        self.pack = pack if pack is not None else load_dataset(
+            tcfg.data, size=model_fields(tcfg).get("image_size", ModelConfig().image_size), skin_tones=tcfg.skin_tones)
         self.mcfg = model_config_for(tcfg, self.pack)
 
         torch.manual_seed(tcfg.seed)
@@ -152,11 +154,6 @@ class Trainer:
             self.model.load_state_dict(start.state_dict())
             self.ema.load_state_dict(nn.ModuleDict({"text_head": start.text_head,
                                                     "generator": start.generator}).state_dict())
-
-    def _size(self) -> int:
-        if self.cfg.model_config and self.cfg.model_config != "tiny":
-            return int(json.loads(Path(self.cfg.model_config).read_text()).get("image_size", 64))
-        return TINY["image_size"] if self.cfg.model_config == "tiny" else ModelConfig().image_size
 
     # --- one batch ---
     def sample_batch(self) -> dict[str, torch.Tensor]:

@@ -6,14 +6,12 @@ import io
 import json
 import os
 import re
-import socket
 import struct
 import subprocess
 import sys
 import time
 import zlib
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -22,36 +20,14 @@ from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
 import app
-from model.pipeline import Pipeline
+from conftest import free_port  # tests/ is on sys.path (rootdir conftest)
 
 ROOT = Path(__file__).resolve().parent.parent
 GEN = dict(prompt="red apple", style="any", n=4, seed=0, random_seed=False, diversity=1.0, candidates=8, gate=0.5)
 CAPTION = re.compile(r"^seed (\d+) · realism [01]\.\d\d · match [01]\.\d\d( · below the gate)?$")
 
 
-# --- the running app ---
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(model_dir: Path, cache_dir: Path) -> SimpleNamespace:
-    """app.build_demo on a TINY pipeline, served from a background thread on a free port."""
-    pipeline = Pipeline.from_pretrained(str(model_dir), device="cpu")
-    demo = app.build_demo(pipeline, examples_cache=cache_dir)
-    port = free_port()
-    demo.launch(**app.launch_options("127.0.0.1", port), prevent_thread_lock=True, quiet=True)
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}/", demo=demo, pipeline=pipeline, cache=cache_dir)
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    srv = start_app(tiny_model_dir, tmp_path_factory.mktemp("examples_cache"))
-    yield srv
-    srv.demo.close()
-
+# --- the running app (the `server` fixture is in conftest.py, shared with the browser tests) ---
 
 @pytest.fixture(scope="module")
 def client(server):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from test_app import start_app  # the same server the API tests use
 
 pytestmark = pytest.mark.browser
 
@@ -18,13 +17,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-dev-shm-usage"]
 OUTPUT = Path(__file__).resolve().parent / "output"
 TIMEOUT_MS = 60_000  # 2 shared cores: generous, but a hang still fails
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    srv = start_app(tiny_model_dir, tmp_path_factory.mktemp("examples_cache"))
-    yield srv
-    srv.demo.close()
 
 
 @pytest.fixture(scope="module")
