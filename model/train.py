@@ -41,6 +41,7 @@ class TrainConfig:
     lr_d: float = 4e-4
     beta1: float = 0.0  # Adam betas as in BigGAN / DF-GAN
     beta2: float = 0.9
+    grad_clip: float = 0.0  # clip each network's global gradient norm to this per step; 0 = off
     r1_gamma: float = 0.1  # R1 weight; small for 64 px data (StyleGAN2 heuristic ~ 0.0002 * px^2 / batch)
     r1_interval: int = 4  # lazy R1: every N D-steps, scaled by N (StyleGAN2)
     kl_weight: float = 1.0  # VAE head KL (StackGAN conditioning augmentation)
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError("adv_weight and recon_weight are both 0: nothing to train")
         if self.steps < 1 or self.r1_interval < 1:
             raise ValueError("steps and r1_interval must be >= 1")
+        if self.grad_clip < 0:
+            raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
 
 
 def model_fields(tcfg: TrainConfig) -> dict:
@@ -205,6 +208,8 @@ class Trainer:
                 r1 = r1_penalty(logits, real)
                 (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
             _sync_grads(self.d_params, self.world)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.d_params, cfg.grad_clip)
             self.opt_d.step()
 
         # generator (+ VAE head)
@@ -229,13 +234,14 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         _sync_grads(self.g_params, self.world)
+        g_norm = torch.nn.utils.clip_grad_norm_(self.g_params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         self.opt_g.step()
         self.step += 1
         self.update_ema()
         # detached tensors: no device sync per step; fit() reads them every log_every steps
         return {"d_adv": loss_adv.detach(), "d_match": loss_match.detach(), "r1": r1.detach(),
                 "g_adv": g_adv.detach(), "g_match": g_match.detach(), "kl": kl.detach(), "recon": recon.detach(),
-                "real_acc": (r_real > 0).float().mean(), "fake_acc": (r_fake < 0).float().mean()}
+                "g_norm": g_norm.detach(), "real_acc": (r_real > 0).float().mean(), "fake_acc": (r_fake < 0).float().mean()}
 
     @torch.no_grad()
     def update_ema(self) -> None:
