@@ -22,7 +22,6 @@ Metrics (none of them is FID; no Inception weights exist offline):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -82,22 +81,13 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
 
 
-@torch.inference_mode()
 def sample(pipe, model: TextToImageGAN, emb: torch.Tensor, styles: torch.Tensor, seeds: list[int],
            batch: int = 64) -> torch.Tensor:
-    """emb (N, 384), styles (N,) model style ids, seeds (N,) -> (N, 3, S, S) uint8 raw samples
-    (noise drawn exactly as Pipeline.generate draws it, truncation 1, and the generator run in
-    the pipeline's precision, e.g. its bf16 autocast on CPUs with native bf16)."""
-    autocast = getattr(pipe, "autocast", contextlib.nullcontext)
-    out = []
-    for i in range(0, len(seeds), batch):
-        z, eps = map(torch.stack, zip(*(pipe.noise(s, 1.0) for s in seeds[i:i + batch])))
-        dev, dt = pipe.device, pipe.dtype
-        c, _, _ = model.text_head(emb[i:i + batch].to(dev, dt), eps.to(dev, dt))
-        with autocast():
-            x = model.generator(z.to(dev, dt), c, styles[i:i + batch].to(dev))
-        out.append(to_uint8(x.float()))
-    return torch.cat(out)
+    """emb (N, 384), styles (N,) model style ids, seeds (N,) -> (N, 3, S, S) uint8 raw samples of
+    `model`, drawn by Pipeline.sample exactly as the app draws them (truncation 1, no gate)."""
+    pipe = dataclasses.replace(pipe, model=model)
+    return torch.cat([to_uint8(pipe.sample(emb[i:i + batch], styles[i:i + batch], seeds[i:i + batch]))
+                      for i in range(0, len(seeds), batch)])
 
 
 def retrieve(query: torch.Tensor, pool_emb: torch.Tensor, k: int = 1, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -172,6 +172,14 @@ class Pipeline:
         eps = torch.randn(self.model.cfg.cond_dim, generator=g) * truncation
         return z, eps
 
+    def sample(self, e: torch.Tensor, style: torch.Tensor, seeds: list[int], truncation: float = 1.0) -> torch.Tensor:
+        """e (N, text_dim) embeddings, style (N,) ids, one seed each -> (N, 3, S, S) float in [-1, 1].
+        The raw samples behind generate (no gate); the evaluation samples through this too."""
+        z, eps = map(torch.stack, zip(*(self.noise(s, truncation) for s in seeds)))  # (N, z), (N, cond)
+        with torch.inference_mode():
+            c, _, _ = self.model.text_head(e.to(self.device, self.dtype), eps.to(self.device, self.dtype))
+        return self._run_g(z, c, style)
+
     def _run_g(self, z, c, style) -> torch.Tensor:
         with torch.inference_mode(), self.autocast():
             x = self.model.generator(z.to(self.device, self.dtype), c.to(self.device, self.dtype),
@@ -206,12 +214,9 @@ class Pipeline:
         truncation = self.check_truncation(truncation)
         gate = self.check_fraction(gate, "gate")
         seeds = [(seed + k) % (MAX_SEED + 1) for k in range(candidates)]
-        z, eps = map(torch.stack, zip(*(self.noise(s, truncation) for s in seeds)))  # (N, z), (N, cond)
         e = self.embed([prompt]).expand(candidates, -1)  # (N, text_dim)
         style_t = torch.full((candidates,), sid, dtype=torch.long)
-        with torch.inference_mode():
-            c, _, _ = self.model.text_head(e, eps.to(self.device, self.dtype))
-        x = self._run_g(z, c, style_t)
+        x = self.sample(e, style_t, seeds, truncation)
         realism, match, _ = self._judge(x, e, style_t.to(self.device))
         images = self.to_pil(x)
         scored = [Scored(images[k], seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate))

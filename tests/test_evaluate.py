@@ -232,3 +232,19 @@ def test_shipped_evaluator_is_small_and_loads():
     assert (folder / "evaluator.safetensors").stat().st_size < 2 * 2**20
     ev, info = Evaluator.load(folder)
     assert info["split"]["test_base_names"] and ev.cfg.image_size == 64
+
+
+def test_evaluation_samples_are_the_apps_images(tiny_model_dir):
+    """E.sample draws what Pipeline.generate shows for the same prompt, style and seeds."""
+    from model.pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
+    pipe.encoder = FakeEncoder()
+    out = pipe.generate("red apple", n=3, seed=7, style=pipe.styles[1], gate=0.0, fill=True)
+    emb = pipe.embed(["red apple"]).expand(3, -1)
+    raw = E.sample(pipe, pipe.model, emb, torch.zeros(3, dtype=torch.long), [7, 8, 9], batch=2)
+    shown = {s.seed: torch.from_numpy(np.array(s.image)).permute(2, 0, 1) for s in out.images}
+    assert sorted(shown) == [7, 8, 9]
+    for k, seed in enumerate((7, 8, 9)):
+        assert torch.equal(raw[k], shown[seed])
+    assert not torch.equal(raw[0], raw[1])  # the seeds differ, so do the images
