@@ -62,7 +62,7 @@ def upscale(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
 
 
 def caption(s: Scored) -> str:
-    text = f"seed {s.seed} · realism {s.realism:.2f} · match {s.match:.2f}"
+    text = f"{s.style} · seed {s.seed} · realism {s.realism:.2f} · match {s.match:.2f}"
     return text if s.kept else text + " · below the gate"
 
 

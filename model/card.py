@@ -90,7 +90,7 @@ Last phase's settings: `{json.dumps({k: tc[k] for k in sorted(tc) if k not in ('
 
 ## Samples
 Rows: grinning face, red apple, rocket, dog face, pizza, red heart, smiling face with sunglasses,
-cat face; columns: {', '.join(cfg.styles)}, any (EMA generator, c = mu, fixed noise).
+cat face; columns: {', '.join(cfg.styles)} (EMA generator, c = mu, fixed noise).
 
 ![samples](samples.png)
 """

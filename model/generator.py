@@ -24,6 +24,9 @@ class Generator(nn.Module):
             nn.Linear(cfg.z_dim + cfg.cond_dim + cfg.style_dim, cfg.w_dim), nn.LeakyReLU(0.2),
             nn.Linear(cfg.w_dim, cfg.w_dim), nn.LeakyReLU(0.2),
         )
+        # z's columns start at zero: noise enters only as far as the adversarial loss asks for it,
+        # and a reconstruction-only phase (z = 0, no gradient on them) leaves sampling with z unharmed
+        nn.init.zeros_(self.mapping[0].weight[:, :cfg.z_dim])
         self.fc = nn.Linear(cfg.w_dim, ch[0] * 4 * 4)
         blocks = [UpBlock(ch[0], ch[0], cfg.w_dim, up=False)]
         blocks += [UpBlock(ch[i - 1], ch[i], cfg.w_dim, up=True) for i in range(1, len(ch))]

@@ -40,6 +40,7 @@ class Scored:
     realism: float  # P(real) from the discriminator, in [0, 1]
     match: float  # P(image fits the prompt), in [0, 1]
     kept: bool  # passed the gate
+    style: str = ""  # the art style it was drawn in ("any" resolves per seed)
 
 
 @dataclass
@@ -172,9 +173,19 @@ class Pipeline:
         eps = torch.randn(self.model.cfg.cond_dim, generator=g) * truncation
         return z, eps
 
+    def seed_styles(self, style: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        """Style ids (N,) with "any" (id num_styles) replaced per seed: seed k draws named style
+        k mod num_styles, so consecutive seeds show every style. The learned "any" token is only
+        trained adversarially; the reconstruction loss that makes subjects recognisable needs a
+        named style's image."""
+        k = self.model.cfg.num_styles
+        by_seed = torch.tensor([s % k for s in seeds], dtype=torch.long)
+        return torch.where(style.cpu() == k, by_seed, style.cpu())
+
     def sample(self, e: torch.Tensor, style: torch.Tensor, seeds: list[int], truncation: float = 1.0) -> torch.Tensor:
         """e (N, text_dim) embeddings, style (N,) ids, one seed each -> (N, 3, S, S) float in [-1, 1].
         The raw samples behind generate (no gate); the evaluation samples through this too."""
+        style = self.seed_styles(style, seeds)
         z, eps = map(torch.stack, zip(*(self.noise(s, truncation) for s in seeds)))  # (N, z), (N, cond)
         with torch.inference_mode():
             c, _, _ = self.model.text_head(e.to(self.device, self.dtype), eps.to(self.device, self.dtype))
@@ -215,11 +226,12 @@ class Pipeline:
         gate = self.check_fraction(gate, "gate")
         seeds = [(seed + k) % (MAX_SEED + 1) for k in range(candidates)]
         e = self.embed([prompt]).expand(candidates, -1)  # (N, text_dim)
-        style_t = torch.full((candidates,), sid, dtype=torch.long)
+        style_t = self.seed_styles(torch.full((candidates,), sid, dtype=torch.long), seeds)
         x = self.sample(e, style_t, seeds, truncation)
         realism, match, _ = self._judge(x, e, style_t.to(self.device))
         images = self.to_pil(x)
-        scored = [Scored(images[k], seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate))
+        scored = [Scored(images[k], seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
+                         self.model.cfg.styles[int(style_t[k])])
                   for k in range(candidates)]
         order = sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
         kept = [s for s in order if s.kept][:n]
@@ -249,7 +261,8 @@ class Pipeline:
         z = torch.stack([slerp(za, zb, float(ti)) for ti in t])  # (steps, z_dim)
         mu = mu.float().cpu()
         c = torch.lerp(mu[0:1].expand(steps, -1), mu[1:2].expand(steps, -1), t[:, None])  # (steps, cond_dim)
-        return self.to_pil(self._run_g(z, c, torch.full((steps,), sid, dtype=torch.long)))
+        style_t = self.seed_styles(torch.full((steps,), sid, dtype=torch.long), [seed_a] * steps)
+        return self.to_pil(self._run_g(z, c, style_t))
 
     def prepare_image(self, image) -> Image.Image:
         """PIL image / path / HxWxC array -> square RGB model-size image (alpha onto white)."""

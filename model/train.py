@@ -47,7 +47,7 @@ class TrainConfig:
     kl_weight: float = 1.0  # VAE head KL (StackGAN conditioning augmentation)
     match_weight: float = 1.0  # weight of the matching-aware text-match loss
     adv_weight: float = 1.0  # adversarial terms; 0 = a reconstruction-only phase (D neither trained nor used)
-    recon_weight: float = 0.0  # VAE-GAN reconstruction: L1 between G(z=0, mu(text), style) and the real image
+    recon_weight: float = 0.0  # VAE-GAN reconstruction: L1 between G(z=0, c, style), c = mu + sigma * eps, and the real image
     init_from: str = ""  # model folder to start from (fine-tuning); ignored when a checkpoint resumes
     style_dropout: float = 0.1  # share of samples trained with the "any" style token
     augment: str = "translation,cutout"  # DiffAugment policy ("" = off)
@@ -228,7 +228,7 @@ class Trainer:
             recon = zero
             if cfg.recon_weight > 0:  # the text's own image, for samples with a named style
                 named = bt["style"] < self.mcfg.num_styles
-                x0 = G(torch.zeros_like(bt["z"]), mu, bt["style"])
+                x0 = G(torch.zeros_like(bt["z"]), c, bt["style"])  # c: the VAE head's reparameterised sample
                 recon = ((x0.float() - bt["real"]).abs().mean(dim=(1, 2, 3)) * named).sum() / named.sum().clamp(min=1)
                 loss_g = loss_g + cfg.recon_weight * recon
         self.opt_g.zero_grad(set_to_none=True)
@@ -297,11 +297,11 @@ class Trainer:
 
     @torch.no_grad()
     def sample_grid(self, path: Path) -> Path:
-        """Rows: SAMPLE_PROMPTS; columns: each style then "any"; EMA weights, c = mu, fixed z."""
+        """Rows: SAMPLE_PROMPTS; columns: the named styles; EMA weights, c = mu, fixed z."""
         from torchvision.utils import save_image
 
         prompts = [p for p in SAMPLE_PROMPTS if self.pack.embedding_of(p) is not None]
-        ns = self.mcfg.num_styles + 1
+        ns = self.mcfg.num_styles
         e = torch.stack([self.pack.embedding_of(p) for p in prompts]).to(self.device)
         e = e.repeat_interleave(ns, 0)  # (P * ns, 384)
         style = torch.arange(ns, device=self.device).repeat(len(prompts))

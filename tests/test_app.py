@@ -24,7 +24,7 @@ from conftest import free_port  # tests/ is on sys.path (rootdir conftest)
 
 ROOT = Path(__file__).resolve().parent.parent
 GEN = dict(prompt="red apple", style="any", n=4, seed=0, random_seed=False, diversity=1.0, candidates=8, gate=0.5)
-CAPTION = re.compile(r"^seed (\d+) · realism [01]\.\d\d · match [01]\.\d\d( · below the gate)?$")
+CAPTION = re.compile(r"^(\w+) · seed (\d+) · realism [01]\.\d\d · match [01]\.\d\d( · below the gate)?$")
 
 
 # --- the running app (the `server` fixture is in conftest.py, shared with the browser tests) ---
@@ -103,7 +103,8 @@ def test_generate(client, server):
     for item in gallery:
         m = CAPTION.match(item["caption"])
         assert m, item["caption"]
-        assert 123 <= int(m.group(1)) < 123 + 8  # seeds come from seed..seed+candidates-1
+        assert 123 <= int(m.group(2)) < 123 + 8  # seeds come from seed..seed+candidates-1
+        assert m.group(1) in ("google", "twitter", "fluent3d", "openmoji")  # "any" names the style drawn
         with Image.open(item["image"]) as im:
             assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
     assert re.match(r"Drew 8 candidates; \d+ judged fake \(realism < 0\.50\) and discarded\.", summary)
@@ -122,13 +123,14 @@ def test_generate_gate_discards_and_fills(client):
 @pytest.mark.parametrize("seed", [-1, None])
 def test_generate_random_seed(client, seed):
     kw = dict(seed=0, random_seed=True) if seed is None else dict(seed=seed)
-    seeds = {generate(client, n=1, candidates=1, **kw)[0][0]["caption"].split(" · ")[0] for _ in range(3)}
+    seeds = {CAPTION.match(generate(client, n=1, candidates=1, **kw)[0][0]["caption"]).group(2) for _ in range(3)}
     assert len(seeds) > 1
 
 
 @pytest.mark.parametrize("style", ["google", "openmoji"])
 def test_generate_styles(client, style):
-    assert len(generate(client, style=style)[0]) == 4
+    gallery = generate(client, style=style)[0]
+    assert len(gallery) == 4 and all(CAPTION.match(g["caption"]).group(1) == style for g in gallery)
 
 
 def test_interpolate(client):

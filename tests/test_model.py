@@ -64,6 +64,18 @@ def test_generator_shapes_and_range(tiny_model_factory):
     assert x.std() > 0.01, "the generator ignores its input"
 
 
+def test_noise_enters_the_generator_closed(tiny_model_factory):
+    """z's mapping columns start at zero: a fresh generator ignores z (a reconstruction phase,
+    which trains at z = 0, cannot leave them random) until training opens them."""
+    g = tiny_model_factory(seed=0).generator
+    c, style = torch.randn(B, CFG.cond_dim), torch.zeros(B, dtype=torch.long)
+    with torch.no_grad():
+        a, b = g(torch.randn(B, CFG.z_dim), c, style), g(torch.randn(B, CFG.z_dim) * 3, c, style)
+        assert torch.equal(a, b)
+        g.mapping[0].weight[:, :CFG.z_dim].normal_(0, 0.1)
+        assert not torch.equal(g(torch.randn(B, CFG.z_dim), c, style), a)
+
+
 def test_discriminator_outputs(tiny_model_factory):
     d: Discriminator = tiny_model_factory(seed=0).discriminator
     x = torch.rand(B, 3, CFG.image_size, CFG.image_size) * 2 - 1
@@ -326,3 +338,18 @@ def test_text_gain_scales_the_vae_input_and_old_configs_keep_theirs(tmp_path):
     del d["text_gain"]  # a config.json written before the field existed
     (tmp_path / "config.json").write_text(json.dumps(d))
     assert ModelConfig.load(tmp_path / "config.json").text_gain == 1.0
+
+
+def test_any_style_draws_a_named_style_per_seed(pipe):
+    """'any': seed k is drawn in named style k mod num_styles, the same image as asking for that style."""
+    k = len(CFG.styles)
+    gen = pipe.generate("red apple", n=k, seed=8, style="any", candidates=k, gate=0.0)
+    by_seed = {s.seed: s for s in gen.images}
+    assert {s.style for s in gen.images} == set(CFG.styles)
+    for seed, s in by_seed.items():
+        assert s.style == CFG.styles[seed % k]
+        named = pipe.generate("red apple", n=1, seed=seed, style=s.style).images[0]
+        assert named.style == s.style and np.array_equal(arr(named.image), arr(s.image))
+    frames = pipe.interpolate("red apple", "rocket", steps=2, seed_a=9, style="any")
+    named = pipe.interpolate("red apple", "rocket", steps=2, seed_a=9, style=CFG.styles[9 % k])
+    assert all(np.array_equal(arr(a), arr(b)) for a, b in zip(frames, named))
