@@ -234,9 +234,12 @@ class Pipeline:
                          self.model.cfg.styles[int(style_t[k])])
                   for k in range(candidates)]
         order = sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
-        kept = [s for s in order if s.kept][:n]
+        passed, rejected = [s for s in order if s.kept], [s for s in order if not s.kept]
+        if sid == self.model.cfg.num_styles:  # "any": take the styles in turns, not n of the one D likes best
+            passed, rejected = round_robin(passed), round_robin(rejected)
+        kept = passed[:n]
         if fill and len(kept) < n:
-            kept += [s for s in order if not s.kept][: n - len(kept)]
+            kept += rejected[: n - len(kept)]
         return Generation(images=kept, candidates=candidates, discarded=sum(not s.kept for s in scored))
 
     def interpolate(self, prompt_a: str, prompt_b: str | None = None, steps: int = 8,
@@ -297,6 +300,16 @@ class Pipeline:
 
 
 # --- helpers ---
+
+def round_robin(ranked: list[Scored]) -> list[Scored]:
+    """Best-first images -> the best of each style, then the second best of each, and so on
+    (styles in the order their best image ranks)."""
+    by_style: dict[str, list[Scored]] = {}
+    for s in ranked:
+        by_style.setdefault(s.style, []).append(s)
+    queues = list(by_style.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """Spherical interpolation between two noise vectors (keeps their norm typical)."""

@@ -13,7 +13,7 @@ from model.config import TINY, ModelConfig
 from model.discriminator import Discriminator
 from model.gan import TextToImageGAN
 from model.hub import ModelInfo
-from model.pipeline import Pipeline, slerp
+from model.pipeline import Pipeline, Scored, round_robin, slerp
 from model.text_encoder import VAEHead, kl_divergence
 
 CFG = ModelConfig(**TINY)
@@ -353,3 +353,15 @@ def test_any_style_draws_a_named_style_per_seed(pipe):
     frames = pipe.interpolate("red apple", "rocket", steps=2, seed_a=9, style="any")
     named = pipe.interpolate("red apple", "rocket", steps=2, seed_a=9, style=CFG.styles[9 % k])
     assert all(np.array_equal(arr(a), arr(b)) for a, b in zip(frames, named))
+
+
+def test_any_style_shows_the_styles_in_turns(pipe):
+    """With 'any', the best image of each style comes before a second image of any style."""
+    k = len(CFG.styles)
+    gen = pipe.generate("rocket", n=k, seed=0, style="any", candidates=4 * k, gate=0.0)
+    assert sorted(s.style for s in gen.images) == sorted(CFG.styles)
+    one = pipe.generate("rocket", n=k, seed=0, style=CFG.styles[0], candidates=4 * k, gate=0.0)
+    assert {s.style for s in one.images} == {CFG.styles[0]}
+    ranked = [Scored(None, i, r, 1.0, True, st) for i, (r, st) in enumerate(
+        [(0.9, "a"), (0.8, "a"), (0.7, "b"), (0.6, "a"), (0.5, "c")])]
+    assert [s.seed for s in round_robin(ranked)] == [0, 2, 4, 1, 3]
