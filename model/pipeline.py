@@ -40,7 +40,7 @@ class Scored:
     realism: float  # P(real) from the discriminator, in [0, 1]
     match: float  # P(image fits the prompt), in [0, 1]
     kept: bool  # passed the gate
-    style: str = ""  # the art style it was drawn in ("any" resolves per seed)
+    style: str  # the art style it was drawn in ("any" resolves per seed)
 
 
 @dataclass
