@@ -184,14 +184,15 @@ class Trainer:
         zero = torch.zeros((), device=self.device)
         loss_adv = loss_match = r1 = zero
         r_real, r_fake = torch.ones(1, device=self.device), -torch.ones(1, device=self.device)
+        # one generator forward serves both steps: D sees it detached, G's step back-propagates through it
+        with self.autocast():
+            c, mu, logvar = head(bt["e"], bt["eps"])
+            fake = G(bt["z"], c, bt["style"]) if cfg.adv_weight > 0 else None
         if cfg.adv_weight > 0:
             D.requires_grad_(True)
             with self.autocast():
-                with torch.no_grad():
-                    c, _, _ = head(bt["e"], bt["eps"])
-                    fake = G(bt["z"], c, bt["style"])
                 phi_r, patch_r = D.features(aug(bt["real"]))
-                phi_f, patch_f = D.features(aug(fake))
+                phi_f, patch_f = D.features(aug(fake.detach()))
                 r_real, r_fake = D.realism_logit(phi_r, patch_r), D.realism_logit(phi_f, patch_f)
                 m_real = D.match_logit(phi_r, bt["e"], bt["style"])
                 m_wrong = D.match_logit(phi_r, bt["wrong"], bt["style"])
@@ -215,12 +216,10 @@ class Trainer:
         # generator (+ VAE head)
         D.requires_grad_(False)
         with self.autocast():
-            c, mu, logvar = head(bt["e"], bt["eps"])
             kl = kl_divergence(mu.float(), logvar.float())
             loss_g = cfg.kl_weight * kl
             g_adv = g_match = zero
             if cfg.adv_weight > 0:
-                fake = G(bt["z"], c, bt["style"])
                 phi, patch = D.features(aug(fake))
                 g_adv = g_hinge(D.realism_logit(phi, patch).float())
                 g_match = g_hinge(D.match_logit(phi, bt["e"], bt["style"]).float())
