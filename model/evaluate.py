@@ -116,6 +116,14 @@ def diversity(emb: torch.Tensor, images: torch.Tensor) -> tuple[float, float]:
     return float(d.sum() / (k * (k - 1))), float((images.float() / 255).std(dim=0).mean())
 
 
+def seed_diversity(images: torch.Tensor, styles: torch.Tensor) -> float:
+    """One prompt's images (k, 3, S, S) uint8 and their style ids (k,): mean per-pixel std (0-1) among
+    images of the same style, averaged over styles drawn at least twice; NaN when none is."""
+    stds = [(images[styles == s].float() / 255).std(dim=0).mean() for s in styles.unique()
+            if int((styles == s).sum()) >= 2]
+    return float(torch.stack(stds).mean()) if stds else float("nan")
+
+
 def _style_map(pack: Pack, model: TextToImageGAN) -> torch.Tensor:
     """pack style id -> model style id (unknown styles -> the model's 'any')."""
     names = list(model.cfg.styles)
@@ -258,6 +266,11 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
                     divs = [diversity(emb_i[owner[row] == i], images[row][owner[row] == i])
                             for i in range(len(prompts))]
                     res[row].setdefault("_div", []).extend(divs)
+                    if row in gens:  # seeds of one prompt drawn in the same style: what z alone changes
+                        drawn = pipe.seed_styles(torch.full((len(rep),), any_style), seeds)
+                        res[row].setdefault("_seed_div", []).extend(
+                            seed_diversity(images[row][owner[row] == i], drawn[owner[row] == i])
+                            for i in range(len(prompts)))
             if split == "test" and kind == "exact":
                 grid = {row: torch.stack([images[row][owner[row] == i][0] for i in range(min(8, len(prompts)))])
                         for row in ROWS}  # the first image of each of the first 8 prompts
@@ -266,6 +279,9 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
         divs = np.array(res[row].pop("_div", []), dtype=float).reshape(-1, 2)
         res[row]["diversity_embed_l2"] = float(np.nanmean(divs[:, 0])) if len(divs) else None
         res[row]["diversity_pixel_std"] = float(np.nanmean(divs[:, 1])) if len(divs) else None
+        seed_divs = np.array(res[row].pop("_seed_div", []), dtype=float)
+        res[row]["seed_diversity_pixel_std"] = (float(np.nanmean(seed_divs))
+                                                if np.isfinite(seed_divs).any() else None)
 
     uses_enl0 = any(type(mod).__module__.startswith("efficientnet") for mod in model.discriminator.modules())
     results = {
@@ -291,6 +307,9 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
                            "its paraphrase columns repeat its exact ones: they show the evaluator's own accuracy.",
             "diversity": "among the images of one prompt: mean pairwise L2 of unit evaluator embeddings; "
                          "per-pixel std (0-1). The real row uses the real images of the name (all styles).",
+            "seed_diversity": "generator rows only: per-pixel std (0-1) among seeds of one prompt drawn in the "
+                              "same style, i.e. what the noise alone changes (needs >= 2 images per style: "
+                              "full mode draws 8 per prompt in 4 styles)",
             "samples": "raw generator samples (no discriminator gate), truncation 1, style 'any' for "
                        "R-precision, the query image's style for FD",
         },
@@ -330,7 +349,7 @@ def to_markdown(r: dict) -> str:
     cols = [("R-prec exact (held-out names)", "rprec_exact_test"), ("R-prec paraphrase (held-out)", "rprec_paraphrase_test"),
             ("R-prec exact (train names)", "rprec_exact_train"), ("R-prec paraphrase (train)", "rprec_paraphrase_train"),
             ("FD-eval", "fd_eval"), ("FD-ENL0", "fd_enl0"), ("diversity (emb L2)", "diversity_embed_l2"),
-            ("diversity (pixel std)", "diversity_pixel_std")]
+            ("diversity (pixel std)", "diversity_pixel_std"), ("seed diversity, one style (pixel std)", "seed_diversity_pixel_std")]
     lines = [f"# Evaluation of `{r['model']['id']}`", "",
              f"Data `{r['data']['path']}`: {r['data']['images']} images, {r['data']['names']} names; "
              f"sizes {r['sizes']}; {r['seconds']:.0f} s. Higher R-precision is better, lower FD is better.", "",

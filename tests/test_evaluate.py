@@ -63,7 +63,7 @@ def quick_results(tiny_model_dir, colour_pack, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     cfg = E.parse_args(["--quick", "--model", str(tiny_model_dir), "--data", str(colour_pack), "--out", str(out),
                         "--evaluator", str(out / "evaluator"), "--retrain-evaluator", "--evaluator-steps", "40", "--evaluator-width", "8",
-                        "--n-fd", "4", "--n-ref", "8", "--n-prompts", "3", "--per-prompt", "3", "--no-bench", "--threads", "1"])
+                        "--n-fd", "4", "--n-ref", "8", "--n-prompts", "3", "--per-prompt", "5", "--no-bench", "--threads", "1"])
     return E.run(cfg, encoder=FakeEncoder(), log=lambda *a: None), out
 
 
@@ -92,6 +92,8 @@ def test_quick_run_values_are_sane(quick_results):
     assert rows["random_init"]["fd_eval"] > rows["real"]["fd_eval"]
     assert rows["random_init"]["fd_enl0"] > rows["real"]["fd_enl0"]
     assert rows["real"]["diversity_embed_l2"] > 0  # two styles of one colour differ
+    assert rows["real"]["seed_diversity_pixel_std"] is None  # only generators have seeds
+    assert 0.0 < rows["model"]["seed_diversity_pixel_std"] <= 0.5  # 5 seeds in 4 styles: style 0 twice
 
 
 def test_quick_run_reuses_a_saved_evaluator(quick_results, tiny_model_dir, colour_pack, tmp_path):
@@ -141,6 +143,17 @@ def test_r_precision_ranks_the_true_caption():
 
 
 # --- the evaluator ---
+
+def test_seed_diversity_compares_only_images_of_one_style():
+    black, white = torch.zeros(3, 4, 4, dtype=torch.uint8), torch.full((3, 4, 4), 255, dtype=torch.uint8)
+    # styles 0 and 1 differ wildly from each other, but each style's two seeds agree: no seed diversity
+    same = torch.stack([black, white, black, white])
+    assert E.seed_diversity(same, torch.tensor([0, 1, 0, 1])) == 0.0
+    # style 0's seeds are black and white: per-pixel std of {0, 1} = 0.7071; style 1's agree (0): mean 0.354
+    mixed = torch.stack([black, white, white, white])
+    assert E.seed_diversity(mixed, torch.tensor([0, 1, 0, 1])) == pytest.approx(0.5 * 2 ** -0.5, abs=1e-4)
+    assert np.isnan(E.seed_diversity(same, torch.tensor([0, 1, 2, 3])))  # one image per style: nothing to compare
+
 
 def test_split_holds_out_whole_base_names():
     names = ["waving hand", "waving hand: dark skin tone", "red apple", "rocket", "dog face", "cat face"]
