@@ -49,6 +49,7 @@ class TrainConfig:
     adv_weight: float = 1.0  # adversarial terms; 0 = a reconstruction-only phase (D neither trained nor used)
     recon_weight: float = 0.0  # VAE-GAN reconstruction: L1 between G(z=0, c, style), c = mu + sigma * eps, and the real image
     init_from: str = ""  # model folder to start from (fine-tuning); ignored when a checkpoint resumes
+    d_warmup: int = 0  # the first N steps train only D (G and text head frozen): a fresh D judges before G follows it
     style_dropout: float = 0.1  # share of samples trained with the "any" style token
     augment: str = "translation,cutout"  # DiffAugment policy ("" = off)
     ema_halflife_kimg: float = 10.0  # EMA half-life of the generator, in thousands of images
@@ -75,6 +76,8 @@ class TrainConfig:
             raise ValueError("steps and r1_interval must be >= 1")
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        if self.d_warmup < 0 or (self.d_warmup > 0 and self.adv_weight == 0):
+            raise ValueError(f"d_warmup must be >= 0 and needs adv_weight > 0 (D is trained only then), got {self.d_warmup}")
 
 
 def model_fields(tcfg: TrainConfig) -> dict:
@@ -184,8 +187,9 @@ class Trainer:
         zero = torch.zeros((), device=self.device)
         loss_adv = loss_match = r1 = zero
         r_real, r_fake = torch.ones(1, device=self.device), -torch.ones(1, device=self.device)
+        warmup = self.step < cfg.d_warmup  # D only: G and the text head stay as they are
         # one generator forward serves both steps: D sees it detached, G's step back-propagates through it
-        with self.autocast():
+        with self.autocast(), torch.set_grad_enabled(not warmup):
             c, mu, logvar = head(bt["e"], bt["eps"])
             fake = G(bt["z"], c, bt["style"]) if cfg.adv_weight > 0 else None
         if cfg.adv_weight > 0:
@@ -213,8 +217,14 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.d_params, cfg.grad_clip)
             self.opt_d.step()
 
-        # generator (+ VAE head)
         D.requires_grad_(False)
+        if warmup:
+            self.step += 1
+            return {"d_adv": loss_adv.detach(), "d_match": loss_match.detach(), "r1": r1.detach(),
+                    "g_adv": zero, "g_match": zero, "kl": zero, "recon": zero, "g_norm": zero,
+                    "real_acc": (r_real > 0).float().mean(), "fake_acc": (r_fake < 0).float().mean()}
+
+        # generator (+ VAE head)
         with self.autocast():
             kl = kl_divergence(mu.float(), logvar.float())
             loss_g = cfg.kl_weight * kl

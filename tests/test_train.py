@@ -132,3 +132,24 @@ def test_grad_clip_bounds_both_networks(tmp_path, tiny_folder):
     assert norm(tr.d_params) <= clip * 1.01
     with pytest.raises(ValueError, match="grad_clip"):
         TrainConfig(grad_clip=-1.0)
+
+
+def test_d_warmup_trains_only_the_discriminator(tmp_path, tiny_folder):
+    """--d-warmup N: the first N steps move D and leave G, the text head and the EMA alone; then G trains."""
+    tr = Trainer(_cfg(tmp_path, tiny_folder, d_warmup=2, recon_weight=1.0))
+    g_before = {k: v.clone() for k, v in tr.model.generator.state_dict().items()}
+    h_before = {k: v.clone() for k, v in tr.model.text_head.state_dict().items()}
+    d_before = {k: v.clone() for k, v in tr.model.discriminator.state_dict().items()}
+    ema_before = {k: v.clone() for k, v in tr.ema.state_dict().items()}
+    for _ in range(2):
+        stats = tr.train_step()
+        assert float(stats["recon"]) == 0.0 and float(stats["d_adv"]) > 0
+    assert all(torch.equal(g_before[k], v) for k, v in tr.model.generator.state_dict().items())
+    assert all(torch.equal(h_before[k], v) for k, v in tr.model.text_head.state_dict().items())
+    assert all(torch.equal(ema_before[k], v) for k, v in tr.ema.state_dict().items())
+    assert any(not torch.equal(d_before[k], v) for k, v in tr.model.discriminator.state_dict().items())
+    stats = tr.train_step()  # step 3: past the warm-up
+    assert float(stats["recon"]) > 0
+    assert any(not torch.equal(g_before[k], v) for k, v in tr.model.generator.state_dict().items())
+    with pytest.raises(ValueError, match="d_warmup"):
+        TrainConfig(d_warmup=5, adv_weight=0.0, recon_weight=1.0)
