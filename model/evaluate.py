@@ -124,6 +124,31 @@ def seed_diversity(images: torch.Tensor, styles: torch.Tensor) -> float:
     return float(torch.stack(stds).mean()) if stds else float("nan")
 
 
+def auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
+    """P(a positive scores above a negative), ties counting half: the ROC AUC of the scores."""
+    diff = pos.float()[:, None] - neg.float()[None, :]
+    return float((diff > 0).float().mean() + 0.5 * (diff == 0).float().mean())
+
+
+def judge_stats(pipe, real: torch.Tensor, fake: torch.Tensor, emb: torch.Tensor, styles: torch.Tensor,
+                gate: float = 0.5, batch: int = 64) -> dict:
+    """How well the model's discriminator does the app's job. real/fake (N, 3, S, S) uint8 with the
+    same names (emb) and styles: the share each keeps at `gate` (P(real) >= gate, as generate does),
+    the realism AUC of real against fake, and the match AUC of real images with their own name
+    against the same images with another image's name."""
+    def judge(x, e):
+        out = [pipe._judge(x[i:i + batch].float() / 127.5 - 1.0, e[i:i + batch].to(pipe.device, pipe.dtype),
+                           styles[i:i + batch].to(pipe.device)) for i in range(0, len(x), batch)]
+        return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+
+    r_real, m_real = judge(real, emb)
+    r_fake, _ = judge(fake, emb)
+    _, m_wrong = judge(real, emb.roll(1, 0))
+    return {"images": len(real), "gate": gate, "kept_real": float((r_real >= gate).float().mean()),
+            "kept_model": float((r_fake >= gate).float().mean()), "realism_auc": auc(r_real, r_fake),
+            "match_auc": auc(m_real, m_wrong)}
+
+
 def _style_map(pack: Pack, model: TextToImageGAN) -> torch.Tensor:
     """pack style id -> model style id (unknown styles -> the model's 'any')."""
     names = list(model.cfg.styles)
@@ -230,6 +255,7 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
                 for k, s in enumerate(pack.style_names)
                 if (q_styles == k).sum() >= 2 and (ref_styles == k).sum() >= 2}
     checks = {"fd_eval_ref_vs_itself": fd(ref_f["eval"], ref_f["eval"])}
+    gate = judge_stats(pipe, fd_images["real"], fd_images["model"], q_emb, q_style)
 
     # --- R-precision and diversity: prompts from each name split ---
     k_img, grid = sz["per_prompt"], None
@@ -291,6 +317,7 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
         "evaluator": {"folder": _rel(ev_dir), "held_out_base_names": len(held),
                       "training": ev_info.get("training", {}), "feat_dim": ev.cfg.feat_dim},
         "config": {**dataclasses.asdict(cfg), "evaluator": _rel(cfg.evaluator)}, "sizes": sz, "rows": res, "checks": checks,
+        "gate": gate,
         "notes": {
             "fd_enl0": "ImageNet EfficientNet-Lite0 pooled features (224 px). " + (
                 "CAUTION: this model's discriminator is built on EfficientNet-Lite features, so FD-ENL0 is "
@@ -361,6 +388,13 @@ def to_markdown(r: dict) -> str:
     for row in ROWS:
         ps = rows[row].get("fd_eval_per_style", {})
         lines.append(f"| {row} | " + " | ".join(_f(ps.get(s), 1) for s in styles) + " |")
+    if "gate" in r:
+        g = r["gate"]
+        lines += ["", f"The discriminator as the app's gate, on {g['images']} training images and as many raw samples "
+                      f"of their names and styles: at gate {g['gate']} it keeps {g['kept_real']:.1%} of the real "
+                      f"images and {g['kept_model']:.1%} of the samples; realism AUC (real vs sample) "
+                      f"{g['realism_auc']:.3f}, match AUC (real image with its name vs another's) {g['match_auc']:.3f}; "
+                      "0.5 = chance."]
     lines += ["", *(f"- **{k}**: {v}" for k, v in r["notes"].items()),
               f"- sanity: FD-eval of the reference set against itself = {r['checks']['fd_eval_ref_vs_itself']:.2g}"]
     if "speed" in r:

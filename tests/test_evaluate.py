@@ -94,6 +94,9 @@ def test_quick_run_values_are_sane(quick_results):
     assert rows["real"]["diversity_embed_l2"] > 0  # two styles of one colour differ
     assert rows["real"]["seed_diversity_pixel_std"] is None  # only generators have seeds
     assert 0.0 < rows["model"]["seed_diversity_pixel_std"] <= 0.5  # 5 seeds in 4 styles: style 0 twice
+    gate = res["gate"]
+    assert gate["images"] == 4 and 0 <= gate["kept_real"] <= 1 and 0 <= gate["kept_model"] <= 1
+    assert 0 <= gate["realism_auc"] <= 1 and 0 <= gate["match_auc"] <= 1
 
 
 def test_quick_run_reuses_a_saved_evaluator(quick_results, tiny_model_dir, colour_pack, tmp_path):
@@ -153,6 +156,12 @@ def test_seed_diversity_compares_only_images_of_one_style():
     mixed = torch.stack([black, white, white, white])
     assert E.seed_diversity(mixed, torch.tensor([0, 1, 0, 1])) == pytest.approx(0.5 * 2 ** -0.5, abs=1e-4)
     assert np.isnan(E.seed_diversity(same, torch.tensor([0, 1, 2, 3])))  # one image per style: nothing to compare
+
+
+def test_auc_counts_ordered_pairs():
+    assert E.auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 1.0
+    assert E.auc(torch.tensor([0.0]), torch.tensor([1.0, 2.0])) == 0.0
+    assert E.auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 1.0])) == pytest.approx(0.625)  # 2 wins + 1 tie of 4
 
 
 def test_split_holds_out_whole_base_names():
