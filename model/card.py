@@ -43,12 +43,21 @@ def lineage(training: dict) -> list[dict]:
     return phases
 
 
+def sessions_of(phase: dict) -> list[dict]:
+    """A phase's training sessions (a resume may change flags); one without records counts as one session."""
+    return phase.get("sessions") or [{"to_step": phase.get("steps"), "config": phase.get("config", {})}]
+
+
+def _steps(session: dict) -> str:
+    return f"{session['from_step']} → {session['to_step']}" if "from_step" in session else f"→ {session.get('to_step')}"
+
+
 def write_model_card(folder: Path, cfg: ModelConfig, training: dict, *, dataset_size: int) -> Path:
     tc = training.get("config", {})
     phases = lineage(training)
     phase_rows = "\n".join(
-        f"| {i + 1} | {p.get('device')} | {p.get('steps')} | {p.get('images_seen')} | `{command_of(p.get('config', {}))}` |"
-        for i, p in enumerate(phases))
+        f"| {i + 1} | {p.get('device')} | {_steps(r)} | {r.get('minutes', '–')} | `{command_of(r.get('config', {}))}` |"
+        for i, p in enumerate(phases) for r in sessions_of(p))
     rows = "\n".join(f"| {s} | `{p}` | {lic} | {who} |" for s, p, lic, who in SOURCES)
     text = f"""---
 license: cc-by-sa-4.0
@@ -77,9 +86,10 @@ logit, a text-match logit and a patch map. Load it with this repository's `model
 The weights are a derivative of CC-BY-SA-4.0 data (OpenMoji) and are released under CC-BY-SA-4.0.
 
 ## Training
-Phases (each starts from the previous one's export; steps are cumulative within a phase's run):
+Phases (each starts from the previous one's export); a row per session, as a resumed run may change
+its flags (steps are cumulative within a phase):
 
-| phase | device | steps | images seen | command |
+| phase | device | steps | minutes | command |
 |---|---|---|---|---|
 {phase_rows}
 

@@ -151,6 +151,7 @@ class Trainer:
         self.styles = self.pack.styles.to(self.device)
         self.cap_emb = self.pack.cap_emb.float().to(self.device)
         self.log: list[dict] = []
+        self.sessions: list[dict] = []  # one per fit() call: its step range, minutes and flags (a resume may change them)
         if (self.out / "checkpoint.pt").is_file():
             self.load_checkpoint(self.out / "checkpoint.pt")
         elif tcfg.init_from:
@@ -271,7 +272,8 @@ class Trainer:
         s = {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
              "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
              "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "train_config": dataclasses.asdict(self.cfg), "model_config": self.mcfg.to_dict(), "log": self.log}
+             "train_config": dataclasses.asdict(self.cfg), "model_config": self.mcfg.to_dict(), "log": self.log,
+             "sessions": self.sessions}
         if self.device.type == "cuda":
             s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return s
@@ -295,6 +297,7 @@ class Trainer:
             for group in opt.param_groups:  # the flags of this run win over the saved ones
                 group["lr"], group["betas"] = lr, (self.cfg.beta1, self.cfg.beta2)
         self.step, self.log = s["step"], s["log"]
+        self.sessions = s.get("sessions", [])  # absent in checkpoints written before sessions were recorded
         self.gen.set_state(s["gen"].cpu())  # map_location moved it to the device
         torch.set_rng_state(s["torch_rng"].cpu())
         if "cuda_rng" in s and self.device.type == "cuda":
@@ -330,6 +333,7 @@ class Trainer:
         final.generator.load_state_dict(self.ema["generator"].state_dict())
         final.discriminator.load_state_dict(self.model.discriminator.state_dict())
         training = {"steps": self.step, "images_seen": self.step * self.cfg.batch_size * self.world,
+                    "sessions": self.sessions,
                     "config": dataclasses.asdict(self.cfg), "world_size": self.world,
                     "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"}
         final.save_pretrained(folder, extra_config={"training": training})
@@ -363,6 +367,8 @@ class Trainer:
         cfg, lead = self.cfg, self.rank == 0
         self.out.mkdir(parents=True, exist_ok=True)
         t0, acc, n = time.time(), {}, 0
+        session = {"from_step": self.step, "to_step": self.step, "minutes": 0.0, "config": dataclasses.asdict(cfg)}
+        self.sessions.append(session)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not lead, unit="step", dynamic_ncols=True)
         tlog = time.time()
         while self.step < cfg.steps:
@@ -388,6 +394,7 @@ class Trainer:
                 flag = torch.tensor([float(stop)], device=self.device)
                 dist.broadcast(flag, 0)
                 stop = bool(flag.item())
+            session.update(to_step=self.step, minutes=round((time.time() - t0) / 60, 1))
             if lead and (self.step % cfg.ckpt_every == 0 or stop or self.step == cfg.steps):
                 self.save_checkpoint()
                 with self.fork_rng():  # exporting must not shift the training RNG stream

@@ -83,6 +83,9 @@ def test_resume_is_exact(tmp_path, tiny_folder):
                  "text_head.safetensors", "README.md", "samples.png"):
         assert (export / name).is_file(), name
     assert json.loads((export / "config.json").read_text())["training"]["steps"] == 4
+    sessions = json.loads((export / "config.json").read_text())["training"]["sessions"]
+    assert [(r["from_step"], r["to_step"]) for r in sessions] == [(0, 2), (2, 4)]  # the resume is its own session
+    assert (export / "README.md").read_text().count("| 1 | cpu | ") == 2
     assert (tmp_path / "b" / "log.jsonl").read_text().count("\n") == 4
 
 
