@@ -275,6 +275,7 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
         for kind, emb in p_emb.items():
             rep = emb.repeat_interleave(k_img, 0)  # (P * k, 384)
             seeds = [cfg.seed + j for _ in prompts for j in range(k_img)]
+            drawn = pipe.seed_styles(torch.full((len(rep),), any_style), seeds)  # the style each seed is drawn in
             images = {row: sample(pipe, g, rep, torch.full((len(rep),), any_style), seeds) for row, g in gens.items()}
             # retrieval: the nearest name in the pool, then its images (any style), cycled to k
             top = img_name[pool[retrieve(emb, pool_emb, 1)[:, 0]]]  # (P,) name ids
@@ -293,7 +294,6 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
                             for i in range(len(prompts))]
                     res[row].setdefault("_div", []).extend(divs)
                     if row in gens:  # seeds of one prompt drawn in the same style: what z alone changes
-                        drawn = pipe.seed_styles(torch.full((len(rep),), any_style), seeds)
                         res[row].setdefault("_seed_div", []).extend(
                             seed_diversity(images[row][owner[row] == i], drawn[owner[row] == i])
                             for i in range(len(prompts)))

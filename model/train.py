@@ -219,35 +219,29 @@ class Trainer:
             self.opt_d.step()
 
         D.requires_grad_(False)
-        if warmup:
-            self.step += 1
-            return {"d_adv": loss_adv.detach(), "d_match": loss_match.detach(), "r1": r1.detach(),
-                    "g_adv": zero, "g_match": zero, "kl": zero, "recon": zero, "g_norm": zero,
-                    "real_acc": (r_real > 0).float().mean(), "fake_acc": (r_fake < 0).float().mean()}
-
-        # generator (+ VAE head)
-        with self.autocast():
-            kl = kl_divergence(mu.float(), logvar.float())
-            loss_g = cfg.kl_weight * kl
-            g_adv = g_match = zero
-            if cfg.adv_weight > 0:
-                phi, patch = D.features(aug(fake))
-                g_adv = g_hinge(D.realism_logit(phi, patch).float())
-                g_match = g_hinge(D.match_logit(phi, bt["e"], bt["style"]).float())
-                loss_g = loss_g + cfg.adv_weight * (g_adv + cfg.match_weight * g_match)
-            recon = zero
-            if cfg.recon_weight > 0:  # the text's own image, for samples with a named style
-                named = bt["style"] < self.mcfg.num_styles
-                x0 = G(torch.zeros_like(bt["z"]), c, bt["style"])  # c: the VAE head's reparameterised sample
-                recon = ((x0.float() - bt["real"]).abs().mean(dim=(1, 2, 3)) * named).sum() / named.sum().clamp(min=1)
-                loss_g = loss_g + cfg.recon_weight * recon
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        _sync_grads(self.g_params, self.world)
-        g_norm = torch.nn.utils.clip_grad_norm_(self.g_params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        self.opt_g.step()
+        g_adv = g_match = kl = recon = g_norm = zero
+        if not warmup:  # generator (+ VAE head), from the forward above
+            with self.autocast():
+                kl = kl_divergence(mu.float(), logvar.float())
+                loss_g = cfg.kl_weight * kl
+                if cfg.adv_weight > 0:
+                    phi, patch = D.features(aug(fake))
+                    g_adv = g_hinge(D.realism_logit(phi, patch).float())
+                    g_match = g_hinge(D.match_logit(phi, bt["e"], bt["style"]).float())
+                    loss_g = loss_g + cfg.adv_weight * (g_adv + cfg.match_weight * g_match)
+                if cfg.recon_weight > 0:  # the text's own image, for samples with a named style
+                    named = bt["style"] < self.mcfg.num_styles
+                    x0 = G(torch.zeros_like(bt["z"]), c, bt["style"])  # c: the VAE head's reparameterised sample
+                    recon = ((x0.float() - bt["real"]).abs().mean(dim=(1, 2, 3)) * named).sum() / named.sum().clamp(min=1)
+                    loss_g = loss_g + cfg.recon_weight * recon
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            _sync_grads(self.g_params, self.world)
+            g_norm = torch.nn.utils.clip_grad_norm_(self.g_params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            self.opt_g.step()
         self.step += 1
-        self.update_ema()
+        if not warmup:
+            self.update_ema()
         # detached tensors: no device sync per step; fit() reads them every log_every steps
         return {"d_adv": loss_adv.detach(), "d_match": loss_match.detach(), "r1": r1.detach(),
                 "g_adv": g_adv.detach(), "g_match": g_match.detach(), "kl": kl.detach(), "recon": recon.detach(),
