@@ -18,6 +18,9 @@ Metrics (none of them is FID; no Inception weights exist offline):
   same sample sizes for every row; values depend on those sizes, so compare rows, not runs.
 * Diversity: mean pairwise L2 distance of unit evaluator embeddings among the images of one
   prompt, and the per-pixel standard deviation among them (0-1 scale).
+* Spectrum: each row's mean power per spatial-frequency band, divided by the reference real
+  images' -- above 1 in the top band is texture real emoji lack (crosshatch, specks), below 1
+  is blur.
 """
 from __future__ import annotations
 
@@ -122,6 +125,27 @@ def seed_diversity(images: torch.Tensor, styles: torch.Tensor) -> float:
     stds = [(images[styles == s].float() / 255).std(dim=0).mean() for s in styles.unique()
             if int((styles == s).sum()) >= 2]
     return float(torch.stack(stds).mean()) if stds else float("nan")
+
+
+SPECTRUM_BANDS = (1 / 16, 1 / 8, 1 / 4, 1.0)  # band edges in cycles/pixel; the last takes the corners
+
+
+def band_power(images: torch.Tensor, edges=SPECTRUM_BANDS) -> torch.Tensor:
+    """images (N, 3, S, S) uint8 -> (len(edges) - 1,) mean power of the grey, mean-removed images'
+    2-D spectrum in each radial band [edges[i], edges[i + 1]) of cycles/pixel."""
+    x = (images.float() / 255).mean(1)  # (N, S, S)
+    x = x - x.mean(dim=(1, 2), keepdim=True)
+    power = torch.fft.fft2(x).abs().pow(2).mean(0)  # (S, S)
+    f = torch.fft.fftfreq(x.shape[-1])
+    radius = (f[:, None] ** 2 + f[None, :] ** 2).sqrt()  # (S, S)
+    return torch.stack([power[(radius >= lo) & (radius < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])])
+
+
+def spectrum_ratio(images: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """Band power of images over that of reference images: 1 = real's texture, > 1 excess, < 1 blur."""
+    ratio = band_power(images) / band_power(reference)
+    return {f"{lo:.3g}-{min(hi, 0.5):.3g}": float(r) for lo, hi, r in
+            zip(SPECTRUM_BANDS[:-1], SPECTRUM_BANDS[1:], ratio)}
 
 
 def auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
@@ -254,6 +278,8 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
                 s: fd(row_f[row][kind][q_styles == k], rf[ref_styles == k])
                 for k, s in enumerate(pack.style_names)
                 if (q_styles == k).sum() >= 2 and (ref_styles == k).sum() >= 2}
+    for row in ROWS:  # same queries as FD, against the same reference
+        res[row]["spectrum_ratio"] = spectrum_ratio(fd_images[row], pack.images[ref])
     checks = {"fd_eval_ref_vs_itself": fd(ref_f["eval"], ref_f["eval"])}
     gate = judge_stats(pipe, fd_images["real"], fd_images["model"], q_emb, q_style)
 
@@ -337,6 +363,10 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
             "seed_diversity": "generator rows only: per-pixel std (0-1) among seeds of one prompt drawn in the "
                               "same style, i.e. what the noise alone changes (needs >= 2 images per style: "
                               "full mode draws 8 per prompt in 4 styles)",
+            "spectrum": "grey-level power spectrum of the FD queries (generated: the same names and styles), "
+                        "mean power per band of spatial frequency (cycles/pixel; 0.5 = one pixel on, one off) "
+                        "divided by the reference real images': > 1 in the top band = texture the real emoji lack "
+                        "(crosshatch, specks), < 1 = blur",
             "samples": "raw generator samples (no discriminator gate), truncation 1, style 'any' for "
                        "R-precision, the query image's style for FD",
         },
@@ -388,6 +418,13 @@ def to_markdown(r: dict) -> str:
     for row in ROWS:
         ps = rows[row].get("fd_eval_per_style", {})
         lines.append(f"| {row} | " + " | ".join(_f(ps.get(s), 1) for s in styles) + " |")
+    bands = list(rows["real"].get("spectrum_ratio", {}))
+    if bands:
+        lines += ["", "Spectrum: power per frequency band (cycles/pixel) over the reference real images' "
+                      "(1 = real texture, > 1 excess, < 1 blur):", "",
+                  "| row | " + " | ".join(bands) + " |", "|---" * (len(bands) + 1) + "|"]
+        for row in ROWS:
+            lines.append(f"| {row} | " + " | ".join(_f(rows[row]["spectrum_ratio"].get(b), 2) for b in bands) + " |")
     if "gate" in r:
         g = r["gate"]
         lines += ["", f"The discriminator as the app's gate, on {g['images']} training images and as many raw samples "

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -73,7 +74,7 @@ def test_quick_run_writes_reports(quick_results):
     res, out = quick_results
     on_disk = json.loads((out / "results.json").read_text())
     assert set(on_disk["rows"]) == {"real", "model", "random_init", "retrieval"}
-    assert (out / "results.md").read_text().count("| random_init |") == 2  # main and per-style tables
+    assert (out / "results.md").read_text().count("| random_init |") == 3  # main, per-style and spectrum tables
     assert (out / "quality.png").stat().st_size > 1000
     w = out / "evaluator" / "evaluator.safetensors"
     assert w.is_file() and w.stat().st_size < 2 * 2**20
@@ -94,6 +95,8 @@ def test_quick_run_values_are_sane(quick_results):
     assert rows["real"]["diversity_embed_l2"] > 0  # two styles of one colour differ
     assert rows["real"]["seed_diversity_pixel_std"] is None  # only generators have seeds
     assert 0.0 < rows["model"]["seed_diversity_pixel_std"] <= 0.5  # 5 seeds in 4 styles: style 0 twice
+    assert set(rows["real"]["spectrum_ratio"]) == {"0.0625-0.125", "0.125-0.25", "0.25-0.5"}
+    assert all(v > 0 for row in rows.values() for v in row["spectrum_ratio"].values())
     gate = res["gate"]
     assert gate["images"] == 4 and 0 <= gate["kept_real"] <= 1 and 0 <= gate["kept_model"] <= 1
     assert 0 <= gate["realism_auc"] <= 1 and 0 <= gate["match_auc"] <= 1
@@ -156,6 +159,22 @@ def test_seed_diversity_compares_only_images_of_one_style():
     mixed = torch.stack([black, white, white, white])
     assert E.seed_diversity(mixed, torch.tensor([0, 1, 0, 1])) == pytest.approx(0.5 * 2 ** -0.5, abs=1e-4)
     assert np.isnan(E.seed_diversity(same, torch.tensor([0, 1, 2, 3])))  # one image per style: nothing to compare
+
+
+def test_spectrum_ratio_sees_crosshatch_and_blur():
+    g = torch.Generator().manual_seed(0)
+    # flat regions with sharp edges, like emoji: 8x8 noise blown up to 32 px
+    smooth = F.interpolate(torch.rand(64, 3, 8, 8, generator=g), size=32, mode="nearest")
+    real = (smooth * 255).to(torch.uint8)
+    same = E.spectrum_ratio(real, real)
+    assert all(v == pytest.approx(1.0) for v in same.values())
+    board = (torch.arange(32).view(32, 1) + torch.arange(32).view(1, 32)) % 2 * 2.0 - 1.0  # 1-px checkerboard
+    hatched = ((smooth + 0.1 * board).clamp(0, 1) * 255).to(torch.uint8)
+    r = E.spectrum_ratio(hatched, real)
+    assert r["0.25-0.5"] > 2.5 and r["0.0625-0.125"] == pytest.approx(1.0, abs=0.1)  # the top band only
+    blurred = (F.avg_pool2d(smooth, 3, 1, 1, count_include_pad=False) * 255).to(torch.uint8)
+    r = E.spectrum_ratio(blurred, real)
+    assert r["0.25-0.5"] < 0.2 < r["0.125-0.25"] < 0.7 < r["0.0625-0.125"] < 1.0  # blur bites the top most
 
 
 def test_auc_counts_ordered_pairs():
