@@ -141,11 +141,24 @@ def band_power(images: torch.Tensor, edges=SPECTRUM_BANDS) -> torch.Tensor:
     return torch.stack([power[(radius >= lo) & (radius < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])])
 
 
+def nyquist_power(images: torch.Tensor) -> torch.Tensor:
+    """images (N, 3, S, S) uint8 -> (2,) mean power of the grey images at 0.5 cycles/pixel along x
+    and along y: one-pixel stripes, the crosshatch a generator can lay over flat areas."""
+    x = (images.float() / 255).mean(1)  # (N, S, S)
+    power = torch.fft.fft2(x - x.mean(dim=(1, 2), keepdim=True)).abs().pow(2).mean(0)
+    h, w = power.shape
+    return torch.stack([power[0, w // 2], power[h // 2, 0]])
+
+
 def spectrum_ratio(images: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-    """Band power of images over that of reference images: 1 = real's texture, > 1 excess, < 1 blur."""
+    """Band power of images over that of reference images: 1 = real's texture, > 1 excess, < 1 blur;
+    plus the same ratio at exactly 0.5 cycles/pixel along x and y (one-pixel stripes)."""
     ratio = band_power(images) / band_power(reference)
-    return {f"{lo:.3g}-{min(hi, 0.5):.3g}": float(r) for lo, hi, r in
-            zip(SPECTRUM_BANDS[:-1], SPECTRUM_BANDS[1:], ratio)}
+    out = {f"{lo:.3g}-{min(hi, 0.5):.3g}": float(r) for lo, hi, r in
+           zip(SPECTRUM_BANDS[:-1], SPECTRUM_BANDS[1:], ratio)}
+    ref = nyquist_power(reference)  # flat-colour images have none: the ratio is then undefined (NaN)
+    nyq = torch.where(ref > 1e-12, nyquist_power(images) / ref.clamp_min(1e-12), torch.nan)
+    return {**out, "0.5 x": float(nyq[0]), "0.5 y": float(nyq[1])}
 
 
 def auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
@@ -366,7 +379,9 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
             "spectrum": "grey-level power spectrum of the FD queries (generated: the same names and styles), "
                         "mean power per band of spatial frequency (cycles/pixel; 0.5 = one pixel on, one off) "
                         "divided by the reference real images': > 1 in the top band = texture the real emoji lack "
-                        "(crosshatch, specks), < 1 = blur",
+                        "(crosshatch, specks), < 1 = blur. Band totals can hide a crosshatch behind blur, so "
+                        "'0.5 x' / '0.5 y' give the ratio at exactly 0.5 cycles/pixel along each axis: one-pixel "
+                        "stripes",
             "samples": "raw generator samples (no discriminator gate), truncation 1, style 'any' for "
                        "R-precision, the query image's style for FD",
         },

@@ -95,8 +95,9 @@ def test_quick_run_values_are_sane(quick_results):
     assert rows["real"]["diversity_embed_l2"] > 0  # two styles of one colour differ
     assert rows["real"]["seed_diversity_pixel_std"] is None  # only generators have seeds
     assert 0.0 < rows["model"]["seed_diversity_pixel_std"] <= 0.5  # 5 seeds in 4 styles: style 0 twice
-    assert set(rows["real"]["spectrum_ratio"]) == {"0.0625-0.125", "0.125-0.25", "0.25-0.5"}
-    assert all(v > 0 for row in rows.values() for v in row["spectrum_ratio"].values())
+    assert set(rows["real"]["spectrum_ratio"]) == {"0.0625-0.125", "0.125-0.25", "0.25-0.5", "0.5 x", "0.5 y"}
+    assert all(row["spectrum_ratio"][b] > 0 for row in rows.values() for b in ("0.0625-0.125", "0.125-0.25", "0.25-0.5"))
+    assert np.isnan(rows["real"]["spectrum_ratio"]["0.5 x"])  # flat colours have no one-pixel stripes to compare
     gate = res["gate"]
     assert gate["images"] == 4 and 0 <= gate["kept_real"] <= 1 and 0 <= gate["kept_model"] <= 1
     assert 0 <= gate["realism_auc"] <= 1 and 0 <= gate["match_auc"] <= 1
@@ -165,6 +166,7 @@ def test_spectrum_ratio_sees_crosshatch_and_blur():
     g = torch.Generator().manual_seed(0)
     # flat regions with sharp edges, like emoji: 8x8 noise blown up to 32 px
     smooth = F.interpolate(torch.rand(64, 3, 8, 8, generator=g), size=32, mode="nearest")
+    smooth = (smooth + 0.02 * torch.rand(smooth.shape, generator=g)).clamp(0, 1)  # a little grain everywhere
     real = (smooth * 255).to(torch.uint8)
     same = E.spectrum_ratio(real, real)
     assert all(v == pytest.approx(1.0) for v in same.values())
@@ -172,6 +174,10 @@ def test_spectrum_ratio_sees_crosshatch_and_blur():
     hatched = ((smooth + 0.1 * board).clamp(0, 1) * 255).to(torch.uint8)
     r = E.spectrum_ratio(hatched, real)
     assert r["0.25-0.5"] > 2.5 and r["0.0625-0.125"] == pytest.approx(1.0, abs=0.1)  # the top band only
+    assert r["0.5 x"] < 3  # a checkerboard sits in the corner (0.5, 0.5), not on the axes
+    stripes = ((smooth + 0.1 * board[:1]).clamp(0, 1) * 255).to(torch.uint8)  # one-pixel vertical stripes
+    r = E.spectrum_ratio(stripes, real)
+    assert r["0.5 x"] > 10 * r["0.5 y"] and r["0.5 x"] > 10
     blurred = (F.avg_pool2d(smooth, 3, 1, 1, count_include_pad=False) * 255).to(torch.uint8)
     r = E.spectrum_ratio(blurred, real)
     assert r["0.25-0.5"] < 0.2 < r["0.125-0.25"] < 0.7 < r["0.0625-0.125"] < 1.0  # blur bites the top most
