@@ -128,37 +128,30 @@ def seed_diversity(images: torch.Tensor, styles: torch.Tensor) -> float:
 
 
 SPECTRUM_BANDS = (1 / 16, 1 / 8, 1 / 4, 1.0)  # band edges in cycles/pixel; the last takes the corners
+SPECTRUM_KEYS = (*(f"{lo:.3g}-{min(hi, 0.5):.3g}" for lo, hi in zip(SPECTRUM_BANDS[:-1], SPECTRUM_BANDS[1:])),
+                 "0.5 x", "0.5 y")
 
 
-def band_power(images: torch.Tensor, edges=SPECTRUM_BANDS) -> torch.Tensor:
-    """images (N, 3, S, S) uint8 -> (len(edges) - 1,) mean power of the grey, mean-removed images'
-    2-D spectrum in each radial band [edges[i], edges[i + 1]) of cycles/pixel."""
+def spectrum_profile(images: torch.Tensor) -> torch.Tensor:
+    """images (N, 3, S, S) uint8 -> (len(SPECTRUM_KEYS),) mean power of the grey, mean-removed images'
+    2-D spectrum in each radial band [edges[i], edges[i + 1]) of cycles/pixel, then at exactly
+    0.5 cycles/pixel along x and along y: one-pixel stripes, the crosshatch a generator can lay
+    over flat areas."""
     x = (images.float() / 255).mean(1)  # (N, S, S)
-    x = x - x.mean(dim=(1, 2), keepdim=True)
-    power = torch.fft.fft2(x).abs().pow(2).mean(0)  # (S, S)
-    f = torch.fft.fftfreq(x.shape[-1])
-    radius = (f[:, None] ** 2 + f[None, :] ** 2).sqrt()  # (S, S)
-    return torch.stack([power[(radius >= lo) & (radius < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])])
-
-
-def nyquist_power(images: torch.Tensor) -> torch.Tensor:
-    """images (N, 3, S, S) uint8 -> (2,) mean power of the grey images at 0.5 cycles/pixel along x
-    and along y: one-pixel stripes, the crosshatch a generator can lay over flat areas."""
-    x = (images.float() / 255).mean(1)  # (N, S, S)
-    power = torch.fft.fft2(x - x.mean(dim=(1, 2), keepdim=True)).abs().pow(2).mean(0)
+    power = torch.fft.fft2(x - x.mean(dim=(1, 2), keepdim=True)).abs().pow(2).mean(0)  # (S, S)
     h, w = power.shape
-    return torch.stack([power[0, w // 2], power[h // 2, 0]])
+    f = torch.fft.fftfreq(w)
+    radius = (f[:, None] ** 2 + f[None, :] ** 2).sqrt()  # (S, S)
+    bands = [power[(radius >= lo) & (radius < hi)].mean() for lo, hi in zip(SPECTRUM_BANDS[:-1], SPECTRUM_BANDS[1:])]
+    return torch.stack([*bands, power[0, w // 2], power[h // 2, 0]])
 
 
 def spectrum_ratio(images: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-    """Band power of images over that of reference images: 1 = real's texture, > 1 excess, < 1 blur;
-    plus the same ratio at exactly 0.5 cycles/pixel along x and y (one-pixel stripes)."""
-    ratio = band_power(images) / band_power(reference)
-    out = {f"{lo:.3g}-{min(hi, 0.5):.3g}": float(r) for lo, hi, r in
-           zip(SPECTRUM_BANDS[:-1], SPECTRUM_BANDS[1:], ratio)}
-    ref = nyquist_power(reference)  # flat-colour images have none: the ratio is then undefined (NaN)
-    nyq = torch.where(ref > 1e-12, nyquist_power(images) / ref.clamp_min(1e-12), torch.nan)
-    return {**out, "0.5 x": float(nyq[0]), "0.5 y": float(nyq[1])}
+    """Spectrum profile of images over that of reference images: 1 = real's texture, > 1 excess,
+    < 1 blur; NaN where the reference has no power (flat colours have no one-pixel stripes)."""
+    ref = spectrum_profile(reference)
+    ratio = torch.where(ref > 1e-12, spectrum_profile(images) / ref.clamp_min(1e-12), torch.nan)
+    return dict(zip(SPECTRUM_KEYS, map(float, ratio)))
 
 
 def auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
