@@ -49,7 +49,7 @@ class TrainConfig:
     adv_weight: float = 1.0  # adversarial terms; 0 = a reconstruction-only phase (D neither trained nor used)
     recon_weight: float = 0.0  # VAE-GAN reconstruction: L1 between G(z=0, c, style), c = mu + sigma * eps, and the real image
     init_from: str = ""  # model folder to start from (fine-tuning); ignored when a checkpoint resumes
-    d_warmup: int = 0  # the first N steps train only D (G and text head frozen): a fresh D judges before G follows it
+    d_warmup: int = 0  # the first N steps train only D (G and text head frozen): a fresh D judges before G follows it; N >= steps trains D alone against a fixed G (refits the gate)
     style_dropout: float = 0.1  # share of samples trained with the "any" style token
     augment: str = "translation,cutout"  # DiffAugment policy ("" = off)
     ema_halflife_kimg: float = 10.0  # EMA half-life of the generator, in thousands of images
@@ -363,6 +363,8 @@ class Trainer:
         t0, acc, n = time.time(), {}, 0
         session = {"from_step": self.step, "to_step": self.step, "minutes": 0.0, "config": dataclasses.asdict(cfg)}
         self.sessions.append(session)
+        if lead:  # rows a stopped run logged after its last checkpoint are trained again: drop them
+            (self.out / "log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in self.log))
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not lead, unit="step", dynamic_ncols=True)
         tlog = time.time()
         while self.step < cfg.steps:

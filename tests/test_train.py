@@ -70,6 +70,8 @@ def test_resume_is_exact(tmp_path, tiny_folder):
     straight.fit()
     first = Trainer(_cfg(tmp_path / "b", tiny_folder, steps=2, ckpt_every=2))
     first.fit()
+    with open(tmp_path / "b" / "log.jsonl", "a") as f:  # a row logged after the checkpoint, then stopped
+        f.write(json.dumps({"step": 3, "d_adv": 9.0}) + "\n")
     resumed = Trainer(_cfg(tmp_path / "b", tiny_folder, steps=4, ckpt_every=2))
     assert resumed.step == 2
     resumed.fit()
@@ -86,7 +88,8 @@ def test_resume_is_exact(tmp_path, tiny_folder):
     sessions = json.loads((export / "config.json").read_text())["training"]["sessions"]
     assert [(r["from_step"], r["to_step"]) for r in sessions] == [(0, 2), (2, 4)]  # the resume is its own session
     assert (export / "README.md").read_text().count("| 1 | cpu | ") == 2
-    assert (tmp_path / "b" / "log.jsonl").read_text().count("\n") == 4
+    rows = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[2]["d_adv"] != 9.0  # the stray row is gone
 
 
 def test_flags_map_to_fields_and_reject_unknown():
