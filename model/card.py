@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from .config import ModelConfig
@@ -14,7 +15,7 @@ SOURCES = [  # (style, npm package, license, copyright holder)
 ]
 
 
-FLAG_ORDER = ("data", "init_from", "batch_size", "steps", "max_minutes", "amp", "adv_weight", "recon_weight",
+FLAG_ORDER = ("data", "init_from", "model_config", "batch_size", "steps", "max_minutes", "amp", "adv_weight", "recon_weight",
               "kl_weight", "lr_g", "lr_d", "beta1", "r1_gamma", "grad_clip", "d_warmup")
 
 
@@ -23,7 +24,7 @@ def command_of(tc: dict) -> str:
     from .train import TrainConfig
 
     default = TrainConfig()
-    flags = [f"--{k.replace('_', '-')} {tc[k]}" for k in FLAG_ORDER
+    flags = [f"--{k.replace('_', '-')} {shlex.quote(str(tc[k]))}" for k in FLAG_ORDER
              if k in tc and (k == "data" or tc[k] != getattr(default, k))]
     return "python -m model.train " + " ".join(flags)
 

@@ -28,6 +28,10 @@ class ModelConfig:
     g_channels: tuple[int, ...] = (256, 192, 128, 64, 32)
     # channels per resolution image_size, ..., 8, 4 (mirror of the generator)
     d_channels: tuple[int, ...] = (32, 64, 128, 192, 256)
+    # the last N upsampling blocks of the generator upsample bilinearly instead of by nearest
+    # neighbour: a smoother input to their convolutions, less one-pixel crosshatch; the weights
+    # are the same shape either way, so a model can be fine-tuned from one setting to the other
+    g_bilinear_blocks: int = 0
 
     def __post_init__(self) -> None:
         n = self.image_size.bit_length() - 2  # 64 -> 5 resolutions: 4..64
@@ -37,6 +41,9 @@ class ModelConfig:
             ch = getattr(self, name)
             if len(ch) != n:
                 raise ValueError(f"{name} needs {n} entries for image_size={self.image_size}, got {len(ch)}")
+        if not 0 <= self.g_bilinear_blocks <= n - 1:
+            raise ValueError(f"g_bilinear_blocks must be in [0, {n - 1}] (the upsampling blocks), "
+                             f"got {self.g_bilinear_blocks}")
         if not self.styles or len(set(self.styles)) != len(self.styles):
             raise ValueError(f"styles must be unique and non-empty, got {self.styles}")
         for name in ("text_dim", "cond_dim", "z_dim", "style_dim", "w_dim", "text_gain"):

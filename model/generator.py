@@ -29,7 +29,9 @@ class Generator(nn.Module):
         nn.init.zeros_(self.mapping[0].weight[:, :cfg.z_dim])
         self.fc = nn.Linear(cfg.w_dim, ch[0] * 4 * 4)
         blocks = [UpBlock(ch[0], ch[0], cfg.w_dim, up=False)]
-        blocks += [UpBlock(ch[i - 1], ch[i], cfg.w_dim, up=True) for i in range(1, len(ch))]
+        first_bilinear = len(ch) - cfg.g_bilinear_blocks  # blocks from this index on upsample bilinearly
+        blocks += [UpBlock(ch[i - 1], ch[i], cfg.w_dim, up=True,
+                           mode="bilinear" if i >= first_bilinear else "nearest") for i in range(1, len(ch))]
         self.blocks = nn.ModuleList(blocks)
         self.to_rgb = nn.Conv2d(ch[-1], 3, 3, padding=1)
 

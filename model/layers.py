@@ -31,9 +31,11 @@ class Affine(nn.Module):
 class UpBlock(nn.Module):
     """(B, cin, H, W) -> (B, cout, 2H, 2W) (or same size when up=False), modulated by w."""
 
-    def __init__(self, cin: int, cout: int, w_dim: int, *, up: bool) -> None:
+    def __init__(self, cin: int, cout: int, w_dim: int, *, up: bool, mode: str = "nearest") -> None:
         super().__init__()
-        self.up = up
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"mode must be nearest or bilinear, got {mode!r}")
+        self.up, self.mode = up, mode
         self.aff1, self.conv1 = Affine(w_dim, cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.aff2, self.conv2 = Affine(w_dim, cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1, bias=False) if cin != cout else nn.Identity()
@@ -41,7 +43,8 @@ class UpBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if self.up:
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = F.interpolate(x, scale_factor=2.0, mode=self.mode,
+                              align_corners=False if self.mode == "bilinear" else None)
         h = self.conv1(lrelu(self.aff1(x, w)))
         h = self.conv2(lrelu(self.aff2(h, w)))
         return self.skip(x) + self.gain * h

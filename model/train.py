@@ -32,7 +32,7 @@ from .text_encoder import kl_divergence
 class TrainConfig:
     data: str = "data/emoji/64"  # imagefolder with metadata.jsonl (text column) or a pack file
     out: str = "runs/default"  # checkpoints, samples, logs and the exported model folder
-    model_config: str = ""  # JSON file of ModelConfig fields; "" = defaults; "tiny" = test size
+    model_config: str = ""  # ModelConfig fields as a JSON file or object ('{"g_bilinear_blocks": 1}'); "" = defaults; "tiny" = test size
     skin_tones: str = "all"  # all | one | none: skin-tone variants kept from the data
     batch_size: int = 32  # per process
     steps: int = 20000  # total optimisation steps (a resumed run continues to this number)
@@ -81,9 +81,11 @@ class TrainConfig:
 
 
 def model_fields(tcfg: TrainConfig) -> dict:
-    """The ModelConfig fields --model-config asks for ("" = defaults, "tiny", or a JSON file)."""
+    """The ModelConfig fields --model-config asks for ("" = defaults, "tiny", a JSON object, or a JSON file)."""
     if tcfg.model_config == "tiny":
         return dict(TINY)
+    if tcfg.model_config.lstrip().startswith("{"):
+        return json.loads(tcfg.model_config)
     return json.loads(Path(tcfg.model_config).read_text()) if tcfg.model_config else {}
 
 
@@ -156,7 +158,9 @@ class Trainer:
             self.load_checkpoint(self.out / "checkpoint.pt")
         elif tcfg.init_from:
             start = TextToImageGAN.from_folder(tcfg.init_from)
-            if dataclasses.replace(start.cfg, text_gain=self.mcfg.text_gain) != self.mcfg:
+            # fields that change no weight's shape may differ: the run's own settings apply
+            if dataclasses.replace(start.cfg, text_gain=self.mcfg.text_gain,
+                                   g_bilinear_blocks=self.mcfg.g_bilinear_blocks) != self.mcfg:
                 raise ValueError(f"--init-from {tcfg.init_from} has another architecture than this run")
             self.model.load_state_dict(start.state_dict())
             self.ema.load_state_dict(nn.ModuleDict({"text_head": start.text_head,

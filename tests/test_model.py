@@ -131,6 +131,8 @@ def test_save_load_round_trip_is_exact(tiny_model_factory, tmp_path):
     (dict(z_dim=0), "z_dim must be positive"),
     (dict(styles=("a", "a")), "styles must be unique"),
     (dict(styles=()), "styles must be unique and non-empty"),
+    (dict(g_bilinear_blocks=3), r"g_bilinear_blocks must be in \[0, 2\]"),
+    (dict(g_bilinear_blocks=-1), "g_bilinear_blocks"),
 ])
 def test_model_config_validation(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -365,3 +367,26 @@ def test_any_style_shows_the_styles_in_turns(pipe):
     ranked = [Scored(None, i, r, 1.0, True, st) for i, (r, st) in enumerate(
         [(0.9, "a"), (0.8, "a"), (0.7, "b"), (0.6, "a"), (0.5, "c")])]
     assert [s.seed for s in round_robin(ranked)] == [0, 2, 4, 1, 3]
+
+
+def test_bilinear_blocks_change_resampling_not_weights(tmp_path):
+    """g_bilinear_blocks=N: the last N upsampling blocks go bilinear; same weights, other images;
+    a config.json from before the field loads as all-nearest."""
+    from model.generator import Generator
+
+    nearest, smooth = ModelConfig(**TINY), ModelConfig(**{**TINY, "g_bilinear_blocks": 1})
+    g0, g1 = Generator(nearest), Generator(smooth)
+    assert [b.mode for b in g1.blocks if b.up] == ["nearest", "bilinear"]
+    assert all(b.mode == "nearest" for b in g0.blocks)
+    torch.manual_seed(0)
+    for p in g0.parameters():  # open every residual branch so the upsampling shows
+        torch.nn.init.normal_(p, std=0.3)
+    g1.load_state_dict(g0.state_dict())  # same names and shapes
+    z, c, style = torch.randn(2, TINY["z_dim"]), torch.randn(2, TINY["cond_dim"]), torch.tensor([0, 1])
+    x0, x1 = g0(z, c, style), g1(z, c, style)
+    assert x1.shape == x0.shape and not torch.allclose(x0, x1, atol=1e-3)
+    d = smooth.to_dict()
+    assert ModelConfig.from_dict(d) == smooth
+    del d["g_bilinear_blocks"]
+    (tmp_path / "config.json").write_text(json.dumps(d))
+    assert ModelConfig.load(tmp_path / "config.json").g_bilinear_blocks == 0

@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 
 from model.dataset import load_dataset
+from model.config import TINY
+from model.gan import TextToImageGAN
 from model.train import TrainConfig, Trainer, parse_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,3 +161,24 @@ def test_d_warmup_trains_only_the_discriminator(tmp_path, tiny_folder):
     assert any(not torch.equal(g_before[k], v) for k, v in tr.model.generator.state_dict().items())
     with pytest.raises(ValueError, match="d_warmup"):
         TrainConfig(d_warmup=5, adv_weight=0.0, recon_weight=1.0)
+
+
+def test_init_from_may_switch_the_upsampling(tmp_path, tiny_folder):
+    """--init-from a nearest-upsampling export with --model-config '{... "g_bilinear_blocks": 1}':
+    the weights carry over, the run upsamples bilinearly, and the card's command says so."""
+    first = Trainer(_cfg(tmp_path / "a", tiny_folder, steps=1, ckpt_every=1))
+    first.fit()
+    mc = json.dumps({**TINY, "g_bilinear_blocks": 1})
+    tuned = Trainer(_cfg(tmp_path / "b", tiny_folder, steps=1, ckpt_every=1, model_config=mc,
+                         init_from=str(tmp_path / "a" / "export")))
+    assert tuned.mcfg.g_bilinear_blocks == 1
+    assert [b.mode for b in tuned.model.generator.blocks if b.up] == ["nearest", "bilinear"]
+    ga = TextToImageGAN.from_folder(tmp_path / "a" / "export").generator.state_dict()  # as exported (fp16)
+    gb = tuned.model.generator.state_dict()
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    tuned.fit()
+    card = (tmp_path / "b" / "export" / "README.md").read_text()
+    assert "--model-config '{" in card and '"g_bilinear_blocks": 1' in card
+    wide = json.dumps({**TINY, "w_dim": 64})  # a shape change is still refused
+    with pytest.raises(ValueError, match="another architecture"):
+        Trainer(_cfg(tmp_path / "c", tiny_folder, model_config=wide, init_from=str(tmp_path / "a" / "export")))
