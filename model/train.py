@@ -285,7 +285,7 @@ class Trainer:
 
     def load_checkpoint(self, path: Path) -> None:
         s = torch.load(path, map_location=self.device, weights_only=True)
-        if s["model_config"] != self.mcfg.to_dict():
+        if ModelConfig.from_dict(s["model_config"]) != self.mcfg:  # fields added since take their defaults
             raise ValueError(f"{path} was trained with another model config; use a new --out")
         self.model.load_state_dict(s["model"])
         self.ema.load_state_dict(s["ema"])

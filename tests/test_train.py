@@ -182,3 +182,19 @@ def test_init_from_may_switch_the_upsampling(tmp_path, tiny_folder):
     wide = json.dumps({**TINY, "w_dim": 64})  # a shape change is still refused
     with pytest.raises(ValueError, match="another architecture"):
         Trainer(_cfg(tmp_path / "c", tiny_folder, model_config=wide, init_from=str(tmp_path / "a" / "export")))
+
+
+def test_checkpoint_from_before_a_new_model_field_resumes(tmp_path, tiny_folder):
+    """A checkpoint saved before ModelConfig gained g_bilinear_blocks resumes (the field's default
+    is what it was trained with); a checkpoint of another architecture is still refused."""
+    first = Trainer(_cfg(tmp_path, tiny_folder, steps=1, ckpt_every=1))
+    first.fit()
+    path = tmp_path / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    del state["model_config"]["g_bilinear_blocks"]
+    torch.save(state, path)
+    assert Trainer(_cfg(tmp_path, tiny_folder, steps=2)).step == 1
+    state["model_config"]["w_dim"] = 64
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="another model config"):
+        Trainer(_cfg(tmp_path, tiny_folder, steps=2))
