@@ -132,6 +132,10 @@ class Trainer:
         self.pack = pack if pack is not None else load_dataset(
             tcfg.data, size=model_fields(tcfg).get("image_size", ModelConfig().image_size), skin_tones=tcfg.skin_tones)
         self.mcfg = model_config_for(tcfg, self.pack)
+        fresh_start = tcfg.init_from and not (self.out / "checkpoint.pt").is_file()
+        if fresh_start and "g_bilinear_blocks" not in model_fields(tcfg):  # fine-tune as the start model samples
+            start_cfg = ModelConfig.load(Path(tcfg.init_from) / "config.json")
+            self.mcfg = dataclasses.replace(self.mcfg, g_bilinear_blocks=start_cfg.g_bilinear_blocks)
 
         torch.manual_seed(tcfg.seed)
         self.model = TextToImageGAN(self.mcfg).to(self.device)
