@@ -132,10 +132,15 @@ class Trainer:
         self.pack = pack if pack is not None else load_dataset(
             tcfg.data, size=model_fields(tcfg).get("image_size", ModelConfig().image_size), skin_tones=tcfg.skin_tones)
         self.mcfg = model_config_for(tcfg, self.pack)
-        fresh_start = tcfg.init_from and not (self.out / "checkpoint.pt").is_file()
-        if fresh_start and "g_bilinear_blocks" not in model_fields(tcfg):  # fine-tune as the start model samples
-            start_cfg = ModelConfig.load(Path(tcfg.init_from) / "config.json")
-            self.mcfg = dataclasses.replace(self.mcfg, g_bilinear_blocks=start_cfg.g_bilinear_blocks)
+        resume = (self.out / "checkpoint.pt").is_file()
+        start = TextToImageGAN.from_folder(tcfg.init_from) if tcfg.init_from and not resume else None
+        if start is not None:
+            if "g_bilinear_blocks" not in model_fields(tcfg):  # not asked for: fine-tune as the start model samples
+                self.mcfg = dataclasses.replace(self.mcfg, g_bilinear_blocks=start.cfg.g_bilinear_blocks)
+            # fields that change no weight's shape may differ: the run's own settings apply
+            if dataclasses.replace(start.cfg, text_gain=self.mcfg.text_gain,
+                                   g_bilinear_blocks=self.mcfg.g_bilinear_blocks) != self.mcfg:
+                raise ValueError(f"--init-from {tcfg.init_from} has another architecture than this run")
 
         torch.manual_seed(tcfg.seed)
         self.model = TextToImageGAN(self.mcfg).to(self.device)
@@ -158,14 +163,9 @@ class Trainer:
         self.cap_emb = self.pack.cap_emb.float().to(self.device)
         self.log: list[dict] = []
         self.sessions: list[dict] = []  # one per fit() call: its step range, minutes and flags (a resume may change them)
-        if (self.out / "checkpoint.pt").is_file():
+        if resume:
             self.load_checkpoint(self.out / "checkpoint.pt")
-        elif tcfg.init_from:
-            start = TextToImageGAN.from_folder(tcfg.init_from)
-            # fields that change no weight's shape may differ: the run's own settings apply
-            if dataclasses.replace(start.cfg, text_gain=self.mcfg.text_gain,
-                                   g_bilinear_blocks=self.mcfg.g_bilinear_blocks) != self.mcfg:
-                raise ValueError(f"--init-from {tcfg.init_from} has another architecture than this run")
+        elif start is not None:
             self.model.load_state_dict(start.state_dict())
             self.ema.load_state_dict(nn.ModuleDict({"text_head": start.text_head,
                                                     "generator": start.generator}).state_dict())
