@@ -110,6 +110,11 @@ def r_precision(img_emb: torch.Tensor, cand_emb: torch.Tensor) -> torch.Tensor:
     return (sim[:, 0:1] > sim[:, 1:]).all(dim=1).float()
 
 
+def group_means(values: torch.Tensor, groups: torch.Tensor, names) -> dict[str, float]:
+    """Mean of values per group id, keyed by names[id]; ids without a name (e.g. 'any') or without values are left out."""
+    return {name: float(values[groups == k].float().mean()) for k, name in enumerate(names) if (groups == k).any()}
+
+
 def diversity(emb: torch.Tensor, images: torch.Tensor) -> tuple[float, float]:
     """One prompt's k images: mean pairwise L2 of unit embeddings (k, D); mean per-pixel std (0-1)."""
     if len(emb) < 2:
@@ -317,10 +322,15 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
             images["real"] = pack.images[torch.cat(real_ids)]
             owner = {row: torch.arange(len(prompts)).repeat_interleave(k_img) for row in ROWS}
             owner["real"] = torch.cat([torch.full((len(r),), i) for i, r in enumerate(real_ids)])
+            # the model style each image is in: what "recognisable in every style" is read from
+            style_i = {row: drawn for row in gens}
+            style_i["retrieval"] = style_of[torch.cat([ids[torch.arange(k_img) % len(ids)] for ids in ret])]
+            style_i["real"] = style_of[torch.cat(real_ids)]
             for row in ROWS:
                 emb_i = ev.image_embed(img_feats(images[row]))  # (M, D)
                 hits = r_precision(emb_i, cand_txt[owner[row]])
                 res[row][f"rprec_{kind}_{split}"] = float(hits.mean())
+                res[row][f"rprec_{kind}_{split}_per_style"] = group_means(hits, style_i[row], model.cfg.styles)
                 if kind == "exact":
                     divs = [diversity(emb_i[owner[row] == i], images[row][owner[row] == i])
                             for i in range(len(prompts))]
@@ -426,6 +436,13 @@ def to_markdown(r: dict) -> str:
     for row in ROWS:
         ps = rows[row].get("fd_eval_per_style", {})
         lines.append(f"| {row} | " + " | ".join(_f(ps.get(s), 1) for s in styles) + " |")
+    mstyles = r["model"]["styles"]
+    lines += ["", "R-precision per style, exact names, held-out / training names (generators: seed k is drawn in "
+                  "style k mod the number of styles):", "",
+              "| row | " + " | ".join(mstyles) + " |", "|---" * (len(mstyles) + 1) + "|"]
+    for row in ROWS:
+        test, train = (rows[row].get(f"rprec_exact_{sp}_per_style", {}) for sp in ("test", "train"))
+        lines.append(f"| {row} | " + " | ".join(f"{_f(test.get(s))} / {_f(train.get(s))}" for s in mstyles) + " |")
     bands = list(rows["real"].get("spectrum_ratio", {}))
     if bands:
         lines += ["", "Spectrum: power per frequency band (cycles/pixel) over the reference real images' "

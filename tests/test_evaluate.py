@@ -74,7 +74,7 @@ def test_quick_run_writes_reports(quick_results):
     res, out = quick_results
     on_disk = json.loads((out / "results.json").read_text())
     assert set(on_disk["rows"]) == {"real", "model", "random_init", "retrieval"}
-    assert (out / "results.md").read_text().count("| random_init |") == 3  # main, per-style and spectrum tables
+    assert (out / "results.md").read_text().count("| random_init |") == 4  # main, FD and R-prec per style, spectrum
     assert (out / "quality.png").stat().st_size > 1000
     w = out / "evaluator" / "evaluator.safetensors"
     assert w.is_file() and w.stat().st_size < 2 * 2**20
@@ -84,11 +84,19 @@ def test_quick_run_writes_reports(quick_results):
 def test_quick_run_values_are_sane(quick_results):
     res, _ = quick_results
     rows = res["rows"]
-    for row in rows.values():
+    for name, row in rows.items():
         for key in ("rprec_exact_test", "rprec_paraphrase_test", "rprec_exact_train", "rprec_paraphrase_train"):
             assert 0.0 <= row[key] <= 1.0, key
         assert row["fd_eval"] >= 0 and row["fd_enl0"] >= 0
         assert set(row["fd_eval_per_style"]) <= {"google", "twitter"}
+        for key in ("rprec_exact_test", "rprec_paraphrase_test", "rprec_exact_train", "rprec_paraphrase_train"):
+            per = row[key + "_per_style"]
+            assert per and set(per) <= set(res["model"]["styles"]), key
+            if name in ("real", "retrieval"):  # images of the data, which has two styles
+                assert set(per) <= {"google", "twitter"}, key
+            assert min(per.values()) - 1e-9 <= row[key] <= max(per.values()) + 1e-9  # the overall is a mix of them
+    # 5 seeds per prompt are drawn in styles 0, 1, 2, 3, 0 of the tiny model's four: every style is measured
+    assert set(rows["model"]["rprec_exact_train_per_style"]) == set(res["model"]["styles"]) and len(res["model"]["styles"]) == 4
     assert res["checks"]["fd_eval_ref_vs_itself"] < 1e-6
     assert rows["random_init"]["fd_eval"] > rows["real"]["fd_eval"]
     assert rows["random_init"]["fd_enl0"] > rows["real"]["fd_enl0"]
@@ -118,6 +126,13 @@ def test_quick_run_reuses_a_saved_evaluator(quick_results, tiny_model_dir, colou
 
 
 # --- metrics ---
+
+def test_group_means_per_style():
+    hits = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
+    styles = torch.tensor([0, 0, 1, 2, 2])  # 2 = 'any': no name, left out
+    assert E.group_means(hits, styles, ["google", "twitter"]) == {"google": 0.5, "twitter": 1.0}
+    assert E.group_means(hits[:2], styles[:2], ["google", "twitter"]) == {"google": 0.5}  # no twitter images
+
 
 def test_frechet_distance_identical_gaussians_is_zero():
     x = np.random.default_rng(0).normal(size=(500, 6))
