@@ -47,6 +47,7 @@ PARAPHRASES = ("a picture of a {}", "{} icon", "an image showing {}", "a small d
                "{} symbol", "the {} sticker")  # none of these is a training caption template
 ROWS = ("real", "model", "random_init", "retrieval")
 DISTRACTORS = 99  # R-precision ranks the true name among 1 + 99 (AttnGAN)
+NEAREST = 9  # hard R-precision: among 1 + the 9 other names nearest the prompt's (grinning vs smiling face)
 
 
 @dataclass(kw_only=True)
@@ -301,12 +302,15 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
         prompts = [in_split[i] for i in sorted(_rng(cfg.seed, split).permutation(len(in_split))[:sz["n_prompts"]])]
         if not prompts:
             continue
-        cands = []  # (P, C) name ids: the true name, then distractors of other base names
+        cands, near = [], []  # (P, C) name ids: the true name, then distractors of other base names
         for p in prompts:
             others = [i for i, n in enumerate(uniq) if base_name(n) != base_name(p)]
             pick = _rng(cfg.seed, "cands", p).permutation(len(others))[:DISTRACTORS]
             cands.append([name_idx[p]] + [others[j] for j in pick])
+            sim = name_emb[others] @ name_emb[name_idx[p]]  # the names a sentence encoder finds closest
+            near.append([name_idx[p]] + [others[j] for j in sim.topk(min(NEAREST, len(others))).indices.tolist()])
         cand_txt = torch.stack([name_txt[torch.tensor(c)] for c in cands])  # (P, C, D)
+        near_txt = torch.stack([name_txt[torch.tensor(c)] for c in near])  # (P, 1 + NEAREST, D)
         para = [PARAPHRASES[i % len(PARAPHRASES)].format(p) for i, p in enumerate(prompts)]
         p_emb = {"exact": name_emb[[name_idx[p] for p in prompts]], "paraphrase": pipe.encoder.encode(para).float()}
         for kind, emb in p_emb.items():
@@ -331,6 +335,10 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
                 hits = r_precision(emb_i, cand_txt[owner[row]])
                 res[row][f"rprec_{kind}_{split}"] = float(hits.mean())
                 res[row][f"rprec_{kind}_{split}_per_style"] = group_means(hits, style_i[row], model.cfg.styles)
+                if kind == "exact":
+                    hard = r_precision(emb_i, near_txt[owner[row]])
+                    res[row][f"rprec_nearest_{split}"] = float(hard.mean())
+                    res[row][f"rprec_nearest_{split}_per_style"] = group_means(hard, style_i[row], model.cfg.styles)
                 if kind == "exact":
                     divs = [diversity(emb_i[owner[row] == i], images[row][owner[row] == i])
                             for i in range(len(prompts))]
@@ -373,7 +381,11 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
             "r_precision": f"top-1 of the prompt's name among 1 + {DISTRACTORS} names of other emoji (fewer when "
                            "the data has fewer), ranked by the evaluator; 'held-out' = names (all skin tones) "
                            "held out from its training. Chance is 0.01. The real row's images do not depend on the wording, so "
-                           "its paraphrase columns repeat its exact ones: they show the evaluator's own accuracy.",
+                           "its paraphrase columns repeat its exact ones: they show the evaluator's own accuracy. "
+                           f"'vs {NEAREST} nearest': the same images, against the {NEAREST} other base names whose "
+                           "MiniLM embeddings are nearest the prompt's (grinning face vs grinning face with big eyes, "
+                           "beaming face...): the fine detail a person reads; chance is 0.1, and the real row shows how "
+                           "far such near names can be told apart at all.",
             "diversity": "among the images of one prompt: mean pairwise L2 of unit evaluator embeddings; "
                          "per-pixel std (0-1). The real row uses the real images of the name (all styles).",
             "seed_diversity": "generator rows only: per-pixel std (0-1) among seeds of one prompt drawn in the "
@@ -423,26 +435,27 @@ def to_markdown(r: dict) -> str:
     rows, styles = r["rows"], r["data"]["styles"]
     cols = [("R-prec exact (held-out names)", "rprec_exact_test"), ("R-prec paraphrase (held-out)", "rprec_paraphrase_test"),
             ("R-prec exact (train names)", "rprec_exact_train"), ("R-prec paraphrase (train)", "rprec_paraphrase_train"),
-            ("FD-eval", "fd_eval"), ("FD-ENL0", "fd_enl0"), ("diversity (emb L2)", "diversity_embed_l2"),
+            ("R-prec vs 9 nearest names, held-out / train", "rprec_nearest_test", "rprec_nearest_train"), ("FD-eval", "fd_eval"), ("FD-ENL0", "fd_enl0"), ("diversity (emb L2)", "diversity_embed_l2"),
             ("diversity (pixel std)", "diversity_pixel_std"), ("seed diversity, one style (pixel std)", "seed_diversity_pixel_std")]
     lines = [f"# Evaluation of `{r['model']['id']}`", "",
              f"Data `{r['data']['path']}`: {r['data']['images']} images, {r['data']['names']} names; "
              f"sizes {r['sizes']}; {r['seconds']:.0f} s. Higher R-precision is better, lower FD is better.", "",
-             "| row | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+             "| row | " + " | ".join(c for c, *_ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for row in ROWS:
-        lines.append(f"| {row} | " + " | ".join(_f(rows[row].get(k), 1 if k.startswith("fd") else 3)
-                                              for _, k in cols) + " |")
+        lines.append(f"| {row} | " + " | ".join(
+            " / ".join(_f(rows[row].get(k), 1 if k.startswith("fd") else 3) for k in keys) for _, *keys in cols) + " |")
     lines += ["", "FD-eval per style:", "", "| row | " + " | ".join(styles) + " |", "|---" * (len(styles) + 1) + "|"]
     for row in ROWS:
         ps = rows[row].get("fd_eval_per_style", {})
         lines.append(f"| {row} | " + " | ".join(_f(ps.get(s), 1) for s in styles) + " |")
     mstyles = r["model"]["styles"]
-    lines += ["", "R-precision per style, exact names, held-out / training names (generators: seed k is drawn in "
-                  "style k mod the number of styles):", "",
+    lines += ["", "R-precision per style, exact names: held-out / training names / training names vs their 9 nearest "
+                  "(generators: seed k is drawn in style k mod the number of styles):", "",
               "| row | " + " | ".join(mstyles) + " |", "|---" * (len(mstyles) + 1) + "|"]
     for row in ROWS:
-        test, train = (rows[row].get(f"rprec_exact_{sp}_per_style", {}) for sp in ("test", "train"))
-        lines.append(f"| {row} | " + " | ".join(f"{_f(test.get(s))} / {_f(train.get(s))}" for s in mstyles) + " |")
+        per = [rows[row].get(k, {}) for k in ("rprec_exact_test_per_style", "rprec_exact_train_per_style",
+                                              "rprec_nearest_train_per_style")]
+        lines.append(f"| {row} | " + " | ".join(" / ".join(_f(d.get(s)) for d in per) for s in mstyles) + " |")
     bands = list(rows["real"].get("spectrum_ratio", {}))
     if bands:
         lines += ["", "Spectrum: power per frequency band (cycles/pixel) over the reference real images' "
@@ -475,14 +488,16 @@ def plot(r: dict, grid: dict | None, path: Path) -> None:
     fig = plt.figure(figsize=(16, 8 if grid else 4.5))
     gs = fig.add_gridspec(2 if grid else 1, 3, height_ratios=[1, 1] if grid else [1])
     ax = fig.add_subplot(gs[0, 0])
-    keys = ["rprec_exact_test", "rprec_paraphrase_test", "rprec_exact_train", "rprec_paraphrase_train"]
+    keys = ["rprec_exact_test", "rprec_paraphrase_test", "rprec_exact_train", "rprec_paraphrase_train",
+            "rprec_nearest_test", "rprec_nearest_train"]
     w = 0.8 / len(ROWS)
     for i, row in enumerate(ROWS):
         ax.bar(np.arange(len(keys)) + i * w, [rows[row].get(k) or 0 for k in keys], w, label=row)
-    ax.set_xticks(np.arange(len(keys)) + 0.4 - w / 2, ["exact\nheld-out", "paraphrase\nheld-out",
-                                                       "exact\ntrain", "paraphrase\ntrain"])
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - w / 2, ["exact\nheld-out", "para.\nheld-out", "exact\ntrain",
+                                                       "para.\ntrain", f"{NEAREST} near\nheld-out", f"{NEAREST} near\ntrain"],
+                  fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_title("R-precision (top-1 of 100), higher is better")
+    ax.set_title(f"R-precision (top-1 of 100; of 1 + {NEAREST} nearest), higher is better")
     ax.legend(fontsize=8)
     for j, kind in enumerate(("fd_eval", "fd_enl0")):
         ax = fig.add_subplot(gs[0, 1 + j])

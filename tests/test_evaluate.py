@@ -95,6 +95,12 @@ def test_quick_run_values_are_sane(quick_results):
             if name in ("real", "retrieval"):  # images of the data, which has two styles
                 assert set(per) <= {"google", "twitter"}, key
             assert min(per.values()) - 1e-9 <= row[key] <= max(per.values()) + 1e-9  # the overall is a mix of them
+    for name, row in rows.items():
+        for split in ("test", "train"):
+            # 8 colours: the 9 nearest and the 99 random distractors are both all 7 other names, so they agree
+            assert row[f"rprec_nearest_{split}"] == pytest.approx(row[f"rprec_exact_{split}"])
+            per = row[f"rprec_nearest_{split}_per_style"]
+            assert min(per.values()) - 1e-9 <= row[f"rprec_nearest_{split}"] <= max(per.values()) + 1e-9
     # 5 seeds per prompt are drawn in styles 0, 1, 2, 3, 0 of the tiny model's four: every style is measured
     assert set(rows["model"]["rprec_exact_train_per_style"]) == set(res["model"]["styles"]) and len(res["model"]["styles"]) == 4
     assert res["checks"]["fd_eval_ref_vs_itself"] < 1e-6
