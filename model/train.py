@@ -61,6 +61,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (bf16 on cuda, off on cpu) | bf16 | none
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    channels_last: bool = True  # NHWC tensors for the networks and images: faster convolutions (CPU bf16, GPU); same results up to rounding
     push_to_hub: str = ""  # repo id to upload the exported model folder to
 
     def __post_init__(self) -> None:
@@ -127,6 +128,7 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
         amp = tcfg.amp if tcfg.amp != "auto" else ("bf16" if dev == "cuda" else "none")
+        self.memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
         self.autocast = (lambda: torch.autocast(dev, dtype=torch.bfloat16)) if amp == "bf16" else contextlib.nullcontext
         self.out = Path(tcfg.out)
         self.pack = pack if pack is not None else load_dataset(
@@ -143,7 +145,7 @@ class Trainer:
                 raise ValueError(f"--init-from {tcfg.init_from} has another architecture than this run")
 
         torch.manual_seed(tcfg.seed)
-        self.model = TextToImageGAN(self.mcfg).to(self.device)
+        self.model = TextToImageGAN(self.mcfg).to(self.device, memory_format=self.memory_format)
         if self.world > 1:
             for p in self.model.parameters():
                 dist.broadcast(p.data, 0)
@@ -158,7 +160,7 @@ class Trainer:
         self.step = 0
 
         # data on the training device once: uint8 images are small (26k x 12 KB at 64 px)
-        self.images = self.pack.images.to(self.device)
+        self.images = self.pack.images.to(self.device).contiguous(memory_format=self.memory_format)
         self.styles = self.pack.styles.to(self.device)
         self.cap_emb = self.pack.cap_emb.float().to(self.device)
         self.log: list[dict] = []
@@ -295,6 +297,11 @@ class Trainer:
         self.ema.load_state_dict(s["ema"])
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
+        for opt in (self.opt_g, self.opt_d):  # Adam's moments in their parameter's memory format (a checkpoint
+            for p, st in opt.state.items():   # may come from a run with the other --channels-last setting)
+                for k, v in st.items():
+                    if torch.is_tensor(v) and v.shape == p.shape:
+                        st[k] = torch.empty_like(p).copy_(v)
         for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
             for group in opt.param_groups:  # the flags of this run win over the saved ones
                 group["lr"], group["betas"] = lr, (self.cfg.beta1, self.cfg.beta2)

@@ -200,3 +200,26 @@ def test_checkpoint_from_before_a_new_model_field_resumes(tmp_path, tiny_folder)
     torch.save(state, path)
     with pytest.raises(ValueError, match="another model config"):
         Trainer(_cfg(tmp_path, tiny_folder, steps=2))
+
+
+def test_channels_last_trains_as_contiguous_does(tmp_path, tiny_folder):
+    """NHWC is a speed setting only: the same step gives the same losses and weights, up to rounding,
+    and a checkpoint of either layout resumes in the other."""
+    runs = {}
+    for cl in (False, True):
+        tr = Trainer(_cfg(tmp_path / str(cl), tiny_folder, channels_last=cl, steps=2, ckpt_every=1))
+        w = tr.model.generator.blocks[1].conv1.weight
+        assert w.is_contiguous(memory_format=torch.channels_last) == cl
+        assert w.is_contiguous() != cl  # (C, 3, 3) kernels: the two layouts differ
+        runs[cl] = (tr.train_step(), tr)
+    (sa, ta), (sb, tb) = runs[False], runs[True]
+    for k in sa:
+        assert float(sa[k]) == pytest.approx(float(sb[k]), rel=1e-3, abs=1e-4), k
+    for (k, a), b in zip(ta.model.state_dict().items(), tb.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), k
+    ta.save_checkpoint()
+    resumed = Trainer(_cfg(tmp_path / "False", tiny_folder, channels_last=True, steps=2))
+    assert resumed.step == 1
+    for p, st in resumed.opt_g.state.items():  # Adam's moments follow the parameters' new layout
+        assert st["exp_avg"].stride() == p.stride()
+    assert all(torch.isfinite(v).all() for v in resumed.train_step().values())
