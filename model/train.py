@@ -134,11 +134,14 @@ class Trainer:
         self.pack = pack if pack is not None else load_dataset(
             tcfg.data, size=model_fields(tcfg).get("image_size", ModelConfig().image_size), skin_tones=tcfg.skin_tones)
         self.mcfg = model_config_for(tcfg, self.pack)
-        resume = (self.out / "checkpoint.pt").is_file()
-        start = TextToImageGAN.from_folder(tcfg.init_from) if tcfg.init_from and not resume else None
+        ckpt_path = self.out / "checkpoint.pt"
+        ckpt = torch.load(ckpt_path, map_location=self.device, weights_only=True) if ckpt_path.is_file() else None
+        start = TextToImageGAN.from_folder(tcfg.init_from) if tcfg.init_from and ckpt is None else None
+        # not asked for: train on as the checkpoint, else the start model, samples
+        before = ModelConfig.from_dict(ckpt["model_config"]) if ckpt is not None else getattr(start, "cfg", None)
+        if before is not None and "g_bilinear_blocks" not in model_fields(tcfg):
+            self.mcfg = dataclasses.replace(self.mcfg, g_bilinear_blocks=before.g_bilinear_blocks)
         if start is not None:
-            if "g_bilinear_blocks" not in model_fields(tcfg):  # not asked for: fine-tune as the start model samples
-                self.mcfg = dataclasses.replace(self.mcfg, g_bilinear_blocks=start.cfg.g_bilinear_blocks)
             # fields that change no weight's shape may differ: the run's own settings apply
             if dataclasses.replace(start.cfg, text_gain=self.mcfg.text_gain,
                                    g_bilinear_blocks=self.mcfg.g_bilinear_blocks) != self.mcfg:
@@ -165,8 +168,8 @@ class Trainer:
         self.cap_emb = self.pack.cap_emb.float().to(self.device)
         self.log: list[dict] = []
         self.sessions: list[dict] = []  # one per fit() call: its step range, minutes and flags (a resume may change them)
-        if resume:
-            self.load_checkpoint(self.out / "checkpoint.pt")
+        if ckpt is not None:
+            self.load_checkpoint(ckpt, ckpt_path)
         elif start is not None:
             self.model.load_state_dict(start.state_dict())
             self.ema.load_state_dict(nn.ModuleDict({"text_head": start.text_head,
@@ -289,8 +292,8 @@ class Trainer:
         tmp.replace(path)  # atomic: an interrupted save leaves the previous checkpoint
         return path
 
-    def load_checkpoint(self, path: Path) -> None:
-        s = torch.load(path, map_location=self.device, weights_only=True)
+    def load_checkpoint(self, s: dict, path: Path) -> None:
+        """Restore the state() dict s, read from path."""
         if ModelConfig.from_dict(s["model_config"]) != self.mcfg:  # fields added since take their defaults
             raise ValueError(f"{path} was trained with another model config; use a new --out")
         self.model.load_state_dict(s["model"])

@@ -181,6 +181,9 @@ def test_init_from_may_switch_the_upsampling(tmp_path, tiny_folder):
     assert "--model-config '{" in card and '"g_bilinear_blocks": 1' in card
     inherit = Trainer(_cfg(tmp_path / "d", tiny_folder, init_from=str(tmp_path / "b" / "export")))
     assert inherit.mcfg.g_bilinear_blocks == 1  # not asked for: the start model's own resampling
+    inherit.fit()
+    resumed = Trainer(_cfg(tmp_path / "d", tiny_folder, steps=3, init_from=str(tmp_path / "b" / "export")))
+    assert (resumed.step, resumed.mcfg.g_bilinear_blocks) == (2, 1)  # and its resume, as its checkpoint
     wide = json.dumps({**TINY, "w_dim": 64})  # a shape change is still refused
     with pytest.raises(ValueError, match="another architecture"):
         Trainer(_cfg(tmp_path / "c", tiny_folder, model_config=wide, init_from=str(tmp_path / "a" / "export")))
