@@ -321,14 +321,15 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
             # retrieval: the nearest name in the pool, then its images (any style), cycled to k
             top = img_name[pool[retrieve(emb, pool_emb, 1)[:, 0]]]  # (P,) name ids
             ret = [pool[img_name[pool] == nm] for nm in top.tolist()]
-            images["retrieval"] = pack.images[torch.cat([ids[torch.arange(k_img) % len(ids)] for ids in ret])]
+            ret_ids = torch.cat([ids[torch.arange(k_img) % len(ids)] for ids in ret])
+            images["retrieval"] = pack.images[ret_ids]
             real_ids = [torch.nonzero(img_name == name_idx[p])[:k_img, 0] for p in prompts]
             images["real"] = pack.images[torch.cat(real_ids)]
             owner = {row: torch.arange(len(prompts)).repeat_interleave(k_img) for row in ROWS}
             owner["real"] = torch.cat([torch.full((len(r),), i) for i, r in enumerate(real_ids)])
             # the model style each image is in: what "recognisable in every style" is read from
             style_i = {row: drawn for row in gens}
-            style_i["retrieval"] = style_of[torch.cat([ids[torch.arange(k_img) % len(ids)] for ids in ret])]
+            style_i["retrieval"] = style_of[ret_ids]
             style_i["real"] = style_of[torch.cat(real_ids)]
             for row in ROWS:
                 emb_i = ev.image_embed(img_feats(images[row]))  # (M, D)
@@ -339,7 +340,6 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
                     hard = r_precision(emb_i, near_txt[owner[row]])
                     res[row][f"rprec_nearest_{split}"] = float(hard.mean())
                     res[row][f"rprec_nearest_{split}_per_style"] = group_means(hard, style_i[row], model.cfg.styles)
-                if kind == "exact":
                     divs = [diversity(emb_i[owner[row] == i], images[row][owner[row] == i])
                             for i in range(len(prompts))]
                     res[row].setdefault("_div", []).extend(divs)
@@ -435,7 +435,8 @@ def to_markdown(r: dict) -> str:
     rows, styles = r["rows"], r["data"]["styles"]
     cols = [("R-prec exact (held-out names)", "rprec_exact_test"), ("R-prec paraphrase (held-out)", "rprec_paraphrase_test"),
             ("R-prec exact (train names)", "rprec_exact_train"), ("R-prec paraphrase (train)", "rprec_paraphrase_train"),
-            ("R-prec vs 9 nearest names, held-out / train", "rprec_nearest_test", "rprec_nearest_train"), ("FD-eval", "fd_eval"), ("FD-ENL0", "fd_enl0"), ("diversity (emb L2)", "diversity_embed_l2"),
+            (f"R-prec vs {NEAREST} nearest names, held-out / train", "rprec_nearest_test", "rprec_nearest_train"),
+            ("FD-eval", "fd_eval"), ("FD-ENL0", "fd_enl0"), ("diversity (emb L2)", "diversity_embed_l2"),
             ("diversity (pixel std)", "diversity_pixel_std"), ("seed diversity, one style (pixel std)", "seed_diversity_pixel_std")]
     lines = [f"# Evaluation of `{r['model']['id']}`", "",
              f"Data `{r['data']['path']}`: {r['data']['images']} images, {r['data']['names']} names; "
@@ -449,8 +450,8 @@ def to_markdown(r: dict) -> str:
         ps = rows[row].get("fd_eval_per_style", {})
         lines.append(f"| {row} | " + " | ".join(_f(ps.get(s), 1) for s in styles) + " |")
     mstyles = r["model"]["styles"]
-    lines += ["", "R-precision per style, exact names: held-out / training names / training names vs their 9 nearest "
-                  "(generators: seed k is drawn in style k mod the number of styles):", "",
+    lines += ["", f"R-precision per style, exact names: held-out / training names / training names vs their {NEAREST} "
+                  "nearest (generators: seed k is drawn in style k mod the number of styles):", "",
               "| row | " + " | ".join(mstyles) + " |", "|---" * (len(mstyles) + 1) + "|"]
     for row in ROWS:
         per = [rows[row].get(k, {}) for k in ("rprec_exact_test_per_style", "rprec_exact_train_per_style",
