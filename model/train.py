@@ -49,6 +49,7 @@ class TrainConfig:
     adv_weight: float = 1.0  # adversarial terms; 0 = a reconstruction-only phase (D neither trained nor used)
     recon_weight: float = 0.0  # VAE-GAN reconstruction: L1 between G(z=0, c, style), c = mu + sigma * eps, and the real image
     init_from: str = ""  # model folder to start from (fine-tuning); ignored when a checkpoint resumes
+    init_d_from: str = ""  # model folder whose discriminator is used instead (a trained judge for a generator from a reconstruction-only phase); ignored on resume
     d_warmup: int = 0  # the first N steps train only D (G and text head frozen): a fresh D judges before G follows it; N >= steps trains D alone against a fixed G (refits the gate)
     style_dropout: float = 0.1  # share of samples trained with the "any" style token
     augment: str = "translation,cutout"  # DiffAugment policy ("" = off)
@@ -170,10 +171,20 @@ class Trainer:
         self.sessions: list[dict] = []  # one per fit() call: its step range, minutes and flags (a resume may change them)
         if ckpt is not None:
             self.load_checkpoint(ckpt, ckpt_path)
-        elif start is not None:
-            self.model.load_state_dict(start.state_dict())
-            self.ema.load_state_dict(nn.ModuleDict({"text_head": start.text_head,
-                                                    "generator": start.generator}).state_dict())
+        else:
+            if start is not None:
+                self.model.load_state_dict(start.state_dict())
+                self.ema.load_state_dict(nn.ModuleDict({"text_head": start.text_head,
+                                                        "generator": start.generator}).state_dict())
+            if tcfg.init_d_from:
+                judge = TextToImageGAN.from_folder(tcfg.init_d_from)
+                if judge.cfg.styles != self.mcfg.styles:
+                    raise ValueError(f"--init-d-from {tcfg.init_d_from} knows the styles {list(judge.cfg.styles)}, "
+                                     f"this run {list(self.mcfg.styles)}")
+                try:
+                    self.model.discriminator.load_state_dict(judge.discriminator.state_dict())
+                except RuntimeError as e:
+                    raise ValueError(f"--init-d-from {tcfg.init_d_from} has another discriminator: {e}") from None
 
     # --- one batch ---
     def sample_batch(self) -> dict[str, torch.Tensor]:

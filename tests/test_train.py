@@ -226,3 +226,26 @@ def test_channels_last_trains_as_contiguous_does(tmp_path, tiny_folder):
     for p, st in resumed.opt_g.state.items():  # Adam's moments follow the parameters' new layout
         assert st["exp_avg"].stride() == p.stride()
     assert all(torch.isfinite(v).all() for v in resumed.train_step().values())
+
+
+def test_init_d_from_takes_only_the_discriminator(tmp_path, tiny_folder):
+    """--init-from G's folder --init-d-from another folder: generator and VAE head from the first,
+    discriminator from the second (a trained judge for a reconstruction-only generator)."""
+    Trainer(_cfg(tmp_path / "judge", tiny_folder, steps=1, ckpt_every=1)).fit()
+    Trainer(_cfg(tmp_path / "recon", tiny_folder, steps=1, ckpt_every=1, adv_weight=0, recon_weight=1, seed=1)).fit()
+    judge = TextToImageGAN.from_folder(tmp_path / "judge" / "export")
+    recon = TextToImageGAN.from_folder(tmp_path / "recon" / "export")
+    tr = Trainer(_cfg(tmp_path / "both", tiny_folder, steps=1, ckpt_every=1, d_warmup=1,
+                      init_from=str(tmp_path / "recon" / "export"), init_d_from=str(tmp_path / "judge" / "export")))
+    for mine, want, other in ((tr.model.discriminator, judge.discriminator, recon.discriminator),
+                              (tr.model.generator, recon.generator, judge.generator)):
+        a, b, c = mine.state_dict(), want.state_dict(), other.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert any(not torch.equal(a[k], c[k]) for k in a)  # the two sources differ, so the pick is seen
+    tr.fit()
+    card = (tmp_path / "both" / "export" / "README.md").read_text()
+    assert "--init-d-from" in card
+    wide = json.dumps({**TINY, "d_channels": [8, 16, 16]})
+    Trainer(_cfg(tmp_path / "wide", tiny_folder, steps=1, ckpt_every=1, model_config=wide)).fit()
+    with pytest.raises(ValueError, match="another discriminator"):
+        Trainer(_cfg(tmp_path / "bad", tiny_folder, init_d_from=str(tmp_path / "wide" / "export")))
