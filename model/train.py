@@ -91,10 +91,11 @@ def model_fields(tcfg: TrainConfig) -> dict:
     return json.loads(Path(tcfg.model_config).read_text()) if tcfg.model_config else {}
 
 
-def model_config_for(tcfg: TrainConfig, pack: Pack) -> ModelConfig:
-    """The architecture asked for, with the styles and image size of the data."""
-    return ModelConfig.from_dict({**model_fields(tcfg), "styles": tuple(pack.style_names),
-                                  "image_size": pack.images.shape[-1]})
+def model_config_for(tcfg: TrainConfig, pack: Pack, base: ModelConfig | None = None) -> ModelConfig:
+    """The architecture asked for, over base's (the checkpoint's or --init-from's; else the defaults),
+    with the styles and image size of the data."""
+    return ModelConfig.from_dict({**(base.to_dict() if base is not None else {}), **model_fields(tcfg),
+                                  "styles": tuple(pack.style_names), "image_size": pack.images.shape[-1]})
 
 
 # --- distributed helpers ---
@@ -134,14 +135,12 @@ class Trainer:
         self.out = Path(tcfg.out)
         self.pack = pack if pack is not None else load_dataset(
             tcfg.data, size=model_fields(tcfg).get("image_size", ModelConfig().image_size), skin_tones=tcfg.skin_tones)
-        self.mcfg = model_config_for(tcfg, self.pack)
         ckpt_path = self.out / "checkpoint.pt"
         ckpt = torch.load(ckpt_path, map_location=self.device, weights_only=True) if ckpt_path.is_file() else None
         start = TextToImageGAN.from_folder(tcfg.init_from) if tcfg.init_from and ckpt is None else None
-        # not asked for: train on as the checkpoint, else the start model, samples
+        # fields --model-config does not name: as the checkpoint, else the start model, has them
         before = ModelConfig.from_dict(ckpt["model_config"]) if ckpt is not None else getattr(start, "cfg", None)
-        if before is not None and "g_bilinear_blocks" not in model_fields(tcfg):
-            self.mcfg = dataclasses.replace(self.mcfg, g_bilinear_blocks=before.g_bilinear_blocks)
+        self.mcfg = model_config_for(tcfg, self.pack, before)
         if start is not None:
             # fields that change no weight's shape may differ: the run's own settings apply
             if dataclasses.replace(start.cfg, text_gain=self.mcfg.text_gain,

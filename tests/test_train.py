@@ -184,6 +184,9 @@ def test_init_from_may_switch_the_upsampling(tmp_path, tiny_folder):
     inherit.fit()
     resumed = Trainer(_cfg(tmp_path / "d", tiny_folder, steps=3, init_from=str(tmp_path / "b" / "export")))
     assert (resumed.step, resumed.mcfg.g_bilinear_blocks) == (2, 1)  # and its resume, as its checkpoint
+    gain = json.dumps({**TINY, "text_gain": 5.0})  # any field not named is inherited, not only the resampling
+    Trainer(_cfg(tmp_path / "g", tiny_folder, steps=1, ckpt_every=1, model_config=gain)).fit()
+    assert Trainer(_cfg(tmp_path / "h", tiny_folder, init_from=str(tmp_path / "g" / "export"))).mcfg.text_gain == 5.0
     wide = json.dumps({**TINY, "w_dim": 64})  # a shape change is still refused
     with pytest.raises(ValueError, match="another architecture"):
         Trainer(_cfg(tmp_path / "c", tiny_folder, model_config=wide, init_from=str(tmp_path / "a" / "export")))
