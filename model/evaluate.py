@@ -71,6 +71,7 @@ class EvalConfig:
     device: str = "cpu"  # cpu | cuda | auto
     threads: int = 2  # torch CPU threads
     seed: int = 0  # prompts, noise seeds, the data halves and the distractors
+    compare_to: str = ""  # results.json of another model on the same data, prompts and seeds: paired R-precision differences with standard errors in results.md
 
     def sizes(self) -> dict:
         q = self.quick
@@ -109,6 +110,63 @@ def r_precision(img_emb: torch.Tensor, cand_emb: torch.Tensor) -> torch.Tensor:
     """img_emb (N, D) unit, cand_emb (N, C, D) unit with the true caption at index 0 -> (N,) hit."""
     sim = torch.einsum("nd,ncd->nc", img_emb, cand_emb)  # (N, C)
     return (sim[:, 0:1] > sim[:, 1:]).all(dim=1).float()
+
+
+def prompt_means(hits: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
+    """Per-image hits (M,) and the prompt each image belongs to (M,) -> (n,) each prompt's mean hit.
+    The images of one prompt are not independent draws, so the prompt is the unit of a standard error."""
+    total = torch.zeros(n).index_add_(0, owner, hits.float())
+    return total / torch.bincount(owner, minlength=n).clamp(min=1)
+
+
+def standard_error(values) -> float:
+    """Standard error of the mean of independent values (sample std with ddof 1 / sqrt n); nan below 2."""
+    v = np.asarray(values, dtype=float)
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
+def load_results(path) -> dict:
+    """A results.json written by this module (clear errors for a wrong path or another file)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--compare-to: no results file at {path}")
+    try:
+        r = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--compare-to: {path} is not JSON ({e})") from None
+    if not isinstance(r, dict) or "rows" not in r or "model" not in r:
+        raise ValueError(f"--compare-to: {path} is not a model.evaluate results.json")
+    return r
+
+
+RPREC_KEYS = [f"rprec_{kind}_{split}" for split in ("test", "train") for kind in ("exact", "paraphrase", "nearest")]
+
+
+def paired_difference(a: dict, b: dict) -> dict[str, dict]:
+    """Two results (results.json dicts) on the same data, prompts, seeds and images per prompt ->
+    {R-precision key: {"a", "b", "diff" (a - b), "se"}}: the mean over prompts of the per-prompt
+    difference and its standard error. Pairing by prompt cancels how hard each prompt is, so the
+    standard error of a difference is much smaller than either run's own."""
+    for field in ("prompts", "sizes"):
+        if a.get(field) != b.get(field):
+            raise ValueError(f"the two results differ in {field}: paired differences need the same prompts and "
+                             "sizes (the same --data, --seed, --n-prompts and --per-prompt)")
+    if a["config"].get("seed") != b["config"].get("seed"):
+        raise ValueError("the two results used different --seed, so their noise seeds differ")
+    if a.get("evaluator") != b.get("evaluator"):
+        raise ValueError("the two results were measured by different evaluators")
+    out = {}
+    for key in RPREC_KEYS:
+        pa, pb = a["rows"]["model"].get("by_prompt", {}).get(key), b["rows"]["model"].get("by_prompt", {}).get(key)
+        if pa is None or pb is None:
+            continue
+        d = np.asarray(pa) - np.asarray(pb)
+        out[key] = {"a": float(np.mean(pa)), "b": float(np.mean(pb)), "diff": float(d.mean()), "se": standard_error(d)}
+    if not out:
+        raise ValueError("no per-prompt R-precision in one of the results: re-run model.evaluate on it")
+    return out
 
 
 def group_means(values: torch.Tensor, groups: torch.Tensor, names) -> dict[str, float]:
@@ -212,6 +270,7 @@ def run(cfg: EvalConfig, *, encoder=None, log=print) -> dict:
 
 
 def _run(cfg: EvalConfig, encoder, log) -> dict:
+    other = load_results(cfg.compare_to) if cfg.compare_to else None  # a bad path fails before the run, not after
     from .pipeline import Pipeline
 
     t_start = time.time()
@@ -296,12 +355,13 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
     gate = judge_stats(pipe, fd_images["real"], fd_images["model"], q_emb, q_style)
 
     # --- R-precision and diversity: prompts from each name split ---
-    k_img, grid = sz["per_prompt"], None
+    k_img, grid, prompt_lists = sz["per_prompt"], None, {}
     for split in ("test", "train"):
         in_split = [n for n in uniq if (base_name(n) in held) == (split == "test")]
         prompts = [in_split[i] for i in sorted(_rng(cfg.seed, split).permutation(len(in_split))[:sz["n_prompts"]])]
         if not prompts:
             continue
+        prompt_lists[split] = prompts
         cands, near = [], []  # (P, C) name ids: the true name, then distractors of other base names
         for p in prompts:
             others = [i for i, n in enumerate(uniq) if base_name(n) != base_name(p)]
@@ -333,13 +393,18 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
             style_i["real"] = style_of[torch.cat(real_ids)]
             for row in ROWS:
                 emb_i = ev.image_embed(img_feats(images[row]))  # (M, D)
-                hits = r_precision(emb_i, cand_txt[owner[row]])
-                res[row][f"rprec_{kind}_{split}"] = float(hits.mean())
-                res[row][f"rprec_{kind}_{split}_per_style"] = group_means(hits, style_i[row], model.cfg.styles)
+                measured = {kind: r_precision(emb_i, cand_txt[owner[row]])}
                 if kind == "exact":
-                    hard = r_precision(emb_i, near_txt[owner[row]])
-                    res[row][f"rprec_nearest_{split}"] = float(hard.mean())
-                    res[row][f"rprec_nearest_{split}_per_style"] = group_means(hard, style_i[row], model.cfg.styles)
+                    measured["nearest"] = r_precision(emb_i, near_txt[owner[row]])
+                for name, hits in measured.items():
+                    key = f"rprec_{name}_{split}"
+                    per_prompt = prompt_means(hits, owner[row], len(prompts))
+                    res[row][key] = float(hits.mean())
+                    res[row][key + "_se"] = standard_error(per_prompt)
+                    res[row][key + "_per_style"] = group_means(hits, style_i[row], model.cfg.styles)
+                    if row == "model":  # for paired comparisons of two models on these prompts and seeds
+                        res[row].setdefault("by_prompt", {})[key] = [round(float(v), 4) for v in per_prompt]
+                if kind == "exact":
                     divs = [diversity(emb_i[owner[row] == i], images[row][owner[row] == i])
                             for i in range(len(prompts))]
                     res[row].setdefault("_div", []).extend(divs)
@@ -366,8 +431,8 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
         "data": {"path": str(cfg.data), "images": len(pack), "names": len(uniq), "styles": pack.style_names},
         "evaluator": {"folder": _rel(ev_dir), "held_out_base_names": len(held),
                       "training": ev_info.get("training", {}), "feat_dim": ev.cfg.feat_dim},
-        "config": {**dataclasses.asdict(cfg), "evaluator": _rel(cfg.evaluator)}, "sizes": sz, "rows": res, "checks": checks,
-        "gate": gate,
+        "config": {**dataclasses.asdict(cfg), "evaluator": _rel(cfg.evaluator)}, "sizes": sz, "prompts": prompt_lists,
+        "rows": res, "checks": checks, "gate": gate,
         "notes": {
             "fd_enl0": "ImageNet EfficientNet-Lite0 pooled features (224 px). " + (
                 "CAUTION: this model's discriminator is built on EfficientNet-Lite features, so FD-ENL0 is "
@@ -401,6 +466,13 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
                        "R-precision, the query image's style for FD",
         },
     }
+    if other is not None:
+        results["compared_to"] = {"results": cfg.compare_to, "model": other["model"]["id"]}
+        try:
+            results["compared_to"]["paired"] = paired_difference(results, other)
+        except ValueError as e:  # this run's own results are still written
+            results["compared_to"]["error"] = str(e)
+            log(f"no paired comparison: {e}")
     if cfg.bench:  # in its own process, so its RSS and timings are not the evaluation's
         results["speed"] = bench_subprocess(cfg, dev, log)
     results["seconds"] = round(time.time() - t_start, 1)
@@ -445,6 +517,23 @@ def to_markdown(r: dict) -> str:
     for row in ROWS:
         lines.append(f"| {row} | " + " | ".join(
             " / ".join(_f(rows[row].get(k), 1 if k.startswith("fd") else 3) for k in keys) for _, *keys in cols) + " |")
+    se = {k: rows["model"].get(k + "_se") for k in RPREC_KEYS}
+    if any(v is not None for v in se.values()):
+        lines += ["", f"Standard errors of the model row's R-precision over its {r['sizes']['n_prompts']} prompts per "
+                      "split (the prompt is the unit: its images are not independent draws): " + ", ".join(
+                          f"{k.removeprefix('rprec_').replace('_test', ' held-out').replace('_train', ' train')} "
+                          f"±{_f(v)}" for k, v in se.items() if v is not None) + "."]
+    if "compared_to" in r:
+        c = r["compared_to"]
+        lines += ["", f"Paired with `{c['model']}` ({c['results']}), the same prompts and seeds: "]
+        if "paired" in c:
+            lines[-1] += ("difference = this model minus that one, mean over prompts, ± its standard error "
+                          "(|difference| < 2 s.e. is within the noise):")
+            lines += ["", "| R-precision | this model | that model | difference | ± s.e. |", "|---|---|---|---|---|"]
+            for k, d in c["paired"].items():
+                lines.append(f"| {k.removeprefix('rprec_')} | {_f(d['a'])} | {_f(d['b'])} | {d['diff']:+.3f} | {_f(d['se'])} |")
+        else:
+            lines[-1] += f"not compared: {c['error']}"
     lines += ["", "FD-eval per style:", "", "| row | " + " | ".join(styles) + " |", "|---" * (len(styles) + 1) + "|"]
     for row in ROWS:
         ps = rows[row].get("fd_eval_per_style", {})

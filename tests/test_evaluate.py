@@ -123,15 +123,79 @@ def test_quick_run_reuses_a_saved_evaluator(quick_results, tiny_model_dir, colou
     stamp = weights.stat().st_mtime_ns
     cfg = E.parse_args(["--quick", "--model", str(tiny_model_dir), "--data", str(colour_pack), "--out", str(tmp_path),
                         "--evaluator", str(out / "evaluator"), "--n-fd", "4", "--n-ref", "8", "--n-prompts", "3",
-                        "--per-prompt", "3", "--no-bench", "--no-enl0", "--threads", "1"])
+                        "--per-prompt", "3", "--no-bench", "--no-enl0", "--threads", "1",
+                        "--compare-to", str(out / "results.json")])
     again = E.run(cfg, encoder=FakeEncoder(), log=lambda *a: None)
     assert weights.stat().st_mtime_ns == stamp  # loaded, not retrained
+    # 3 images per prompt against the first run's 5: no pairing, said in the report, and this run's results kept
+    assert "sizes" in again["compared_to"]["error"] and "paired" not in again["compared_to"]
+    assert "not compared: the two results differ in sizes" in (tmp_path / "results.md").read_text()
     assert "fd_enl0" not in again["rows"]["model"]
     for row in res["rows"]:
         assert again["rows"][row]["fd_eval"] == pytest.approx(res["rows"][row]["fd_eval"], rel=1e-6)
 
 
+def test_quick_run_keeps_per_prompt_hits_and_standard_errors(quick_results):
+    res, out = quick_results
+    # 8 colours: one name is held out from the evaluator, so the held-out split has one prompt
+    assert {split: len(p) for split, p in res["prompts"].items()} == {"test": 1, "train": 3}
+    model = res["rows"]["model"]
+    for key in E.RPREC_KEYS:
+        per = model["by_prompt"][key]
+        assert len(per) == len(res["prompts"][key.rsplit("_", 1)[1]]) and all(0.0 <= v <= 1.0 for v in per)
+        assert np.mean(per) == pytest.approx(model[key], abs=1e-3)  # 5 images per prompt: the mean of the means
+        if len(per) > 1:
+            assert model[key + "_se"] == pytest.approx(E.standard_error(per), abs=1e-3)
+        else:
+            assert np.isnan(model[key + "_se"])  # one prompt has no spread to measure
+    assert "by_prompt" not in res["rows"]["real"]  # only the model row is paired
+    md = (out / "results.md").read_text()
+    assert "Standard errors of the model row's R-precision over its 3 prompts" in md
+    # a run paired with itself: every difference and its standard error are zero
+    same = E.paired_difference(res, json.loads((out / "results.json").read_text()))
+    assert set(same) == set(E.RPREC_KEYS)
+    assert all(d["diff"] == 0.0 and d["a"] == d["b"] for d in same.values())
+    assert all(same[k]["se"] == 0.0 for k in E.RPREC_KEYS if k.endswith("_train"))
+
+
+def test_compare_to_a_missing_file_fails_before_the_run(tmp_path):
+    cfg = E.parse_args(["--quick", "--compare-to", str(tmp_path / "nowhere.json"), "--no-bench"])
+    with pytest.raises(FileNotFoundError, match="no results file"):
+        E.run(cfg, encoder=FakeEncoder(), log=lambda *a: None)
+    (tmp_path / "other.json").write_text('{"speed": {}}')
+    with pytest.raises(ValueError, match="not a model.evaluate results.json"):
+        E.load_results(tmp_path / "other.json")
+
+
 # --- metrics ---
+
+def test_prompt_means_and_standard_error():
+    hits = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
+    owner = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert E.prompt_means(hits, owner, 4).tolist() == [0.5, 1.0, 0.0, 0.0]  # prompt 3 has no images
+    assert E.standard_error([0.5, 1.0, 0.0]) == pytest.approx(0.5 / np.sqrt(3))
+    assert np.isnan(E.standard_error([0.7]))
+
+
+def _results(by_prompt: list[float], prompts=("a", "b", "c", "d"), seed=0) -> dict:
+    return {"prompts": {"test": list(prompts)}, "sizes": {"n_prompts": 4, "per_prompt": 8}, "config": {"seed": seed},
+            "evaluator": {"folder": "ev"}, "rows": {"model": {"by_prompt": {"rprec_exact_test": by_prompt}}}}
+
+
+def test_paired_difference_cancels_prompt_difficulty():
+    # b is a everywhere minus 0.25 except one prompt: the prompts' spread (0 .. 1) does not enter the s.e.
+    a, b = _results([1.0, 0.75, 0.25, 0.0]), _results([0.75, 0.5, 0.0, 0.0])
+    d = E.paired_difference(a, b)["rprec_exact_test"]
+    assert d["a"] == pytest.approx(0.5) and d["b"] == pytest.approx(0.3125)
+    assert d["diff"] == pytest.approx(0.1875)
+    assert d["se"] == pytest.approx(np.std([0.25, 0.25, 0.25, 0.0], ddof=1) / 2)
+    assert d["se"] < E.standard_error([1.0, 0.75, 0.25, 0.0]) / 3
+    with pytest.raises(ValueError, match="prompts"):
+        E.paired_difference(a, _results([0.5] * 4, prompts=("a", "b", "c", "e")))
+    with pytest.raises(ValueError, match="seed"):
+        E.paired_difference(a, _results([0.5] * 4, seed=1))
+    with pytest.raises(ValueError, match="re-run"):
+        E.paired_difference(a, {**_results([0.5] * 4), "rows": {"model": {}}})
 
 def test_group_means_per_style():
     hits = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
