@@ -71,7 +71,7 @@ class EvalConfig:
     device: str = "cpu"  # cpu | cuda | auto
     threads: int = 2  # torch CPU threads
     seed: int = 0  # prompts, noise seeds, the data halves and the distractors
-    compare_to: str = ""  # results.json of another model on the same data, prompts and seeds: paired R-precision differences with standard errors in results.md
+    compare_to: str = ""  # results.json (or its folder) of another model on the same data, prompts and seeds: paired R-precision differences with standard errors in results.md
 
     def sizes(self) -> dict:
         q = self.quick

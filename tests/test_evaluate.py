@@ -152,7 +152,7 @@ def test_quick_run_keeps_per_prompt_hits_and_standard_errors(quick_results):
     md = (out / "results.md").read_text()
     assert "Standard errors of the model row's R-precision over its 3 prompts" in md
     # a run paired with itself: every difference and its standard error are zero
-    same = E.paired_difference(res, json.loads((out / "results.json").read_text()))
+    same = E.paired_difference(res, E.load_results(out))  # the folder stands for its results.json
     assert set(same) == set(E.RPREC_KEYS)
     assert all(d["diff"] == 0.0 and d["a"] == d["b"] for d in same.values())
     assert all(same[k]["se"] == 0.0 for k in E.RPREC_KEYS if k.endswith("_train"))
