@@ -16,7 +16,7 @@ SOURCES = [  # (style, npm package, license, copyright holder)
 
 
 FLAG_ORDER = ("data", "init_from", "init_d_from", "model_config", "batch_size", "steps", "max_minutes", "amp", "adv_weight", "recon_weight",
-              "kl_weight", "lr_g", "lr_d", "beta1", "r1_gamma", "grad_clip", "d_warmup")
+              "perc_weight", "kl_weight", "lr_g", "lr_d", "beta1", "r1_gamma", "grad_clip", "d_warmup")
 
 
 def command_of(tc: dict) -> str:

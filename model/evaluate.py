@@ -262,6 +262,25 @@ def _rng(*parts) -> np.random.Generator:
 
 # --- the run ---
 
+
+def fd_enl0_note(model, folder) -> str:
+    """Whether FD-ENL0 is independent of the model's training: not when its discriminator is built
+    on EfficientNet-Lite features, nor when a perceptual loss on them (--perc-weight) trained its
+    generator, as the folder's config.json records."""
+    in_d = any(type(mod).__module__.startswith("efficientnet") for mod in model.discriminator.modules())
+    try:
+        in_g = bool(json.loads((Path(folder) / "config.json").read_text()).get("training", {}).get("enl0_in_training"))
+    except (OSError, TypeError, ValueError, AttributeError):
+        in_g = False
+    head = "ImageNet EfficientNet-Lite0 pooled features (224 px). "
+    if in_d or in_g:
+        why = ("discriminator is built on EfficientNet-Lite features" if in_d else
+               "generator was trained with a perceptual loss on these features")
+        return head + f"CAUTION: this model's {why}, so FD-ENL0 is not independent of training; trust FD-eval more. Not FID."
+    return head + ("This model's discriminator does not use them (no EfficientNet module in it) and its training "
+                   "records no perceptual loss on them, so FD-ENL0 is independent of training. Not FID.")
+
+
 def run(cfg: EvalConfig, *, encoder=None, log=print) -> dict:
     from .bench import num_threads
 
@@ -424,7 +443,6 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
         res[row]["seed_diversity_pixel_std"] = (float(np.nanmean(seed_divs))
                                                 if np.isfinite(seed_divs).any() else None)
 
-    uses_enl0 = any(type(mod).__module__.startswith("efficientnet") for mod in model.discriminator.modules())
     results = {
         "model": {"id": pipe.info.model_id, "folder": _rel(pipe.info.folder), "source": pipe.info.source,
                   "image_size": pipe.size, "styles": list(model.cfg.styles)},
@@ -434,11 +452,7 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
         "config": {**dataclasses.asdict(cfg), "evaluator": _rel(cfg.evaluator)}, "sizes": sz, "prompts": prompt_lists,
         "rows": res, "checks": checks, "gate": gate,
         "notes": {
-            "fd_enl0": "ImageNet EfficientNet-Lite0 pooled features (224 px). " + (
-                "CAUTION: this model's discriminator is built on EfficientNet-Lite features, so FD-ENL0 is "
-                "not independent of training; trust FD-eval more." if uses_enl0 else
-                "This model's discriminator does not use them (no EfficientNet module in it), so "
-                "FD-ENL0 is independent of training.") + " Not FID.",
+            "fd_enl0": fd_enl0_note(model, pipe.info.folder),
             "fd_eval": "pooled image features of our contrastive evaluator (trained from scratch on the real "
                        "images of --data, never on generated ones). Not FID.",
             "retrieval": "returns the real image whose name embedding is nearest the prompt (same style for FD), "

@@ -48,6 +48,7 @@ class TrainConfig:
     match_weight: float = 1.0  # weight of the matching-aware text-match loss
     adv_weight: float = 1.0  # adversarial terms; 0 = a reconstruction-only phase (D neither trained nor used)
     recon_weight: float = 0.0  # VAE-GAN reconstruction: L1 between G(z=0, c, style), c = mu + sigma * eps, and the real image
+    perc_weight: float = 0.0  # perceptual reconstruction: the same pair compared in frozen ImageNet EfficientNet-Lite0 features (model/perceptual.py; FD-ENL0 then no longer independent)
     init_from: str = ""  # model folder to start from (fine-tuning); ignored when a checkpoint resumes
     init_d_from: str = ""  # model folder whose discriminator is used instead (a trained judge for a generator from a reconstruction-only phase); ignored on resume
     d_warmup: int = 0  # the first N steps train only D (G and text head frozen): a fresh D judges before G follows it; N >= steps trains D alone against a fixed G (refits the gate)
@@ -72,8 +73,10 @@ class TrainConfig:
             raise ValueError(f"amp must be auto, bf16 or none, got {self.amp!r}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (mismatched pairs need a partner), got {self.batch_size}")
-        if self.adv_weight == 0 and self.recon_weight == 0:
-            raise ValueError("adv_weight and recon_weight are both 0: nothing to train")
+        if self.adv_weight == 0 and self.recon_weight == 0 and self.perc_weight == 0:
+            raise ValueError("adv_weight, recon_weight and perc_weight are all 0: nothing to train")
+        if min(self.adv_weight, self.recon_weight, self.perc_weight) < 0:
+            raise ValueError("adv_weight, recon_weight and perc_weight must be >= 0")
         if self.steps < 1 or self.r1_interval < 1:
             raise ValueError("steps and r1_interval must be >= 1")
         if self.grad_clip < 0:
@@ -160,6 +163,10 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.g_params, lr=tcfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=tcfg.lr_d, betas=betas)
         self.gen = torch.Generator().manual_seed(tcfg.seed * 1000 + self.rank)  # batch sampling
+        self.perceptual = None
+        if tcfg.perc_weight > 0:  # frozen, not part of the model: never saved or exported
+            from .perceptual import PerceptualDistance
+            self.perceptual = PerceptualDistance().to(self.device, memory_format=self.memory_format)
         self.step = 0
 
         # data on the training device once: uint8 images are small (26k x 12 KB at 64 px)
@@ -242,7 +249,7 @@ class Trainer:
             self.opt_d.step()
 
         D.requires_grad_(False)
-        g_adv = g_match = kl = recon = g_norm = zero
+        g_adv = g_match = kl = recon = perc = g_norm = zero
         if not warmup:  # generator (+ VAE head), from the forward above
             with self.autocast():
                 kl = kl_divergence(mu.float(), logvar.float())
@@ -252,11 +259,15 @@ class Trainer:
                     g_adv = g_hinge(D.realism_logit(phi, patch).float())
                     g_match = g_hinge(D.match_logit(phi, bt["e"], bt["style"]).float())
                     loss_g = loss_g + cfg.adv_weight * (g_adv + cfg.match_weight * g_match)
-                if cfg.recon_weight > 0:  # the text's own image, for samples with a named style
+                if cfg.recon_weight > 0 or cfg.perc_weight > 0:  # the text's own image, for samples with a named style
                     named = bt["style"] < self.mcfg.num_styles
+                    n_named = named.sum().clamp(min=1)
                     x0 = G(torch.zeros_like(bt["z"]), c, bt["style"])  # c: the VAE head's reparameterised sample
-                    recon = ((x0.float() - bt["real"]).abs().mean(dim=(1, 2, 3)) * named).sum() / named.sum().clamp(min=1)
+                    recon = ((x0.float() - bt["real"]).abs().mean(dim=(1, 2, 3)) * named).sum() / n_named
                     loss_g = loss_g + cfg.recon_weight * recon
+                    if self.perceptual is not None:
+                        perc = (self.perceptual(x0, bt["real"]) * named).sum() / n_named
+                        loss_g = loss_g + cfg.perc_weight * perc
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             _sync_grads(self.g_params, self.world)
@@ -268,7 +279,7 @@ class Trainer:
         # detached tensors: no device sync per step; fit() reads them every log_every steps
         return {"d_adv": loss_adv.detach(), "d_match": loss_match.detach(), "r1": r1.detach(),
                 "g_adv": g_adv.detach(), "g_match": g_match.detach(), "kl": kl.detach(), "recon": recon.detach(),
-                "g_norm": g_norm.detach(), "real_acc": (r_real > 0).float().mean(), "fake_acc": (r_fake < 0).float().mean()}
+                "perc": perc.detach(), "g_norm": g_norm.detach(), "real_acc": (r_real > 0).float().mean(), "fake_acc": (r_fake < 0).float().mean()}
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -348,7 +359,7 @@ class Trainer:
 
     def export(self, folder: Path) -> Path:
         """The EMA text head + generator and the discriminator as a loadable model folder."""
-        from .card import write_model_card
+        from .card import lineage, sessions_of, write_model_card
 
         final = TextToImageGAN(self.mcfg)
         final.text_head.load_state_dict(self.ema["text_head"].state_dict())
@@ -358,6 +369,10 @@ class Trainer:
                     "sessions": self.sessions,
                     "config": dataclasses.asdict(self.cfg), "world_size": self.world,
                     "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"}
+        # inherited through --init-from, so an evaluation knows FD-ENL0 is not independent of this model
+        training["enl0_in_training"] = any(
+            p.get("enl0_in_training") or any(s.get("config", {}).get("perc_weight", 0) > 0 for s in sessions_of(p))
+            for p in lineage(training))
         final.save_pretrained(folder, extra_config={"training": training})
         self.sample_grid(folder / "samples.png")
         write_model_card(folder, self.mcfg, training, dataset_size=len(self.pack))
@@ -406,7 +421,7 @@ class Trainer:
                        "it_s": round(n / (time.time() - tlog), 2)}
                 acc, n, tlog = {}, 0, time.time()
                 self.log.append(row)
-                bar.set_postfix({k: row[k] for k in ("d_adv", "g_adv", "d_match", "recon", "it_s")})
+                bar.set_postfix({k: row[k] for k in ("d_adv", "g_adv", "d_match", "recon", "perc", "it_s")})
                 if lead:
                     with open(self.out / "log.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")

@@ -158,6 +158,24 @@ def test_quick_run_keeps_per_prompt_hits_and_standard_errors(quick_results):
     assert all(same[k]["se"] == 0.0 for k in E.RPREC_KEYS if k.endswith("_train"))
 
 
+def test_fd_enl0_note_says_when_a_perceptual_loss_trained_the_model(quick_results, tiny_model_dir, tmp_path):
+    import shutil
+
+    from model.gan import TextToImageGAN
+
+    res, _ = quick_results
+    assert "independent of training" in res["notes"]["fd_enl0"] and "CAUTION" not in res["notes"]["fd_enl0"]
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "perc")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.setdefault("training", {})["enl0_in_training"] = True
+    (folder / "config.json").write_text(json.dumps(cfg))
+    model = TextToImageGAN.from_folder(folder)
+    note = E.fd_enl0_note(model, folder)
+    assert "CAUTION" in note and "perceptual loss" in note
+    assert "CAUTION" not in E.fd_enl0_note(model, tiny_model_dir)
+    assert "CAUTION" not in E.fd_enl0_note(model, tmp_path / "missing")  # no config: nothing recorded
+
+
 def test_compare_to_a_missing_file_fails_before_the_run(tmp_path):
     cfg = E.parse_args(["--quick", "--compare-to", str(tmp_path / "nowhere.json"), "--no-bench"])
     with pytest.raises(FileNotFoundError, match="no results file"):

@@ -252,3 +252,45 @@ def test_init_d_from_takes_only_the_discriminator(tmp_path, tiny_folder):
     Trainer(_cfg(tmp_path / "wide", tiny_folder, steps=1, ckpt_every=1, model_config=wide)).fit()
     with pytest.raises(ValueError, match="another discriminator"):
         Trainer(_cfg(tmp_path / "bad", tiny_folder, init_d_from=str(tmp_path / "wide" / "export")))
+
+
+def test_perceptual_distance_is_zero_only_for_the_same_image_and_has_gradients():
+    from model.perceptual import PerceptualDistance
+
+    pd = PerceptualDistance(size=32)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1
+    y = x.roll(1, 0).clone().requires_grad_(True)
+    d_same, d_other = pd(x, x), pd(y, x)
+    assert d_same.shape == (3,) and torch.allclose(d_same, torch.zeros(3), atol=1e-5)
+    assert (d_other > 0.1).all()
+    d_other.sum().backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+    assert all(p.grad is None for p in pd.parameters())  # frozen: nothing of it is trained
+    pd.train()
+    assert not pd.net.training  # BatchNorm statistics never move
+    with pytest.raises(ValueError, match="taps"):
+        PerceptualDistance(taps=(99,), net=pd.net)
+
+
+def test_perceptual_reconstruction_trains_and_is_recorded(tmp_path, tiny_folder):
+    """--perc-weight alone trains G through the perceptual term; the export records that
+    EfficientNet-Lite0 features shaped the model, and a fine-tune of it inherits the record."""
+    cfg = _cfg(tmp_path / "a", tiny_folder, adv_weight=0.0, recon_weight=0.0, perc_weight=1.0, style_dropout=0.0)
+    tr = Trainer(cfg)
+    g_before = [p.detach().clone() for p in tr.model.generator.parameters()]
+    stats = [tr.train_step() for _ in range(2)]
+    assert all(float(s["perc"]) > 0 and torch.isfinite(s["perc"]) for s in stats)
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, tr.model.generator.parameters()))
+    assert not any(k.startswith("perceptual") for k in tr.model.state_dict())
+    folder = tr.export(tmp_path / "a" / "export")
+    assert json.loads((folder / "config.json").read_text())["training"]["enl0_in_training"] is True
+    child = Trainer(_cfg(tmp_path / "b", tiny_folder, init_from=str(folder), adv_weight=0.0, recon_weight=1.0))
+    child.train_step()
+    out = child.export(tmp_path / "b" / "export")
+    assert json.loads((out / "config.json").read_text())["training"]["enl0_in_training"] is True
+    plain = Trainer(_cfg(tmp_path / "c", tiny_folder, adv_weight=0.0, recon_weight=1.0))
+    assert json.loads((plain.export(tmp_path / "c" / "export") / "config.json").read_text())["training"][
+        "enl0_in_training"] is False
+    with pytest.raises(ValueError, match=">= 0"):
+        TrainConfig(perc_weight=-1.0)
