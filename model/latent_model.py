@@ -1,0 +1,135 @@
+"""The latent model as one object, saved as a folder (local or a Hub repo):
+
+    config.json                  LatentConfig + model_type "emoji-latent-vae" (+ training record)
+    encoder.safetensors          ImageEncoder (image -> latent): variations, restyling, edits
+    decoder.safetensors          Decoder = the generator (latent, style -> image)
+    discriminator.safetensors    realism / text-match / patch map: the gate
+    prior.safetensors            caption embeddings of the known emojis (+ names in its metadata)
+    latents-<style>.safetensors  the prior's latents of that style's images (one file per style,
+                                 so each stays under 10 MB at fp16)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .discriminator import Discriminator
+from .latent import Decoder, ImageEncoder, LatentConfig
+from .prior import RetrievalPrior
+
+MODEL_TYPE = "emoji-latent-vae"
+NETWORKS = ("encoder", "decoder", "discriminator")
+LATENT_KEYS = ("latents", "sigmas", "lat_entry", "lat_style")
+
+
+class LatentModel(nn.Module):
+    def __init__(self, cfg: LatentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = ImageEncoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.discriminator = Discriminator(cfg)
+        self.prior = RetrievalPrior(text_dim=cfg.text_dim, latent_shape=cfg.latent_shape, num_styles=cfg.num_styles,
+                                    top_k=cfg.prior_top_k, temperature=cfg.prior_temperature)
+
+    @staticmethod
+    def weight_files(styles) -> list[str]:
+        return [f"{n}.safetensors" for n in (*NETWORKS, "prior")] + [f"latents-{s}.safetensors" for s in styles]
+
+    def save_pretrained(self, folder: str | Path, *, dtype: torch.dtype = torch.float16,
+                        extra_config: dict | None = None) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = {"model_type": MODEL_TYPE, **self.cfg.to_dict(), **(extra_config or {})}
+        (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+
+        def cast(v: torch.Tensor) -> torch.Tensor:
+            return v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+
+        for name in NETWORKS:
+            sd = {k: cast(v) for k, v in getattr(self, name).state_dict().items()}
+            save_file(sd, str(folder / f"{name}.safetensors"), metadata={"format": "pt"})
+        p = self.prior
+        save_file({"cap_emb": cast(p.cap_emb), "cap_entry": cast(p.cap_entry)}, str(folder / "prior.safetensors"),
+                  metadata={"format": "pt", "names": json.dumps(p.names)})
+        for s, style in enumerate(self.cfg.styles):
+            rows = p.lat_style == s
+            save_file({k: cast(getattr(p, k)[rows]) for k in LATENT_KEYS},
+                      str(folder / f"latents-{style}.safetensors"), metadata={"format": "pt"})
+        return folder
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "LatentModel":
+        """Load a model folder. Raises FileNotFoundError / ValueError naming the bad file."""
+        folder = Path(folder)
+        cfg_path = folder / "config.json"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{cfg_path} is missing: not a model folder")
+        try:
+            cfg = LatentConfig.load(cfg_path)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise ValueError(f"{cfg_path} is not a valid model config: {e}") from e
+        model = cls(cfg)
+        for name in NETWORKS:
+            sd = _read(folder / f"{name}.safetensors")
+            _check_and_load(getattr(model, name), sd, folder / f"{name}.safetensors", cfg_path)
+        prior_path = folder / "prior.safetensors"
+        prior = _read(prior_path)
+        with safe_open(str(prior_path), "pt") as f:
+            names = json.loads((f.metadata() or {}).get("names", "[]"))
+        parts = {k: [] for k in LATENT_KEYS}
+        for style in cfg.styles:
+            t = _read(folder / f"latents-{style}.safetensors")
+            for k in LATENT_KEYS:
+                if k not in t:
+                    raise ValueError(f"{folder / f'latents-{style}.safetensors'} lacks {k!r}")
+                parts[k].append(t[k])
+        tables = {k: torch.cat(v) for k, v in parts.items()}
+        if tables["latents"].shape[1:] != cfg.latent_shape or "cap_emb" not in prior or "cap_entry" not in prior:
+            raise ValueError(f"the prior files in {folder} do not match {cfg_path} (latent shape "
+                             f"{tuple(tables['latents'].shape[1:])}, config wants {cfg.latent_shape})")
+        n = len(names)
+        top = max(int(t.max()) if t.numel() else -1 for t in (prior["cap_entry"], tables["lat_entry"]))
+        if n == 0 or top >= n:
+            raise ValueError(f"{prior_path}: the caption/latent tables name entries its {n} names do not have")
+        model.prior.fill(names=names, cap_emb=prior["cap_emb"].float(), cap_entry=prior["cap_entry"],
+                         latents=tables["latents"].float(), sigmas=tables["sigmas"].float(),
+                         lat_entry=tables["lat_entry"], lat_style=tables["lat_style"])
+        return model.eval()
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing")
+    try:
+        sd = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file: {e}") from e
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path} is corrupt: NaN/inf values in {sorted(bad)[:5]}")
+    return sd
+
+
+def _check_and_load(module: nn.Module, sd: dict, path: Path, cfg_path: Path) -> None:
+    own = module.state_dict()
+    missing, unexpected = set(own) - set(sd), set(sd) - set(own)
+    bad_shapes = [f"{k} {tuple(sd[k].shape)} (config wants {tuple(own[k].shape)})"
+                  for k in sorted(set(own) & set(sd)) if own[k].shape != sd[k].shape]
+    if missing or unexpected or bad_shapes:
+        raise ValueError(f"{path} does not match {cfg_path}: missing={sorted(missing)[:5]} "
+                         f"unexpected={sorted(unexpected)[:5]} wrong_shape={bad_shapes[:5]}")
+    module.load_state_dict({k: v.float() for k, v in sd.items()})
+
+
+def is_latent_folder(folder: str | Path) -> bool:
+    """True when folder/config.json says model_type emoji-latent-vae."""
+    try:
+        return json.loads((Path(folder) / "config.json").read_text()).get("model_type") == MODEL_TYPE
+    except (OSError, ValueError, AttributeError):
+        return False

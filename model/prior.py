@@ -1,0 +1,111 @@
+"""The prior: a prompt's MiniLM embedding -> a distribution over latents of the image VAE.
+
+A retrieval prior (RDM / KNN-Diffusion style): the prompt is compared with the captions of
+every known emoji (cosine of unit MiniLM vectors), the top-k emojis get softmax weights at a
+temperature, and a sample picks one neighbour by those weights (Gumbel-max, seeded) and adds
+the image encoder's own posterior noise around its latent. The weights are what the model
+"read" the prompt as, and are shown to the user. Every image is still drawn by the decoder:
+the prior holds latents (8x8x16 numbers per image), never pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Reading:
+    """What the prior read one prompt as: the top-k emoji names and their weights (sum to 1)."""
+    names: list[str]
+    weights: list[float]
+    entries: list[int]
+
+    def __str__(self) -> str:
+        return " · ".join(f"{n} {w:.2f}" for n, w in zip(self.names, self.weights) if w >= 0.01)
+
+
+class RetrievalPrior(nn.Module):
+    """Buffers (K captions, U emoji entries, N latents, S styles):
+    cap_emb (K, text_dim) unit, cap_entry (K,) entry of each caption,
+    latents (N, C, h, w) posterior means, sigmas (N, C) posterior std (mean over positions),
+    lat_entry (N,), lat_style (N,); names: U entry names."""
+
+    def __init__(self, *, text_dim: int, latent_shape: tuple[int, int, int], num_styles: int,
+                 top_k: int, temperature: float, names: list[str] | None = None) -> None:
+        super().__init__()
+        self.top_k, self.temperature, self.num_styles = top_k, temperature, num_styles
+        self.names = list(names or [])
+        self.register_buffer("cap_emb", torch.zeros(0, text_dim))
+        self.register_buffer("cap_entry", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("latents", torch.zeros(0, *latent_shape))
+        self.register_buffer("sigmas", torch.zeros(0, latent_shape[0]))
+        self.register_buffer("lat_entry", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("lat_style", torch.zeros(0, dtype=torch.long))
+
+    def fill(self, *, names, cap_emb, cap_entry, latents, sigmas, lat_entry, lat_style) -> "RetrievalPrior":
+        self.names = list(names)
+        for k, v in dict(cap_emb=cap_emb, cap_entry=cap_entry, latents=latents, sigmas=sigmas,
+                         lat_entry=lat_entry, lat_style=lat_style).items():
+            setattr(self, k, v.to(getattr(self, k).dtype))
+        self._index = None
+        return self
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    # --- reading a prompt ---
+    def read(self, e: torch.Tensor) -> list[Reading]:
+        """e (P, text_dim) unit MiniLM embeddings -> one Reading per prompt."""
+        if not len(self.names):
+            raise ValueError("the prior is empty: the model folder holds no latents")
+        sim = e.float() @ self.cap_emb.float().t()  # (P, K)
+        per_entry = torch.full((e.shape[0], len(self.names)), -2.0, device=sim.device)
+        per_entry.scatter_reduce_(1, self.cap_entry.expand(e.shape[0], -1), sim, "amax")  # (P, U): best caption each
+        top = per_entry.topk(min(self.top_k, len(self.names)), dim=1)
+        w = torch.softmax(top.values / self.temperature, dim=1)  # (P, k)
+        return [Reading([self.names[i] for i in idx.tolist()], [round(float(x), 4) for x in wi], idx.tolist())
+                for idx, wi in zip(top.indices, w)]
+
+    def _by_entry(self) -> dict[int, dict[int, int]]:
+        """entry -> {style -> latent row} (built once)."""
+        if getattr(self, "_index", None) is None:
+            idx: dict[int, dict[int, int]] = {}
+            for row, (ent, st) in enumerate(zip(self.lat_entry.tolist(), self.lat_style.tolist())):
+                idx.setdefault(ent, {}).setdefault(st, row)
+            self._index = idx
+        return self._index
+
+    def row_for(self, entry: int, style: int, choice: int = 0) -> tuple[int, bool]:
+        """The latent row of `entry` drawn in `style`, and whether that style has it. When it
+        does not (fluent3d lacks newer emojis), another style's latent of the same emoji is
+        used (picked by `choice`) and the decoder restyles it."""
+        rows = self._by_entry()[entry]
+        if style in rows:
+            return rows[style], True
+        others = [rows[s] for s in sorted(rows)]
+        return others[choice % len(others)], False
+
+    # --- sampling ---
+    def sample(self, readings: list[Reading], styles: list[int], seeds: list[int],
+               truncation: float = 1.0) -> torch.Tensor:
+        """One latent per (reading, style, seed) -> (N, C, h, w). Seed k picks a neighbour by the
+        reading's weights (truncation 0: always the best) and adds truncation x the posterior
+        std of noise; each sample has its own RNG, so it does not depend on its batch mates."""
+        out = []
+        for rd, st, seed in zip(readings, styles, seeds):
+            g = torch.Generator().manual_seed(int(seed))
+            w = torch.tensor(rd.weights, dtype=torch.float64)
+            gumbel = -torch.log(-torch.log(torch.rand(len(w), generator=g, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)))
+            pick = int(torch.argmax(torch.log(w.clamp(min=1e-12)) + truncation * gumbel))
+            row, _ = self.row_for(rd.entries[pick], int(st), choice=int(seed))
+            eps = torch.randn(self.latents.shape[1:], generator=g)  # (C, h, w)
+            out.append(self.latents[row].float().cpu() + truncation * self.sigmas[row].float().cpu()[:, None, None] * eps)
+        return torch.stack(out)  # (N, C, h, w)
+
+    def mean_latent(self, reading: Reading, style: int) -> torch.Tensor:
+        """The weight-averaged latent of a reading's neighbours in `style`: (C, h, w)."""
+        rows = [self.row_for(ent, style)[0] for ent in reading.entries]
+        w = torch.tensor(reading.weights)[:, None, None, None]
+        return (self.latents[rows].float().cpu() * w).sum(0)
