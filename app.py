@@ -42,8 +42,13 @@ QUEUE_CONCURRENCY = 1  # per event: torch already uses every core, parallel call
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are refused with "queue is full"
 MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the app sees them
 # (style, n, seed, random seed, diversity, candidates, gate): the defaults of the first tab,
-# also used for the cached examples
-GEN_DEFAULTS = ("any", 4, 0, False, 1.0, 16, 0.5)
+# also used for the cached examples; gate None = the model's calibrated threshold (gen_defaults)
+GEN_DEFAULTS = ("any", 4, 0, False, 1.0, 16, None)
+
+
+def gen_defaults(pipeline: Pipeline) -> tuple:
+    """GEN_DEFAULTS with the gate the model was calibrated at (keeps ~90 % of held-out real images)."""
+    return (*GEN_DEFAULTS[:-1], round(pipeline.default_gate, 2))
 
 
 # --- one function per event: plain Python over the pipeline ---
@@ -66,11 +71,17 @@ def caption(s: Scored) -> str:
     return text if s.kept else text + " · below the gate"
 
 
-def summary(out: Generation, gate: float) -> str:
+def summary(out: Generation, gate: float | None = None) -> str:
+    gate = out.gate if gate is None else float(gate)
     below = sum(not s.kept for s in out.images)
-    text = (f"Drew {out.candidates} candidates; {out.discarded} judged fake "
-            f"(realism < {float(gate):.2f}) and discarded.")
-    if below:
+    text = ""
+    if out.reading is not None:
+        text += f"Read the prompt as: {out.reading}.  \n"
+    text += (f"Drew {out.candidates} candidates; {out.discarded} judged fake "
+             f"(realism < {gate:.2f}) and discarded.")
+    if below == len(out.images):
+        text += " **None passed the gate**: all shown are the best of the discarded."
+    elif below:
         text += f" Too few passed the gate: the last {below} shown are the best of the discarded."
     return text
 
@@ -81,7 +92,7 @@ def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: i
     with user_errors():
         out = pipeline.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
                                 truncation=diversity, candidates=candidates, gate=gate)
-    return [(upscale(s.image), caption(s)) for s in out.images], summary(out, gate)
+    return [(upscale(s.image), caption(s)) for s in out.images], summary(out)
 
 
 def interpolate_frames(pipeline: Pipeline, prompt_a: str, prompt_b: str | None, seed_a: int | None,
@@ -153,7 +164,7 @@ def read_examples(path: Path = EXAMPLES_FILE) -> list[str]:
 def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
     """Cached example outputs belong to one model: key the folder by a hash of the model files
     (so a new model with the same file names gets new examples), the prompts and the defaults."""
-    h = hashlib.sha256(f"{prompts}{GEN_DEFAULTS}{pipeline.device}".encode())
+    h = hashlib.sha256(f"{prompts}{gen_defaults(pipeline)}{pipeline.device}".encode())
     for p in sorted(pipeline.info.folder.iterdir()):
         if p.suffix in (".json", ".safetensors"):
             h.update(p.name.encode() + p.read_bytes())
@@ -170,7 +181,8 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
     prompts = read_examples()
     # gradio reads this when gr.Examples is built and when it serves the cached files
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(examples_cache or examples_cache_dir(pipeline, prompts))
-    style0, n0, seed0, random0, div0, cand0, gate0 = GEN_DEFAULTS
+    defaults = gen_defaults(pipeline)
+    style0, n0, seed0, random0, div0, cand0, gate0 = defaults
 
     def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate,
                  progress=gr.Progress()):
@@ -213,17 +225,17 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                         with gr.Accordion("Discriminator gate", open=True):
                             candidates = gr.Slider(1, lim.max_candidates, value=cand0, step=1,
                                                    label="Candidates drawn (at least the number of images)")
-                            gate = gr.Slider(0, 1, value=gate0, step=0.05,
+                            gate = gr.Slider(0, 1, value=gate0, step=0.01,
                                              label="Gate: discard candidates with P(real) below")
                         run = gr.Button("Generate", variant="primary")
                     with gr.Column(scale=3):
-                        gallery = gr.Gallery(label="Best kept images", columns=4, format="png",
+                        gallery = gr.Gallery(label="Images, best first (the summary says which passed the gate)", columns=4, format="png",
                                              object_fit="contain", elem_classes="pixelated",
                                              elem_id="gallery")
                         status = gr.Markdown(label="Summary", elem_id="gen-status")
                         to_score = gr.Button("Send the first image to scoring", size="sm")
                 gen_inputs = [prompt, style, n, seed, random_seed, diversity, candidates, gate]
-                gr.Examples([[p, *GEN_DEFAULTS] for p in prompts], inputs=gen_inputs,
+                gr.Examples([[p, *defaults] for p in prompts], inputs=gen_inputs,
                             outputs=[gallery, status], fn=generate, cache_examples=True,
                             cache_mode="eager", visible_columns=[0], label="Examples (cached)")
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .gan import WEIGHT_FILES, TextToImageGAN
+from .latent_model import LatentModel, is_latent_folder
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "model"
-MODEL_FILES = ("config.json", *(f"{n}.safetensors" for n in WEIGHT_FILES))
+MODEL_FILES = ("config.json", *(f"{n}.safetensors" for n in WEIGHT_FILES))  # the GAN's folder
+DOWNLOAD_PATTERNS = ("config.json", "*.safetensors", "README.md")  # any model folder's files
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def resolve(model_id: str | None = None, revision: str | None = None) -> ModelIn
     offline = constants.HF_HUB_OFFLINE or _env_true("HF_HUB_OFFLINE")
     try:
         folder = snapshot_download(repo_id=model_id, revision=revision, local_files_only=offline,
-                                   allow_patterns=[*MODEL_FILES, "README.md"])
+                                   allow_patterns=list(DOWNLOAD_PATTERNS))
     except Exception as e:  # noqa: BLE001 - any Hub/network failure means "use the default"
         note = (f"model {model_id!r} (revision {revision or 'main'}) is unavailable: {_why(e, offline)}; "
                 f"using the shipped default model {DEFAULT_MODEL_DIR}")
@@ -101,10 +103,15 @@ def resolve(model_id: str | None = None, revision: str | None = None) -> ModelIn
     return ModelInfo(model_id, revision, folder, "hub", commit=folder.name)
 
 
-def load_model(model_id: str | None = None, revision: str | None = None) -> tuple[TextToImageGAN, ModelInfo]:
+def load_folder(folder: str | Path) -> TextToImageGAN | LatentModel:
+    """A model folder of either kind (config.json's model_type says which)."""
+    return LatentModel.from_folder(folder) if is_latent_folder(folder) else TextToImageGAN.from_folder(folder)
+
+
+def load_model(model_id: str | None = None, revision: str | None = None) -> tuple[TextToImageGAN | LatentModel, ModelInfo]:
     """resolve() then load: raises FileNotFoundError / ValueError naming a missing, corrupt or mismatched file."""
     info = resolve(model_id, revision)
-    return TextToImageGAN.from_folder(info.folder), info
+    return load_folder(info.folder), info
 
 
 def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None = None, private: bool = False) -> str:
@@ -114,9 +121,9 @@ def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None = None, p
     """
     from huggingface_hub import HfApi
 
-    TextToImageGAN.from_folder(folder)
+    load_folder(folder)
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id,
-                             allow_patterns=[*MODEL_FILES, "README.md", "samples.png"])
+                             allow_patterns=[*DOWNLOAD_PATTERNS, "samples.png"])
     return str(info)

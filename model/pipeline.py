@@ -19,6 +19,8 @@ from PIL import Image, ImageOps
 
 from .gan import TextToImageGAN
 from .hub import ModelInfo, load_model
+from .latent_model import LatentModel
+from .prior import Reading
 
 MAX_SEED = 2**31 - 1
 
@@ -48,6 +50,8 @@ class Generation:
     images: list[Scored]  # best first: the kept ones, then (if asked) the best rejected ones
     candidates: int
     discarded: int
+    gate: float = 0.5  # the realism threshold that was applied
+    reading: Reading | None = None  # what the prior read the prompt as (latent models)
 
 
 @dataclass
@@ -61,7 +65,7 @@ class ScoreResult:
 
 @dataclass
 class Pipeline:
-    model: TextToImageGAN
+    model: TextToImageGAN | LatentModel
     info: ModelInfo
     device: torch.device
     dtype: torch.dtype = torch.float32
@@ -93,6 +97,23 @@ class Pipeline:
     @property
     def size(self) -> int:
         return self.model.cfg.image_size
+
+    @property
+    def is_latent(self) -> bool:
+        """True for the image-VAE model (retrieval prior + decoder); False for the older GAN."""
+        return isinstance(self.model, LatentModel)
+
+    @property
+    def default_gate(self) -> float:
+        """The model's calibrated realism threshold (a latent model keeps ~90 % of held-out real
+        images at it); 0.5 for models that carry none."""
+        return float(getattr(self.model.cfg, "gate", 0.5))
+
+    def read(self, prompt: str) -> Reading:
+        """What the prior reads a prompt as: the nearest known emojis and their weights."""
+        if not self.is_latent:
+            raise ValueError("this model has no retrieval prior to read prompts with")
+        return self.model.prior.read(self.embed([self.check_prompt(prompt)]).float().cpu())[0]
 
     # --- validation ---
     def check_prompt(self, prompt: str | None, *, name: str = "prompt") -> str:
@@ -186,10 +207,23 @@ class Pipeline:
         """e (N, text_dim) embeddings, style (N,) ids, one seed each -> (N, 3, S, S) float in [-1, 1].
         The raw samples behind generate (no gate); the evaluation samples through this too."""
         style = self.seed_styles(style, seeds)
+        if self.is_latent:
+            readings = self.model.prior.read(e.float().cpu())
+            z = self.model.prior.sample(readings, style.tolist(), seeds, truncation)  # (N, C, h, w)
+            return self.decode(z, style)
         z, eps = map(torch.stack, zip(*(self.noise(s, truncation) for s in seeds)))  # (N, z), (N, cond)
         with torch.inference_mode():
             c, _, _ = self.model.text_head(e.to(self.device, self.dtype), eps.to(self.device, self.dtype))
         return self._run_g(z, c, style)
+
+    def decode(self, z: torch.Tensor, style: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """Latent model: latents (N, C, h, w), named style ids (N,) -> (N, 3, S, S) in [-1, 1]."""
+        out = []
+        for i in range(0, len(z), batch):
+            with torch.inference_mode(), self.autocast():
+                x = self.model.decoder(z[i:i + batch].to(self.device, self.dtype), style[i:i + batch].to(self.device))
+            out.append(x.float().clamp(-1, 1))
+        return torch.cat(out)
 
     def _run_g(self, z, c, style) -> torch.Tensor:
         with torch.inference_mode(), self.autocast():
@@ -212,18 +246,19 @@ class Pipeline:
 
     # --- the three tasks ---
     def generate(self, prompt: str, n: int = 4, seed: int | None = 0, style: str = "any",
-                 truncation: float = 1.0, candidates: int | None = None, gate: float = 0.5,
+                 truncation: float = 1.0, candidates: int | None = None, gate: float | None = None,
                  fill: bool = True) -> Generation:
         """Draw `candidates` images (seeds seed..seed+N-1), drop those the discriminator judges
         fake (P(real) < gate), return the best n by realism x match. With fill=True, rejected
-        images make up the count when too few pass (marked kept=False)."""
+        images make up the count when too few pass (marked kept=False). gate=None: the model's
+        calibrated default."""
         prompt = self.check_prompt(prompt)
         n = self.check_int(n, "number of images", 1, self.limits.max_images)
         candidates = n if candidates is None else self.check_int(candidates, "candidates", n, self.limits.max_candidates)
         seed = self.check_seed(seed)
         sid = self.check_style(style)
         truncation = self.check_truncation(truncation)
-        gate = self.check_fraction(gate, "gate")
+        gate = self.default_gate if gate is None else self.check_fraction(gate, "gate")
         seeds = [(seed + k) % (MAX_SEED + 1) for k in range(candidates)]
         e = self.embed([prompt]).expand(candidates, -1)  # (N, text_dim)
         style_t = self.seed_styles(torch.full((candidates,), sid, dtype=torch.long), seeds)
@@ -240,7 +275,9 @@ class Pipeline:
         kept = passed[:n]
         if fill and len(kept) < n:
             kept += rejected[: n - len(kept)]
-        return Generation(images=kept, candidates=candidates, discarded=sum(not s.kept for s in scored))
+        reading = self.model.prior.read(e[:1].float().cpu())[0] if self.is_latent else None
+        return Generation(images=kept, candidates=candidates, discarded=sum(not s.kept for s in scored),
+                          gate=gate, reading=reading)
 
     def interpolate(self, prompt_a: str, prompt_b: str | None = None, steps: int = 8,
                     seed_a: int | None = 0, seed_b: int | None = None, style: str = "any",
@@ -257,6 +294,13 @@ class Pipeline:
         if prompt_a == prompt_b and seed_a == seed_b:
             raise ValueError("Both ends are the same: change the second prompt or the second seed.")
         e = self.embed([prompt_a, prompt_b])
+        if self.is_latent:  # the two ends' latents (each drawn from its seed), lerped
+            sid_a = int(self.seed_styles(torch.tensor([sid]), [seed_a])[0])
+            ra, rb = self.model.prior.read(e.float().cpu())
+            za = self.model.prior.sample([ra], [sid_a], [seed_a], truncation)[0]
+            zb = self.model.prior.sample([rb], [sid_a], [seed_b], truncation)[0]
+            t = torch.linspace(0, 1, steps)[:, None, None, None]
+            return self.to_pil(self.decode(torch.lerp(za[None], zb[None], t), torch.full((steps,), sid_a)))
         with torch.inference_mode():
             _, mu, _ = self.model.text_head(e)  # (2, cond_dim)
         (za, _), (zb, _) = self.noise(seed_a, truncation), self.noise(seed_b, truncation)

@@ -307,7 +307,8 @@ def test_score_odd_channel_arrays_give_value_error(pipe):
 
 
 def test_wrong_types_give_clear_messages(pipe):
-    for call in (lambda: pipe.generate("red apple", gate=None), lambda: pipe.generate("red apple", gate="x"),
+    assert pipe.generate("red apple", gate=None).gate == 0.5  # None: the model's default (a GAN carries none)
+    for call in (lambda: pipe.generate("red apple", gate=[1]), lambda: pipe.generate("red apple", gate="x"),
                  lambda: pipe.generate("red apple", style=3), lambda: pipe.score(Image.new("RGB", (4, 4)), prompt=5)):
         with pytest.raises(ValueError, match="gate|style|prompt"):
             call()

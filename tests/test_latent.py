@@ -1,0 +1,159 @@
+"""The latent model (image VAE + retrieval prior + discriminator): networks, prior, save/load,
+pipeline and training, on 16 px configs, on CPU, in seconds."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import TINY_NAMES, make_tiny_latent
+
+from model.hub import ModelInfo, load_folder
+from model.latent import TINY_LATENT, LatentConfig
+from model.latent_model import LatentModel
+from model.pipeline import Pipeline
+
+
+class NoEncoder:
+    def __call__(self, texts):
+        raise AssertionError(f"MiniLM was asked to embed {texts!r}: prefill pipe._emb_cache")
+
+
+@pytest.fixture
+def tiny():
+    return make_tiny_latent()
+
+
+@pytest.fixture
+def pipe(tiny, tmp_path):
+    p = Pipeline(model=tiny, info=ModelInfo("tiny", None, tmp_path, "local"), device=torch.device("cpu"),
+                 encoder=NoEncoder())
+    for i, name in enumerate(TINY_NAMES):  # a prompt equal to a known caption embeds to that caption
+        p._emb_cache[name] = tiny.prior.cap_emb[i].clone()
+    p._emb_cache["something new"] = torch.nn.functional.normalize(torch.randn(384), dim=0)
+    return p
+
+
+# --- networks and config ---
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="power of two"):
+        LatentConfig(**{**TINY_LATENT, "image_size": 24})
+    with pytest.raises(ValueError, match="gate must be in"):
+        LatentConfig(**{**TINY_LATENT, "gate": 1.5})
+    with pytest.raises(ValueError, match="unknown LatentConfig keys"):
+        LatentConfig.from_dict({"bogus": 1})
+
+
+def test_encoder_decoder_shapes_and_style_matters(tiny):
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    mu, logvar = tiny.encoder(x)
+    assert mu.shape == logvar.shape == (3, *tiny.cfg.latent_shape) == (3, 4, 8, 8)
+    y0 = tiny.decoder(mu, torch.zeros(3, dtype=torch.long))
+    y1 = tiny.decoder(mu, torch.ones(3, dtype=torch.long))
+    assert y0.shape == (3, 3, 16, 16)
+    assert (y0 - y1).abs().mean() > 1e-3  # the style embedding reaches the image
+
+
+# --- the prior ---
+
+def test_prior_reads_a_known_caption_as_its_emoji(tiny):
+    r = tiny.prior.read(tiny.prior.cap_emb[1:2])[0]
+    assert r.names[0] == "rocket" and r.weights[0] > 0.99
+    assert sum(r.weights) == pytest.approx(1.0, abs=1e-3)
+    assert str(r).startswith("rocket 1.00")
+
+
+def test_prior_sample_is_per_seed_and_truncation_zero_is_the_best_latent(tiny):
+    prior = tiny.prior
+    rd = prior.read(prior.cap_emb[0:1])[0]
+    best_row, has = prior.row_for(rd.entries[0], 0)
+    assert has
+    z0 = prior.sample([rd], [0], [5], truncation=0.0)
+    assert torch.equal(z0[0], prior.latents[best_row])
+    alone = prior.sample([rd], [0], [7])
+    batch = prior.sample([rd, rd, rd], [1, 0, 0], [3, 7, 9])
+    assert torch.equal(alone[0], batch[1])  # a seed's latent does not depend on its batch mates
+    assert not torch.equal(batch[1], batch[2])  # another seed, another latent
+
+
+def test_a_style_that_lacks_the_emoji_restyles_another_styles_latent(tiny):
+    dog = TINY_NAMES.index("dog face")
+    row, has = tiny.prior.row_for(dog, 1)  # the tiny prior's dog face exists only in style 0
+    assert not has and int(tiny.prior.lat_style[row]) == 0 and int(tiny.prior.lat_entry[row]) == dog
+
+
+# --- save / load ---
+
+def test_save_load_round_trip(tiny, tmp_path):
+    folder = tiny.save_pretrained(tmp_path / "m", extra_config={"training": {"steps": 3}})
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "encoder.safetensors", "decoder.safetensors", "discriminator.safetensors",
+            "prior.safetensors", "latents-google.safetensors", "latents-openmoji.safetensors"} <= names
+    m = load_folder(folder)
+    assert isinstance(m, LatentModel) and m.prior.names == list(TINY_NAMES)
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "emoji-latent-vae"
+    z = torch.randn(2, *m.cfg.latent_shape)
+    again = load_folder(m.save_pretrained(tmp_path / "m2"))  # fp16 storage: a second trip is exact
+    with torch.no_grad():
+        assert torch.equal(m.decoder(z, torch.tensor([0, 1])), again.decoder(z, torch.tensor([0, 1])))
+    assert torch.equal(m.prior.latents, again.prior.latents)
+    # rows come back grouped by style file, each still paired with its entry
+    assert sorted(zip(m.prior.lat_entry.tolist(), m.prior.lat_style.tolist())) == \
+        sorted(zip(tiny.prior.lat_entry.tolist(), tiny.prior.lat_style.tolist()))
+
+
+def test_missing_or_mismatched_prior_files_are_named(tiny, tmp_path):
+    folder = tiny.save_pretrained(tmp_path / "m")
+    (folder / "latents-openmoji.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="latents-openmoji.safetensors"):
+        load_folder(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    tiny.save_pretrained(folder)
+    cfg["latent_channels"] = 8
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="does not match"):
+        load_folder(folder)
+
+
+# --- the pipeline on a latent model ---
+
+def test_generate_reads_the_prompt_and_uses_the_calibrated_gate(pipe):
+    pipe.model.cfg = LatentConfig(**{**pipe.model.cfg.to_dict(), "gate": 0.0, "styles": ("google", "openmoji")})
+    g = pipe.generate("rocket", n=2, candidates=4, seed=1)
+    assert g.reading.names[0] == "rocket" and g.gate == 0.0
+    assert all(s.kept for s in g.images)  # gate 0 keeps everything
+    strict = pipe.generate("rocket", n=2, candidates=4, seed=1, gate=1.0)
+    assert not any(s.kept for s in strict.images) and strict.gate == 1.0
+
+
+def test_seed_gives_the_same_image_alone_and_in_a_batch(pipe):
+    alone = pipe.generate("red apple", n=1, candidates=1, seed=11, style="google").images[0]
+    many = pipe.generate("red apple", n=4, candidates=4, seed=10, style="google").images
+    same = [s for s in many if s.seed == 11][0]
+    assert np.array_equal(np.asarray(alone.image), np.asarray(same.image))
+
+
+def test_different_prompts_and_styles_give_different_images(pipe):
+    a = pipe.generate("red apple", n=1, seed=0, style="google").images[0].image
+    b = pipe.generate("rocket", n=1, seed=0, style="google").images[0].image
+    c = pipe.generate("red apple", n=1, seed=0, style="openmoji").images[0].image
+    arr = lambda im: np.asarray(im, dtype=np.int16)  # noqa: E731
+    assert np.abs(arr(a) - arr(b)).mean() > 1 and np.abs(arr(a) - arr(c)).mean() > 1
+
+
+def test_read_and_interpolate(pipe):
+    assert pipe.read("dog face").names[0] == "dog face"
+    frames = pipe.interpolate("red apple", "rocket", steps=5, seed_a=0, style="google", truncation=0.0)
+    assert len(frames) == 5 and frames[0].size == (16, 16)
+    first = pipe.generate("red apple", n=1, seed=0, style="google", truncation=0.0).images[0].image
+    assert np.array_equal(np.asarray(frames[0]), np.asarray(first))  # the first frame is the first end
+    assert not np.array_equal(np.asarray(frames[0]), np.asarray(frames[-1]))
+
+
+def test_score_works_on_a_latent_model(pipe):
+    img = pipe.generate("rocket", n=1, seed=0).images[0].image
+    r = pipe.score(img, "rocket", "google")
+    assert 0 <= r.realism <= 1 and 0 <= r.match <= 1
+    assert r.patch.ndim == 2 and ((r.patch >= 0) & (r.patch <= 1)).all()
