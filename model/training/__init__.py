@@ -1,0 +1,1 @@
+"""Training of the latent model: its config, its objective, the loop (``python -m model.training``)."""

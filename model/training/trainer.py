@@ -1,0 +1,312 @@
+"""Train the latent model: ``python -m model.training --data .pack/emoji64-one.safetensors --out runs/vae``.
+
+Phase 1 trains the image VAE on reconstruction (same-style and cross-style pairs: an emoji's
+image in style A, encoded, decoded in style B, against its image in style B); from
+``adv_start`` on the discriminator joins. The export encodes every training image into the
+prior's latent tables, calibrates the gate on real images D never trained on, and writes a
+model folder. Checkpoints resume exactly (``ckpt.pt``: tensors only, read with weights_only).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..cli import parse_dataclass
+from ..augment import diff_augment
+from ..dataset import Pack, load_dataset
+from ..evaluator import image_names
+from ..latent import TINY_LATENT, LatentConfig
+from ..latent_model import LatentModel
+from .card import write_card
+from .objective import Weights, discriminator_loss, generator_loss
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    data: str = ".pack/emoji64-one.safetensors"  # pack file or imagefolder (metadata.jsonl with a text column)
+    out: str = "runs/vae"  # checkpoint, samples, log.jsonl and the exported model folder (OUT/export)
+    model_config: str = ""  # LatentConfig fields as a JSON object, "" = defaults, "tiny" = the test size
+    skin_tones: str = "one"  # all | one | none (imagefolder input only)
+    batch_size: int = 64
+    steps: int = 4000  # total steps (a resumed run continues to this number)
+    max_minutes: float = 0.0  # stop cleanly (checkpoint + export) after this wall time; 0 = off
+    lr: float = 2e-4  # autoencoder Adam learning rate
+    lr_d: float = 2e-4  # discriminator Adam learning rate
+    cross_style: float = 0.25  # share of pairs decoded in another style of the same emoji (teaches restyling)
+    adv_start: int = 2500  # step from which D trains and the decoder gets the adversarial term
+    recon_weight: float = Weights.recon  # pixel L1
+    edge_weight: float = Weights.edge  # L1 on image x/y differences: sharper outlines
+    kl_weight: float = Weights.kl  # latent KL
+    adv_weight: float = Weights.adv  # adversarial term on the decoder (after adv_start)
+    match_weight: float = Weights.match  # D's text-match head
+    r1_gamma: float = Weights.r1_gamma  # R1 on real images
+    augment: str = "translation"  # DiffAugment policy for what D sees ("" = off)
+    gate_keep: float = 0.9  # the exported gate keeps this share of held-out real images
+    holdout: float = 0.05  # share of images D never trains on (the gate is calibrated on them)
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 250
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "auto"  # auto (bf16 on cuda and on CPUs with native bf16) | bf16 | none
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    card_notes: str = ""  # a markdown file appended to the exported model card (the recipe's limits, measurements)
+
+    def __post_init__(self) -> None:
+        if self.skin_tones not in ("all", "one", "none"):
+            raise ValueError(f"skin_tones must be all, one or none, got {self.skin_tones!r}")
+        if self.amp not in ("auto", "bf16", "none"):
+            raise ValueError(f"amp must be auto, bf16 or none, got {self.amp!r}")
+        if self.batch_size < 2 or self.steps < 1:
+            raise ValueError(f"batch_size must be >= 2 and steps >= 1, got {self.batch_size}, {self.steps}")
+        if not 0 <= self.cross_style <= 1 or not 0 < self.gate_keep < 1 or not 0 < self.holdout < 0.5:
+            raise ValueError("cross_style must be in [0, 1], gate_keep in (0, 1), holdout in (0, 0.5)")
+
+    def weights(self) -> Weights:
+        return Weights(recon=self.recon_weight, edge=self.edge_weight, kl=self.kl_weight, adv=self.adv_weight,
+                       match=self.match_weight, r1_gamma=self.r1_gamma)
+
+    def model_fields(self) -> dict:
+        if self.model_config == "tiny":
+            return dict(TINY_LATENT)
+        return json.loads(self.model_config) if self.model_config else {}
+
+
+def held_out(n: int, frac: float, seed: int) -> torch.Tensor:
+    """(n,) bool: a fixed hash of (seed, index) picks the images D never trains on."""
+    h = [int.from_bytes(hashlib.md5(f"{seed}:{i}".encode()).digest()[:4], "big") / 2**32 for i in range(n)]
+    return torch.tensor(h) < frac
+
+
+def partners(names: list[str]) -> list[list[int]]:
+    """For each image, the indices of the same emoji's images (all styles, itself included)."""
+    groups: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        groups.setdefault(n, []).append(i)
+    return [groups[n] for n in names]
+
+
+def prior_captions(pack: Pack, names: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """Entry names and (caption id, entry id) pairs for the prior: each emoji's name and keyword
+    captions; the style and 'emoji' templates add nothing to a search and are left out."""
+    entries = sorted(set(names))
+    eid = {n: i for i, n in enumerate(entries)}
+    pairs = set()
+    off = pack.cap_offsets.tolist()
+    for i, n in enumerate(names):
+        for c in pack.cap_index[off[i]:off[i + 1]].tolist():
+            text = pack.captions[c]
+            if text.endswith(" style") or text.startswith("an emoji of ") or text.endswith(" emoji"):
+                continue
+            pairs.add((c, eid[n]))
+    return entries, sorted(pairs)
+
+
+class Trainer:
+    def __init__(self, tcfg: TrainConfig, pack: Pack | None = None) -> None:
+        self.cfg = tcfg
+        dev = tcfg.device if tcfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(dev)
+        if tcfg.threads:
+            torch.set_num_threads(tcfg.threads)
+        from ..pipeline import cpu_has_fast_bf16
+        amp = tcfg.amp if tcfg.amp != "auto" else ("bf16" if dev == "cuda" or cpu_has_fast_bf16() else "none")
+        self.autocast = (lambda: torch.autocast(dev, dtype=torch.bfloat16)) if amp == "bf16" else contextlib.nullcontext
+        fields = tcfg.model_fields()
+        self.pack = pack if pack is not None else load_dataset(
+            tcfg.data, size=fields.get("image_size", LatentConfig().image_size), skin_tones=tcfg.skin_tones)
+        self.mcfg = LatentConfig.from_dict({**fields, "styles": tuple(self.pack.style_names),
+                                            "image_size": self.pack.images.shape[-1]})
+        self.out = Path(tcfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(tcfg.seed)
+        self.model = LatentModel(self.mcfg).to(self.device)
+        self.names = image_names(self.pack)
+        self.partners = partners(self.names)
+        self.holdout = held_out(len(self.pack), tcfg.holdout, tcfg.seed)
+        self.d_pool = torch.nonzero(~self.holdout)[:, 0]
+        ae = [*self.model.encoder.parameters(), *self.model.decoder.parameters()]
+        self.opt = torch.optim.Adam(ae, lr=tcfg.lr, betas=(0.5, 0.9))
+        self.opt_d = torch.optim.Adam(self.model.discriminator.parameters(), lr=tcfg.lr_d, betas=(0.0, 0.99))
+        self.gen = torch.Generator().manual_seed(tcfg.seed)
+        self.step, self.log, self.seconds = 0, [], 0.0
+        ckpt = self.out / "ckpt.pt"
+        if ckpt.is_file():
+            self.load_state(torch.load(ckpt, map_location=self.device, weights_only=True))
+
+    # --- state ---
+    def state(self) -> dict:
+        m = self.model
+        return {"encoder": m.encoder.state_dict(), "decoder": m.decoder.state_dict(),
+                "discriminator": m.discriminator.state_dict(), "opt": self.opt.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "step": self.step, "gen": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state(),  # DiffAugment draws from the global generator
+                "seconds": self.seconds, "config": json.dumps(self.mcfg.to_dict())}
+
+    def load_state(self, s: dict) -> None:
+        if json.loads(s["config"]) != self.mcfg.to_dict():
+            raise ValueError(f"{self.out / 'ckpt.pt'} was trained with another model config; use another --out")
+        for k in ("encoder", "decoder", "discriminator"):
+            getattr(self.model, k).load_state_dict(s[k])
+        self.opt.load_state_dict(s["opt"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.step, self.seconds = int(s["step"]), float(s["seconds"])
+        self.gen.set_state(s["gen"])
+        if "torch_rng" in s:  # checkpoints written before the field existed resume with a fresh one
+            torch.set_rng_state(s["torch_rng"].cpu())
+        log = self.out / "log.jsonl"
+        self.log = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
+        self.log = [r for r in self.log if r["step"] <= self.step]
+
+    def save_checkpoint(self) -> None:
+        tmp = self.out / "ckpt.pt.tmp"
+        torch.save(self.state(), tmp)
+        tmp.replace(self.out / "ckpt.pt")
+        (self.out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.log))
+
+    # --- one step ---
+    def batch(self) -> dict[str, torch.Tensor]:
+        b, p = self.cfg.batch_size, self.pack
+        src = torch.randint(len(p), (b,), generator=self.gen)
+        cross = torch.rand(b, generator=self.gen) < self.cfg.cross_style
+        pick = torch.rand(b, generator=self.gen)
+        tgt = torch.tensor([self.partners[i][int(u * len(self.partners[i]))] if c else i
+                            for i, c, u in zip(src.tolist(), cross.tolist(), pick.tolist())])
+        d_idx = self.d_pool[torch.randint(len(self.d_pool), (b,), generator=self.gen)]
+        off = p.cap_offsets
+        k = (off[d_idx] + (torch.rand(b, generator=self.gen) * (off[d_idx + 1] - off[d_idx])).long())
+        e = p.cap_emb[p.cap_index[k]].float()  # (B, 384): a caption of each D image
+        to = lambda idx: (p.images[idx].float() / 127.5 - 1.0).to(self.device)  # noqa: E731
+        return {"x": to(src), "y": to(tgt), "style": p.styles[tgt].to(self.device), "real": to(d_idx),
+                "real_style": p.styles[d_idx].to(self.device), "e": e.to(self.device),
+                "eps": torch.randn(b, *self.mcfg.latent_shape, generator=self.gen).to(self.device)}
+
+    def train_step(self) -> dict[str, float]:
+        m, w, bt = self.model, self.cfg.weights(), self.batch()
+        adv = self.step >= self.cfg.adv_start
+        if adv and self.step == self.cfg.adv_start and not (self.out / "ckpt-recon.pt").exists():
+            torch.save(self.state(), self.out / "ckpt-recon.pt")  # the reconstruction-only autoencoder, kept
+        with self.autocast():
+            mu, logvar = m.encoder(bt["x"])
+            z = mu + torch.exp(0.5 * logvar) * bt["eps"]  # (B, C, h, w)
+            y = m.decoder(z, bt["style"])  # (B, 3, S, S)
+            d_fake = None
+            if adv:
+                m.discriminator.requires_grad_(False)
+                phi, patch = m.discriminator.features(diff_augment(y, self.cfg.augment))
+                d_fake = m.discriminator.realism_logit(phi, patch)
+        g_loss, stats = generator_loss(y, bt["y"], mu, logvar, d_fake, w)
+        self.opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        m.discriminator.requires_grad_(True)
+        self.opt.step()
+        if adv:  # D on real images it may train on vs this step's decodes (detached)
+            with self.autocast():
+                d_loss, d_stats = discriminator_loss(m.discriminator, bt["real"], y.detach().float(), bt["e"],
+                                                     bt["e"].roll(1, 0), bt["real_style"], self.step, w,
+                                                     self.cfg.augment)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            stats.update(d_stats)
+        self.step += 1
+        return stats
+
+    # --- outputs ---
+    @torch.no_grad()
+    def sample_grid(self, path: Path, n: int = 8) -> Path:
+        """Rows: real images, their reconstructions, and the same latents decoded in each style."""
+        from PIL import Image
+        idx = torch.linspace(0, len(self.pack) - 1, n).long()
+        x = (self.pack.images[idx].float() / 127.5 - 1.0).to(self.device)
+        m = self.model.eval()
+        with self.autocast():
+            mu, _ = m.encoder(x)
+            rows = [x, m.decoder(mu, self.pack.styles[idx].to(self.device)).float()]
+            rows += [m.decoder(mu, torch.full((n,), s, device=self.device)).float() for s in range(self.mcfg.num_styles)]
+        m.train()
+        grid = torch.cat([torch.cat(list(r.clamp(-1, 1)), dim=2) for r in rows], dim=1)  # (3, R*S, n*S)
+        arr = ((grid + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).resize((arr.shape[1] * 2, arr.shape[0] * 2), Image.NEAREST).save(path)
+        return path
+
+    @torch.no_grad()
+    def build_prior(self) -> None:
+        """Encode every image into the prior's tables (posterior means and stds)."""
+        m, p = self.model.eval(), self.pack
+        mus, sig = [], []
+        for i in range(0, len(p), 256):
+            x = (p.images[i:i + 256].float() / 127.5 - 1.0).to(self.device)
+            mu, logvar = m.encoder(x)
+            mus.append(mu.float().cpu())
+            sig.append(torch.exp(0.5 * logvar.float()).mean(dim=(2, 3)).cpu())  # (b, C)
+        entries, pairs = prior_captions(p, self.names)
+        eid = {n: i for i, n in enumerate(entries)}
+        caps = torch.tensor([c for c, _ in pairs])
+        m.prior.fill(names=entries, cap_emb=p.cap_emb[caps].float(), cap_entry=torch.tensor([e for _, e in pairs]),
+                     latents=torch.cat(mus), sigmas=torch.cat(sig),
+                     lat_entry=torch.tensor([eid[n] for n in self.names]), lat_style=p.styles.clone())
+        m.train()
+
+    @torch.no_grad()
+    def calibrate_gate(self) -> dict:
+        """The realism threshold that keeps gate_keep of the real images D never trained on,
+        and what share of decoded images (their reconstructions) it keeps."""
+        m, p = self.model.eval(), self.pack
+        idx = torch.nonzero(self.holdout)[:, 0]
+        x = (p.images[idx].float() / 127.5 - 1.0).to(self.device)
+        with self.autocast():
+            real = torch.sigmoid(m.discriminator(x)[0].float()).cpu()
+            y = m.decoder(m.encoder(x)[0], p.styles[idx].to(self.device)).float().clamp(-1, 1)
+            fake = torch.sigmoid(m.discriminator(y)[0].float()).cpu()
+        m.train()
+        gate = float(torch.quantile(real, 1 - self.cfg.gate_keep))
+        return {"gate": round(gate, 4), "held_out_real": len(idx), "real_kept": float((real >= gate).float().mean()),
+                "decoded_kept": float((fake >= gate).float().mean())}
+
+    def export(self) -> Path:
+        self.build_prior()
+        cal = self.calibrate_gate() if self.step > self.cfg.adv_start else {"gate": 0.5, "note": "D never trained"}
+        self.model.cfg = self.mcfg = dataclasses.replace(self.mcfg, gate=cal["gate"])
+        folder = self.out / "export"
+        training = {"config": dataclasses.asdict(self.cfg), "steps": self.step, "minutes": round(self.seconds / 60, 1),
+                    "device": str(self.device), "images": len(self.pack), "gate_calibration": cal,
+                    "last_log": self.log[-1] if self.log else {}}
+        self.model.save_pretrained(folder, extra_config={"training": training})
+        self.sample_grid(folder / "samples.png")
+        notes = Path(self.cfg.card_notes).read_text() if self.cfg.card_notes else ""
+        write_card(folder, self.mcfg, training, TrainConfig, notes=notes)
+        return folder
+
+    def fit(self) -> Path:
+        t0, last = time.time(), self.seconds
+        while self.step < self.cfg.steps:
+            stats = self.train_step()
+            self.seconds = last + time.time() - t0
+            if self.step % self.cfg.log_every == 0 or self.step == 1:
+                row = {"step": self.step, "seconds": round(self.seconds, 1), **{k: round(v, 5) for k, v in stats.items()}}
+                self.log.append(row)
+                print(json.dumps(row), flush=True)
+            if self.step % self.cfg.sample_every == 0:
+                self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")
+            timeout = self.cfg.max_minutes and self.seconds - last > self.cfg.max_minutes * 60
+            if self.step % self.cfg.ckpt_every == 0 or timeout:
+                self.save_checkpoint()
+            if timeout:
+                break
+        self.save_checkpoint()
+        return self.export()
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_dataclass(TrainConfig, argv, "Train the latent model (image VAE + prior + discriminator).")
+    folder = Trainer(cfg).fit()
+    print(f"exported {folder}")
