@@ -1,0 +1,1 @@
+"""Evaluation tools: what users see for what they type (user_prompts)."""

@@ -1,0 +1,274 @@
+"""What a user sees for what a user types, measured (``python -m model.evaluation.user_prompts``).
+
+    python -m model.evaluation.user_prompts --models assets/model runs/vae/export --out runs/user-eval
+
+Prompts: natural descriptions written for this (``assets/prompts/natural.jsonl``: "a cute
+puppy's head" for dog face, no word of the name, never a training caption) and, for the same
+emojis, their exact names. Each model answers every prompt with the app's default call
+(4 images from 16 candidates, style "any", seed 0, its own gate). Rows:
+
+* a model: the images the default call shows;
+* ``search``: an emoji search box, the training caption nearest the prompt (MiniLM) -> that
+  emoji's real images: the bar a user would otherwise reach for;
+* ``real``: the target emoji's own real images: the evaluator's ceiling.
+
+Measures: R-precision (the evaluator ranks the target name among 1 + 99 random other names;
+the prompt is the unit of the standard error), per style; the share of calls showing >= 1
+image that passed the gate; how often the prior's first reading is the target; how far shown
+images are from their nearest training image; unseen pairs (emojis a style lacks, asked in
+that style) recognised and judged that style by a classifier trained on real images. Models
+are compared on the same prompts and seeds: paired differences with standard errors.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..dataset import load_dataset
+from ..evaluate import prompt_means, r_precision, standard_error
+from ..evaluator import DEFAULT_EVALUATOR_DIR, Evaluator, base_name, encode_images, image_names
+
+ROOT = Path(__file__).resolve().parents[2]
+NATURAL = ROOT / "assets" / "prompts" / "natural.jsonl"
+DISTRACTORS = 99
+
+
+def read_natural(path: str | Path = NATURAL) -> list[dict]:
+    """[{name, prompt, category}] from a jsonl file (blank lines ignored)."""
+    return [json.loads(x) for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def to_uint8_pil(images) -> torch.Tensor:
+    """PIL images -> (N, 3, S, S) uint8."""
+    return torch.stack([torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1) for im in images])
+
+
+class Judge:
+    """The evaluator (R-precision) and a style classifier on its image features, trained here on
+    the real images (a linear probe: 300 full-batch Adam steps)."""
+
+    def __init__(self, pack, names: list[str], evaluator_dir=DEFAULT_EVALUATOR_DIR, seed: int = 0) -> None:
+        self.ev, _ = Evaluator.load(evaluator_dir)
+        self.uniq = sorted(set(names))
+        self.idx = {n: i for i, n in enumerate(self.uniq)}
+        self.name_txt = self.ev.text_embed(torch.stack([pack.embedding_of(n) for n in self.uniq]))  # (U, D)
+        feats = self.features(pack.images)
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(feats), generator=g)
+        tr, te = perm[: int(0.8 * len(perm))], perm[int(0.8 * len(perm)):]
+        mu, sd = feats[tr].mean(0), feats[tr].std(0) + 1e-6
+        self.norm = (mu, sd)
+        probe = torch.nn.Linear(feats.shape[1], len(pack.style_names))
+        opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+        x = (feats - mu) / sd
+        for _ in range(300):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(probe(x[tr]), pack.styles[tr]).backward()
+            opt.step()
+        self.probe = probe.requires_grad_(False)
+        self.style_acc_real = float((probe(x[te]).argmax(1) == pack.styles[te]).float().mean())
+        self.rng = np.random.default_rng(seed)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return encode_images(self.ev.image_features, images)
+
+    def candidates(self, name: str, seed: int) -> list[int]:
+        """The target's id, then DISTRACTORS other base names' ids (fixed per name and seed)."""
+        others = [i for i, n in enumerate(self.uniq) if base_name(n) != base_name(name)]
+        rng = np.random.default_rng(int.from_bytes(hashlib.md5(f"{seed}:{name}".encode()).digest()[:4], "big"))
+        return [self.idx[name]] + [others[j] for j in rng.permutation(len(others))[:DISTRACTORS]]
+
+    def score(self, images: torch.Tensor, owners: torch.Tensor, names: list[str], seed: int = 0) -> dict:
+        """images (M, 3, S, S) uint8 of prompts owners (M,) whose targets are names -> hits (M,),
+        per-prompt means, predicted styles (M,)."""
+        with torch.no_grad():
+            f = self.features(images)
+            emb = self.ev.image_embed(f)
+            cands = torch.stack([self.name_txt[torch.tensor(self.candidates(n, seed))] for n in names])  # (P, C, D)
+            hits = r_precision(emb, cands[owners])
+            styles = self.probe((f - self.norm[0]) / self.norm[1]).argmax(1)
+        return {"hits": hits, "per_prompt": prompt_means(hits, owners, len(names)), "styles": styles}
+
+
+def nearest_distance(images: torch.Tensor, train: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """(M, 3, S, S), (N, 3, S, S) uint8 -> (M,) RMS pixel distance (0-1 scale) to the nearest training image."""
+    t = train.flatten(1).float() / 255.0  # (N, D)
+    tn = (t * t).sum(1)
+    out = []
+    for i in range(0, len(images), batch):
+        q = images[i:i + batch].flatten(1).float() / 255.0
+        d2 = (q * q).sum(1, keepdim=True) + tn[None] - 2 * q @ t.t()  # (b, N)
+        out.append((d2.clamp(min=0).min(1).values / q.shape[1]).sqrt())
+    return torch.cat(out)
+
+
+def per_style(hits: torch.Tensor, styles: list[str]) -> dict[str, float]:
+    """Mean hit of the images of each style."""
+    out: dict[str, list[float]] = {}
+    for h, s in zip(hits.tolist(), styles):
+        out.setdefault(s, []).append(h)
+    return {s: round(float(np.mean(v)), 4) for s, v in sorted(out.items())}
+
+
+def _summary(per_prompt: torch.Tensor) -> dict:
+    return {"mean": round(float(per_prompt.mean()), 4), "se": round(standard_error(per_prompt.numpy()), 4)}
+
+
+def evaluate_model(model_id: str, sets: dict[str, list[tuple[str, str]]], judge: Judge, pack, *,
+                   unseen: list[tuple[str, int]], k: int = 4, candidates: int = 16, log=print) -> dict:
+    """The default call for every prompt of every set; sets: {kind: [(prompt, target name)]}."""
+    from ..pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(model_id, device="cpu")
+    res: dict = {"model": str(model_id), "kind": "latent" if pipe.is_latent else "gan", "gate": pipe.default_gate}
+    shown_all = []
+    for kind, items in sets.items():
+        t = time.time()
+        images, owners, passed, read_ok, styles = [], [], [], [], []
+        for i, (prompt, name) in enumerate(items):
+            g = pipe.generate(prompt, n=k, seed=0, style="any", candidates=candidates)
+            images += [s.image for s in g.images]
+            styles += [s.style for s in g.images]
+            owners += [i] * len(g.images)
+            passed.append(any(s.kept for s in g.images))
+            if g.reading is not None:
+                read_ok.append(g.reading.names[0] == name)
+        x = to_uint8_pil(images)
+        shown_all.append(x)
+        sc = judge.score(x, torch.tensor(owners), [n for _, n in items])
+        res[kind] = {"rprec": _summary(sc["per_prompt"]), "by_prompt": [round(float(v), 4) for v in sc["per_prompt"]],
+                     "per_style": per_style(sc["hits"], styles),
+                     "shown_passed_gate": round(float(np.mean(passed)), 4),
+                     "prior_top1": round(float(np.mean(read_ok)), 4) if read_ok else None}
+        log(f"  {model_id} {kind}: R-precision {res[kind]['rprec']}, passed gate {res[kind]['shown_passed_gate']}, "
+            f"prior top-1 {res[kind]['prior_top1']} ({time.time() - t:.0f} s)")
+    # unseen pairs: the exact name, asked in a style that lacks it
+    if unseen:
+        images, owners, passed, names = [], [], [], []
+        for i, (name, style) in enumerate(unseen):
+            g = pipe.generate(name, n=k, seed=0, style=pack.style_names[style], candidates=candidates)
+            images += [s.image for s in g.images]
+            owners += [i] * len(g.images)
+            passed.append(any(s.kept for s in g.images))
+            names.append(name)
+        x = to_uint8_pil(images)
+        sc = judge.score(x, torch.tensor(owners), names)
+        want = torch.tensor([unseen[o][1] for o in owners])
+        res["unseen"] = {"pairs": len(unseen), "rprec": _summary(sc["per_prompt"]),
+                         "judged_style": round(float((sc["styles"] == want).float().mean()), 4),
+                         "shown_passed_gate": round(float(np.mean(passed)), 4)}
+        log(f"  {model_id} unseen pairs: {res['unseen']}")
+    shown = torch.cat(shown_all)
+    d = nearest_distance(shown, pack.images)
+    res["nearest_train_rms"] = {"median": round(float(d.median()), 4), "share_below_0.02": round(float((d < 0.02).float().mean()), 4)}
+    return res
+
+
+def reference_rows(sets, judge: Judge, pack, names: list[str], k: int = 4) -> dict:
+    """search: nearest training caption (MiniLM) -> its emoji's real images; real: the target's own."""
+    from ..text_encoder import SentenceEncoder
+
+    enc = SentenceEncoder()
+    img_of: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        img_of.setdefault(n, []).append(i)
+    cap_name = {}
+    off = pack.cap_offsets.tolist()
+    for i, n in enumerate(names):
+        for c in pack.cap_index[off[i]:off[i + 1]].tolist():
+            cap_name.setdefault(c, n)
+    cap_ids = torch.tensor(sorted(cap_name))
+    cap_emb = pack.cap_emb[cap_ids].float()
+    out = {"search": {}, "real": {}}
+    for kind, items in sets.items():
+        q = enc.encode([p for p, _ in items])
+        top = (q @ cap_emb.t()).argmax(1)
+        found = [cap_name[int(cap_ids[j])] for j in top]
+        for row, targets in (("search", found), ("real", [n for _, n in items])):
+            ids = [img_of[n][:k] for n in targets]
+            x = pack.images[torch.tensor([i for r in ids for i in r])]
+            owners = torch.tensor([j for j, r in enumerate(ids) for _ in r])
+            sc = judge.score(x, owners, [n for _, n in items])
+            out[row][kind] = {"rprec": _summary(sc["per_prompt"]), "by_prompt": [round(float(v), 4) for v in sc["per_prompt"]],
+                              "per_style": per_style(sc["hits"], [pack.style_names[int(pack.styles[i])] for r in ids for i in r])}
+        out["search"][kind]["found_target"] = round(float(np.mean([f == n for f, (_, n) in zip(found, items)])), 4)
+    return out
+
+
+def paired(a: list[float], b: list[float]) -> dict:
+    d = np.asarray(a) - np.asarray(b)
+    return {"diff": round(float(d.mean()), 4), "se": round(standard_error(d), 4)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="R-precision of what the app shows for natural descriptions and exact "
+                                             "names, beside an emoji search row, for one or more models.")
+    ap.add_argument("--models", nargs="+", default=["default"], help="model folders or Hub ids (the first is the baseline)")
+    ap.add_argument("--data", default=".pack/emoji64-one.safetensors", help="pack or imagefolder of the real images")
+    ap.add_argument("--prompts", default=str(NATURAL), help="natural descriptions (jsonl: name, prompt)")
+    ap.add_argument("--evaluator", default=str(DEFAULT_EVALUATOR_DIR), help="evaluator folder")
+    ap.add_argument("--out", default="runs/user-eval", help="folder for results.json")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    pack = load_dataset(a.data, size=64)
+    names = image_names(pack)
+    known = set(names)
+    natural = [r for r in read_natural(a.prompts) if r["name"] in known]
+    sets = {"natural": [(r["prompt"], r["name"]) for r in natural], "exact": [(r["name"], r["name"]) for r in natural]}
+    by_name: dict[str, set[int]] = {}
+    for n, s in zip(names, pack.styles.tolist()):
+        by_name.setdefault(n, set()).add(s)
+    unseen = [(n, s) for n in sorted(by_name) for s in range(len(pack.style_names))
+              if s not in by_name[n] and len(by_name[n]) >= 2 and pack.style_names[s] == "fluent3d"]
+    judge = Judge(pack, names, a.evaluator)
+    print(f"{len(natural)} natural prompts, {len(unseen)} unseen pairs; style probe accuracy on real images "
+          f"{judge.style_acc_real:.3f}")
+    results = {"prompts": len(natural), "unseen_pairs": len(unseen), "style_probe_real_acc": judge.style_acc_real,
+               "rows": reference_rows(sets, judge, pack, names), "models": []}
+    for m in a.models:
+        results["models"].append(evaluate_model(m, sets, judge, pack, unseen=unseen))
+    base = results["models"][0]
+    for r in results["models"][1:]:
+        r["paired_vs_first"] = {kind: paired(r[kind]["by_prompt"], base[kind]["by_prompt"]) for kind in sets}
+    for r in results["models"]:
+        r["vs_search"] = {kind: round(r[kind]["rprec"]["mean"] / max(results["rows"]["search"][kind]["rprec"]["mean"], 1e-9), 3)
+                          for kind in sets}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(to_markdown(results))
+
+
+def to_markdown(r: dict) -> str:
+    rows = ["| row | natural R-prec | exact R-prec | shown ≥1 passed gate (natural / exact) | prior top-1 (natural / exact) |",
+            "|---|---|---|---|---|"]
+    f = lambda s: f"{s['mean']:.3f} ± {s['se']:.3f}"  # noqa: E731
+    for name in ("search", "real"):
+        rr = r["rows"][name]
+        rows.append(f"| {name} | {f(rr['natural']['rprec'])} | {f(rr['exact']['rprec'])} | – | – |")
+    for m in r["models"]:
+        rows.append(f"| {m['model']} ({m['kind']}, gate {m['gate']:.2f}) | {f(m['natural']['rprec'])} | {f(m['exact']['rprec'])} | "
+                    f"{m['natural']['shown_passed_gate']:.2f} / {m['exact']['shown_passed_gate']:.2f} | "
+                    f"{m['natural']['prior_top1']} / {m['exact']['prior_top1']} |")
+    lines = rows + [""]
+    for m in r["models"]:
+        if "unseen" in m:
+            u = m["unseen"]
+            lines.append(f"- {m['model']}: unseen pairs ({u['pairs']}, fluent3d): R-prec {f(u['rprec'])}, judged fluent3d "
+                         f"{u['judged_style']:.2f}, shown passed gate {u['shown_passed_gate']:.2f}; nearest training image "
+                         f"RMS median {m['nearest_train_rms']['median']:.3f}; vs search {m['vs_search']}")
+        if "paired_vs_first" in m:
+            lines.append(f"- {m['model']} minus {r['models'][0]['model']} (paired): {m['paired_vs_first']}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
