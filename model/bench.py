@@ -289,17 +289,25 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     log(f"bench on {device} ({r['threads']} threads): {r['cpu']}")
 
     # --- size and FLOPs ---
-    gen = lambda: copy.deepcopy(m.generator).float()  # noqa: E731
-    g_in = lambda b: [torch.randn(b, mc.z_dim), torch.randn(b, mc.cond_dim), torch.arange(b) % (mc.num_styles + 1)]  # noqa: E731
+    latent = hasattr(m, "decoder")  # the latent model: its decoder is the generator, its prior a look-up
+    if latent:
+        gen = lambda: copy.deepcopy(m.decoder).float()  # noqa: E731
+        g_in = lambda b: [torch.randn(b, *mc.latent_shape), torch.arange(b) % mc.num_styles]  # noqa: E731
+    else:
+        gen = lambda: copy.deepcopy(m.generator).float()  # noqa: E731
+        g_in = lambda b: [torch.randn(b, mc.z_dim), torch.randn(b, mc.cond_dim), torch.arange(b) % (mc.num_styles + 1)]  # noqa: E731
     df_in = lambda b: [torch.randn(b, 100), torch.randn(b, 256)]  # noqa: E731
     torch.manual_seed(0)
     dfgan = DFGANGenerator(nf=32)
-    r["params"] = {"generator": n_params(m.generator), "text_head": n_params(m.text_head),
+    head = None if latent else m.text_head
+    r["params"] = {"generator": n_params(gen()), "text_head": n_params(head) if head is not None else 0,
                    "discriminator": n_params(m.discriminator), "minilm": 22_713_216, "dfgan_peer": n_params(dfgan)}
     d_in = [torch.zeros(1, 3, mc.image_size, mc.image_size), torch.zeros(1, mc.text_dim), torch.zeros(1, dtype=torch.long)]
     macs = {"generator": count_macs(gen().cpu(), *g_in(1)),
             "discriminator": count_macs(copy.deepcopy(m.discriminator).float().cpu(), *d_in),
-            "text_head": count_macs(copy.deepcopy(m.text_head).float().cpu(), torch.zeros(1, mc.text_dim)),
+            # the retrieval prior: one (1, 384) x (384, K) similarity per prompt, counted per image
+            "text_head": (len(m.prior.cap_emb) * mc.text_dim if latent else
+                          count_macs(copy.deepcopy(head).float().cpu(), torch.zeros(1, mc.text_dim))),
             "dfgan_peer": count_macs(dfgan, *df_in(1))}
     r["gflop_per_image"] = {k: 2 * v / 1e9 for k, v in macs.items()}
 

@@ -331,7 +331,9 @@ def _run(cfg: EvalConfig, encoder, log) -> dict:
     any_style = model.cfg.num_styles
 
     torch.manual_seed(cfg.seed)
-    floor = TextToImageGAN(model.cfg).to(pipe.device, pipe.dtype).eval().requires_grad_(False)
+    floor = type(model)(model.cfg).to(pipe.device, pipe.dtype).eval().requires_grad_(False)
+    if hasattr(floor, "prior"):  # a latent model's floor: random networks reading the same prior
+        floor.prior = model.prior
     if getattr(pipe, "cpu_bf16", False):
         floor = floor.to(memory_format=torch.channels_last)  # as Pipeline.from_pretrained does
     gens = {"model": model, "random_init": floor}
