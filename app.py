@@ -204,9 +204,9 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
             return gr.Slider()
         return gr.Slider(minimum=n, value=max(n, int(candidates or n)))
 
-    with gr.Blocks(title="Emoji text-to-image GAN", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown("# Emoji text-to-image GAN\nA VAE text encoder, a generator, and a "
-                    "discriminator whose verdict decides which images you see.")
+    with gr.Blocks(title="Emoji text-to-image", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# Emoji text-to-image\nA prior reads your prompt, an image VAE's decoder draws it in "
+                    "the style you pick, and a discriminator's verdict decides which images you see.")
         gr.Markdown(header(pipeline), elem_id="header")
         with gr.Tabs() as tabs:
             with gr.Tab("Text to image", id="generate"):
@@ -221,7 +221,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                             seed = gr.Number(value=seed0, precision=0, label="Seed (-1 = random)")
                             random_seed = gr.Checkbox(value=random0, label="Random seed")
                         diversity = gr.Slider(0, lim.max_truncation, value=div0, step=0.05,
-                                              label="Diversity (truncation: 0 = the average image)")
+                                              label="Diversity (0 = the best reading, no noise)")
                         with gr.Accordion("Discriminator gate", open=True):
                             candidates = gr.Slider(1, lim.max_candidates, value=cand0, step=1,
                                                    label="Candidates drawn (at least the number of images)")
@@ -299,7 +299,7 @@ def launch_options(host: str | None = None, port: int | None = None, share: bool
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Serve the emoji text-to-image GAN demo "
+    p = argparse.ArgumentParser(description="Serve the emoji text-to-image demo "
                                 "(model from env MODEL_ID / MODEL_REVISION, else assets/model).")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                    help="address to listen on; 0.0.0.0 for every interface (default: "

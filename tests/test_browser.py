@@ -32,7 +32,7 @@ def page(server):
         pg = browser.new_page(viewport={"width": 1280, "height": 1000})
         pg.set_default_timeout(TIMEOUT_MS)
         pg.goto(server.url, wait_until="domcontentloaded")
-        pg.get_by_text("Emoji text-to-image GAN").first.wait_for()
+        pg.get_by_text("Emoji text-to-image").first.wait_for()
         yield pg
         browser.close()
 
