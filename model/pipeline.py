@@ -23,6 +23,8 @@ from .latent_model import LatentModel
 from .prior import Reading
 
 MAX_SEED = 2**31 - 1
+# zero-width and other invisible format characters: a prompt of only these is empty
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,16 @@ class Pipeline:
 
     # --- validation ---
     def check_prompt(self, prompt: str | None, *, name: str = "prompt") -> str:
-        if not isinstance(prompt, str) or not prompt.strip():
+        if prompt is not None and not isinstance(prompt, str):
+            raise ValueError(f"The {name} must be text, got {type(prompt).__name__}.")
+        try:
+            (prompt or "").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (e.g. "\\ud800" sent through the HTTP API)
+            raise ValueError(f"The {name} contains characters that are not valid Unicode text "
+                             "(a lone surrogate); send it as UTF-8 text.") from None
+        if not (prompt or "").translate(INVISIBLE).strip():  # only invisible characters is empty too
             raise ValueError(f"The {name} is empty: describe an emoji, e.g. 'red apple'.")
-        prompt = " ".join(prompt.split())
+        prompt = " ".join(prompt.split())  # joiners stay: they hold emoji sequences together
         if len(prompt) > self.limits.max_prompt_chars:
             raise ValueError(f"The {name} has {len(prompt)} characters; the limit is "
                              f"{self.limits.max_prompt_chars}.")
@@ -322,7 +331,13 @@ class Pipeline:
         if image.width * image.height > self.limits.max_upload_pixels:
             raise ValueError(f"The image is {image.width}x{image.height}; the limit is "
                              f"{self.limits.max_upload_pixels / 1e6:g} megapixels.")
-        image = ImageOps.exif_transpose(image).convert("RGBA")
+        image = to_rgba(ImageOps.exif_transpose(image))
+        # shrink first (aspect kept), then pad: the square canvas is then at most 4x the model size,
+        # whatever the upload's shape (a 16000x100 strip must not become a 16000x16000 canvas)
+        bound = 4 * self.size
+        if max(image.size) > bound:
+            image = image.copy()
+            image.thumbnail((bound, bound), Image.LANCZOS)
         side = max(image.size)
         canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))  # pad to square on white
         canvas.alpha_composite(image, ((side - image.width) // 2, (side - image.height) // 2))
@@ -375,6 +390,20 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+def to_rgba(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGBA; high-bit-depth modes are scaled to 8 bits, not clipped (Pillow's own
+    convert clips a 16-bit grey value of 40000 to 255: white)."""
+    if image.mode.startswith("I;16"):
+        a = np.asarray(image, dtype=np.float64) / 257.0  # 0..65535 -> 0..255
+        image = Image.fromarray(a.round().clip(0, 255).astype(np.uint8), "L")
+    elif image.mode in ("I", "F"):
+        a = np.asarray(image, dtype=np.float64)
+        top = np.nanmax(a) if a.size else 0.0
+        scale = 257.0 if top > 255 else (1 / 255.0 if image.mode == "F" and top <= 1.0 else 1.0)
+        image = Image.fromarray(np.nan_to_num(a / scale).round().clip(0, 255).astype(np.uint8), "L")
+    return image.convert("RGBA")
+
+
 def array_to_image(a: np.ndarray) -> Image.Image:
     """HxW, HxWx1, HxWx3 or HxWx4 array (uint8, or float in [0, 1]) -> PIL image."""
     if a.ndim == 3 and a.shape[2] == 1:
@@ -400,7 +429,9 @@ def open_image(path: str | Path, max_pixels: int) -> Image.Image:
             return im.copy()
     except ValueError:
         raise
-    except (OSError, Image.DecompressionBombError, SyntaxError) as e:
+    except Image.DecompressionBombError:
+        raise ValueError(f"{Path(path).name} is too large: the limit is {max_pixels / 1e6:g} megapixels.") from None
+    except (OSError, SyntaxError) as e:
         raise ValueError(f"{Path(path).name} is not an image this app can read ({type(e).__name__}).") from e
 
 

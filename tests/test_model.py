@@ -391,3 +391,50 @@ def test_bilinear_blocks_change_resampling_not_weights(tmp_path):
     del d["g_bilinear_blocks"]
     (tmp_path / "config.json").write_text(json.dumps(d))
     assert ModelConfig.load(tmp_path / "config.json").g_bilinear_blocks == 0
+
+
+# --- bad input that once cost memory, crashed or misread (issue 17) ---
+
+@pytest.mark.parametrize("bad, message", [
+    ("red \ud800 apple", "lone surrogate"), ("\u200b\u200b", "is empty"), (["red apple"], "must be text"),
+    (5, "must be text")])
+def test_odd_prompts_get_clear_messages(pipe, bad, message):
+    with pytest.raises(ValueError, match=message):
+        pipe.generate(bad)
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped(pipe, tmp_path):
+    grey16 = Image.fromarray(np.full((32, 32), 20000, dtype=np.uint16))  # mode I;16: a mid grey
+    grey16.save(tmp_path / "g16.png")
+    grey8 = Image.fromarray(np.full((32, 32), round(20000 / 257), dtype=np.uint8))
+    a = np.asarray(pipe.prepare_image(str(tmp_path / "g16.png")), dtype=np.int16)
+    b = np.asarray(pipe.prepare_image(grey8), dtype=np.int16)
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    assert np.abs(a - b).max() <= 1 and 70 < a.mean() < 85  # not the white square of a clipping convert
+
+
+def test_a_long_thin_upload_is_shrunk_before_it_is_padded(pipe, tmp_path):
+    """A 16000x100 PNG (a few KB) once became a 16000x16000 canvas (~1 GB). Peak memory of the
+    whole preparation, measured in a fresh process, must stay small."""
+    import subprocess
+    import sys
+
+    Image.new("RGB", (16000, 100), (200, 30, 30)).save(tmp_path / "strip.png")
+    code = f"""
+import resource
+from PIL import Image
+from model.pipeline import Pipeline, Limits
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+p = Pipeline.__new__(Pipeline)
+p.limits = Limits()
+class M: pass
+p.model = M(); p.model.cfg = M(); p.model.cfg.image_size = 64
+img = p.prepare_image({str(tmp_path / 'strip.png')!r})
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(img.size, (after - before) // 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.returncode == 0, out.stderr
+    size, grown_mib = out.stdout.split(")")[0] + ")", int(out.stdout.split(")")[1])
+    assert size == "(64, 64)" and grown_mib < 150, out.stdout
