@@ -9,14 +9,14 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from .config import ModelConfig
 from .discriminator import Discriminator
 from .generator import Generator
 from .text_encoder import VAEHead
+from .weights import load_checked, read_config, read_safetensors
 
 WEIGHT_FILES = ("text_head", "generator", "discriminator")
 
@@ -46,33 +46,9 @@ class TextToImageGAN(nn.Module):
     def from_folder(cls, folder: str | Path) -> "TextToImageGAN":
         """Load a model folder. Raises FileNotFoundError / ValueError naming the bad file."""
         folder = Path(folder)
-        cfg_path = folder / "config.json"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{cfg_path} is missing: not a model folder")
-        try:
-            cfg = ModelConfig.load(cfg_path)
-        except (ValueError, TypeError, AttributeError) as e:  # bad JSON, unknown key, bad value or type
-            raise ValueError(f"{cfg_path} is not a valid model config: {e}") from e
+        cfg, cfg_path = read_config(folder, ModelConfig.load)
         model = cls(cfg)
         for name in WEIGHT_FILES:
             path = folder / f"{name}.safetensors"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing")
-            try:
-                sd = load_file(str(path))
-            except (SafetensorError, OSError, ValueError) as e:
-                raise ValueError(f"{path} is not a readable safetensors file: {e}") from e
-            module = getattr(model, name)
-            own = module.state_dict()
-            missing, unexpected = set(own) - set(sd), set(sd) - set(own)
-            bad_shapes = [f"{k} {tuple(sd[k].shape)} (config wants {tuple(own[k].shape)})"
-                          for k in sorted(set(own) & set(sd)) if own[k].shape != sd[k].shape]
-            if missing or unexpected or bad_shapes:
-                raise ValueError(
-                    f"{path} does not match {cfg_path}: missing={sorted(missing)[:5]} "
-                    f"unexpected={sorted(unexpected)[:5]} wrong_shape={bad_shapes[:5]}")
-            not_finite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-            if not_finite:
-                raise ValueError(f"{path} is corrupt: NaN/inf values in {sorted(not_finite)[:5]}")
-            module.load_state_dict({k: v.float() for k, v in sd.items()})
+            load_checked(getattr(model, name), read_safetensors(path), path, cfg_path)
         return model.eval()

@@ -14,13 +14,14 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from .discriminator import Discriminator
 from .latent import Decoder, ImageEncoder, LatentConfig
 from .prior import RetrievalPrior
+from .weights import load_checked, read_config, read_safetensors
 
 MODEL_TYPE = "emoji-latent-vae"
 NETWORKS = ("encoder", "decoder", "discriminator")
@@ -67,24 +68,18 @@ class LatentModel(nn.Module):
     def from_folder(cls, folder: str | Path) -> "LatentModel":
         """Load a model folder. Raises FileNotFoundError / ValueError naming the bad file."""
         folder = Path(folder)
-        cfg_path = folder / "config.json"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{cfg_path} is missing: not a model folder")
-        try:
-            cfg = LatentConfig.load(cfg_path)
-        except (ValueError, TypeError, AttributeError) as e:
-            raise ValueError(f"{cfg_path} is not a valid model config: {e}") from e
+        cfg, cfg_path = read_config(folder, LatentConfig.load)
         model = cls(cfg)
         for name in NETWORKS:
-            sd = _read(folder / f"{name}.safetensors")
-            _check_and_load(getattr(model, name), sd, folder / f"{name}.safetensors", cfg_path)
+            path = folder / f"{name}.safetensors"
+            load_checked(getattr(model, name), read_safetensors(path), path, cfg_path)
         prior_path = folder / "prior.safetensors"
-        prior = _read(prior_path)
+        prior = read_safetensors(prior_path)
         with safe_open(str(prior_path), "pt") as f:
             names = json.loads((f.metadata() or {}).get("names", "[]"))
         parts = {k: [] for k in LATENT_KEYS}
         for style in cfg.styles:
-            t = _read(folder / f"latents-{style}.safetensors")
+            t = read_safetensors(folder / f"latents-{style}.safetensors")
             for k in LATENT_KEYS:
                 if k not in t:
                     raise ValueError(f"{folder / f'latents-{style}.safetensors'} lacks {k!r}")
@@ -101,30 +96,6 @@ class LatentModel(nn.Module):
                          latents=tables["latents"].float(), sigmas=tables["sigmas"].float(),
                          lat_entry=tables["lat_entry"], lat_style=tables["lat_style"])
         return model.eval()
-
-
-def _read(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing")
-    try:
-        sd = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable safetensors file: {e}") from e
-    bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise ValueError(f"{path} is corrupt: NaN/inf values in {sorted(bad)[:5]}")
-    return sd
-
-
-def _check_and_load(module: nn.Module, sd: dict, path: Path, cfg_path: Path) -> None:
-    own = module.state_dict()
-    missing, unexpected = set(own) - set(sd), set(sd) - set(own)
-    bad_shapes = [f"{k} {tuple(sd[k].shape)} (config wants {tuple(own[k].shape)})"
-                  for k in sorted(set(own) & set(sd)) if own[k].shape != sd[k].shape]
-    if missing or unexpected or bad_shapes:
-        raise ValueError(f"{path} does not match {cfg_path}: missing={sorted(missing)[:5]} "
-                         f"unexpected={sorted(unexpected)[:5]} wrong_shape={bad_shapes[:5]}")
-    module.load_state_dict({k: v.float() for k, v in sd.items()})
 
 
 def is_latent_folder(folder: str | Path) -> bool:
