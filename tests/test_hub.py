@@ -234,3 +234,17 @@ def test_push_to_hub_refuses_a_broken_folder(fake_hub, tiny_model_dir, tmp_path)
     with pytest.raises(ValueError, match="generator.safetensors"):
         hub.push_to_hub(folder, "org/pushed")
     assert fake_hub.requests == [], "nothing may be sent for a broken folder"
+
+
+def test_a_latent_model_loads_from_the_hub_with_every_file(fake_hub, hf_cache, tmp_path):
+    """The latent model's folder has more files (one latent table per style): all are downloaded."""
+    from helpers import make_tiny_latent
+
+    from model.latent_model import LatentModel
+
+    src = make_tiny_latent().save_pretrained(tmp_path / "latent")
+    fake_hub.add("org/latent", src)
+    model, info = hub.load_model("org/latent")
+    assert isinstance(model, LatentModel) and info.source == "hub"
+    assert {p.name for p in src.iterdir()} <= {p.name for p in info.folder.iterdir()}
+    assert model.prior.names == make_tiny_latent().prior.names
