@@ -57,6 +57,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (bf16 on cuda and on CPUs with native bf16) | bf16 | none
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    prior_data: str = ""  # pack or imagefolder whose images fill the prior's latent tables at export ("" = --data); e.g. data/emoji/64 with every skin tone
     card_notes: str = ""  # a markdown file appended to the exported model card (the recipe's limits, measurements)
 
     def __post_init__(self) -> None:
@@ -240,20 +241,27 @@ class Trainer:
 
     @torch.no_grad()
     def build_prior(self) -> None:
-        """Encode every image into the prior's tables (posterior means and stds)."""
+        """Encode every image of --prior-data (default: the training data) into the prior's tables
+        (posterior means and stds)."""
         m, p = self.model.eval(), self.pack
+        names = self.names
+        if self.cfg.prior_data:
+            p = load_dataset(self.cfg.prior_data, size=self.mcfg.image_size, skin_tones="all")
+            if p.style_names != self.pack.style_names:
+                raise ValueError(f"--prior-data has styles {p.style_names}, the model {self.pack.style_names}")
+            names = image_names(p)
         mus, sig = [], []
         for i in range(0, len(p), 256):
             x = (p.images[i:i + 256].float() / 127.5 - 1.0).to(self.device)
             mu, logvar = m.encoder(x)
             mus.append(mu.float().cpu())
             sig.append(torch.exp(0.5 * logvar.float()).mean(dim=(2, 3)).cpu())  # (b, C)
-        entries, pairs = prior_captions(p, self.names)
+        entries, pairs = prior_captions(p, names)
         eid = {n: i for i, n in enumerate(entries)}
         caps = torch.tensor([c for c, _ in pairs])
         m.prior.fill(names=entries, cap_emb=p.cap_emb[caps].float(), cap_entry=torch.tensor([e for _, e in pairs]),
                      latents=torch.cat(mus), sigmas=torch.cat(sig),
-                     lat_entry=torch.tensor([eid[n] for n in self.names]), lat_style=p.styles.clone())
+                     lat_entry=torch.tensor([eid[n] for n in names]), lat_style=p.styles.clone())
         m.train()
 
     @torch.no_grad()
@@ -279,6 +287,7 @@ class Trainer:
         folder = self.out / "export"
         training = {"config": dataclasses.asdict(self.cfg), "steps": self.step, "minutes": round(self.seconds / 60, 1),
                     "device": str(self.device), "images": len(self.pack), "gate_calibration": cal,
+                    "prior_images": len(self.model.prior.latents),
                     "last_log": self.log[-1] if self.log else {}}
         self.model.save_pretrained(folder, extra_config={"training": training})
         self.sample_grid(folder / "samples.png")
