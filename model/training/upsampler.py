@@ -1,0 +1,138 @@
+"""Train our own 64 -> 256 upsampler on the emoji data:
+
+    python -m model.data --out data/emoji --sizes 256 --styles fluent3d,openmoji --no-skin-tones
+    python -m model.training.upsampler --high data/emoji/256 --low data/emoji/64 --out runs/sr
+
+Targets are the real 256-px images (fluent3d's sources are 256 px, OpenMoji is rendered from
+SVG; Noto and Twemoji ship 64 px only). Each target is paired with two inputs: its real 64-px
+image, and the shipped decoder's reconstruction of it (encode -> decode in its style), so the
+upsampler learns to clean the generator's softness instead of enlarging it. Emojis whose code
+hashes into the held-out twentieth are never trained on (``is_held_out``); the comparison
+in model/evaluation/upsamplers.py measures on them. Checkpoints resume (tensors only).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..upsample import Upsampler, UpsamplerConfig
+
+
+def is_held_out(code: str) -> bool:
+    return int(hashlib.md5(code.encode()).hexdigest(), 16) % 20 == 0
+
+
+def load_pairs(high: str | Path, low: str | Path, *, held_out: bool) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
+    """-> (records, low (N, 3, 64, 64) uint8, high (N, 3, 256, 256) uint8) for the split."""
+    high, low = Path(high), Path(low)
+    recs, lo, hi = [], [], []
+    for line in (high / "metadata.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if is_held_out(r["code"]) != held_out or not (low / r["file_name"]).is_file():
+            continue
+        recs.append(r)
+        lo.append(np.asarray(Image.open(low / r["file_name"]).convert("RGB")))
+        hi.append(np.asarray(Image.open(high / r["file_name"]).convert("RGB")))
+    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return recs, to_t(lo), to_t(hi)
+
+
+@torch.inference_mode()
+def reconstructions(model_folder: str | Path, low: torch.Tensor, styles: list[str], batch: int = 128) -> torch.Tensor:
+    """The decoder's reconstruction of each 64-px image in its own style, uint8 like `low`."""
+    from ..latent_model import LatentModel
+    model = LatentModel.from_folder(model_folder)
+    sid = torch.tensor([model.cfg.styles.index(s) for s in styles])
+    out = []
+    for i in range(0, len(low), batch):
+        x = low[i:i + batch].float() / 127.5 - 1
+        mu, _ = model.encoder(x)
+        y = model.decoder(mu, sid[i:i + batch]).clamp(-1, 1)
+        out.append(((y + 1) * 127.5).round().to(torch.uint8))
+    return torch.cat(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Train the 64 -> 256 upsampler on emoji pairs.")
+    ap.add_argument("--high", default="data/emoji/256")
+    ap.add_argument("--low", default="data/emoji/64")
+    ap.add_argument("--model", default="assets/model", help="latent model whose decoder makes the second inputs")
+    ap.add_argument("--out", default="runs/sr")
+    ap.add_argument("--features", type=int, default=32)
+    ap.add_argument("--convs", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=32, help="input crop (px at 64); targets are 4x")
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--max-minutes", type=float, default=0.0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    recs, lo, hi = load_pairs(args.high, args.low, held_out=False)
+    rec = reconstructions(args.model, lo, [r["style"] for r in recs])
+    inputs = torch.cat([lo, rec])  # (2N, 3, 64, 64): real and decoded inputs for the same targets
+    targets = torch.cat([hi, hi])
+    print(f"{len(recs)} training emojis x 2 inputs", flush=True)
+    cfg = UpsamplerConfig(features=args.features, convs=args.convs, name=f"ours ({args.features}x{args.convs + 2} convs)",
+                          source="trained by model/training/upsampler.py on the project's emoji data")
+    net = Upsampler(cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=args.lr * 0.05)
+    step, ckpt = 0, out / "ckpt.pt"
+    if ckpt.is_file():
+        s = torch.load(ckpt, weights_only=True)
+        net.load_state_dict(s["net"]); opt.load_state_dict(s["opt"]); sched.load_state_dict(s["sched"])  # noqa: E702
+        step = int(s["step"])
+        torch.set_rng_state(s["rng"])
+        print(f"resumed at step {step}", flush=True)
+    t0, c, log = time.time(), args.crop, (out / "log.jsonl").open("a")
+
+    def save():
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "step": torch.tensor(step), "rng": torch.get_rng_state()}, ckpt)
+        net.save_pretrained(out / "export", extra_config={"steps": step, "license": "same as the data it was trained on"})
+
+    while step < args.steps:
+        idx = torch.randint(0, len(inputs), (args.batch,))
+        ys, xs = torch.randint(0, 64 - c + 1, (2, args.batch))
+        x = torch.stack([inputs[i, :, a:a + c, b:b + c] for i, a, b in zip(idx, ys, xs)]).float() / 255
+        y = torch.stack([targets[i, :, 4 * a:4 * (a + c), 4 * b:4 * (b + c)] for i, a, b in zip(idx, ys, xs)]).float() / 255
+        if torch.rand(()) < 0.5:  # flips keep emoji statistics (a mirrored face is still a face)
+            x, y = x.flip(-1), y.flip(-1)
+        pred = net(x)
+        loss = F.l1_loss(pred, y) + 0.5 * (F.l1_loss(pred.diff(dim=-1), y.diff(dim=-1))
+                                           + F.l1_loss(pred.diff(dim=-2), y.diff(dim=-2)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        if step % 100 == 0:
+            minutes = (time.time() - t0) / 60
+            log.write(json.dumps({"step": step, "loss": round(loss.item(), 5), "minutes": round(minutes, 2)}) + "\n")
+            log.flush()
+            print(f"step {step} loss {loss.item():.4f} {minutes:.1f} min", flush=True)
+            if step % 500 == 0:
+                save()
+            if args.max_minutes and minutes >= args.max_minutes:
+                break
+    save()
+    print(f"exported {out / 'export'} at step {step}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
