@@ -19,11 +19,15 @@ from PIL import Image, ImageOps
 
 from .gan import TextToImageGAN
 from .hub import ModelInfo, load_model
+from .image_tasks import ImageTasks
 from .images import array_to_image, open_image, to_rgba
 from .latent_model import LatentModel
 from .prior import Reading
+from .upsample import Upsampler, resize
 
 MAX_SEED = 2**31 - 1
+OUTPUT_SIZE = 256  # what upscale=True returns: the super-resolution stage's output
+UPSAMPLER_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "upsampler"
 # zero-width and other invisible format characters: a prompt of only these is empty
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
 
@@ -40,7 +44,7 @@ class Limits:
 
 @dataclass
 class Scored:
-    image: Image.Image
+    image: Image.Image | None  # set once chosen: only the shown images are upscaled
     seed: int
     realism: float  # P(real) from the discriminator, in [0, 1]
     match: float  # P(image fits the prompt), in [0, 1]
@@ -67,12 +71,14 @@ class ScoreResult:
 
 
 @dataclass
-class Pipeline:
+class Pipeline(ImageTasks):
     model: TextToImageGAN | LatentModel
     info: ModelInfo
     device: torch.device
     dtype: torch.dtype = torch.float32
     limits: Limits = field(default_factory=Limits)
+    # the 64 -> 256 super-resolution stage; None: bicubic (said so by upsampler_name)
+    upsampler: Upsampler | None = None
     encoder: object | None = None  # SentenceEncoder; built lazily
     _emb_cache: dict = field(default_factory=dict, repr=False)
     _encoder_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -80,7 +86,9 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, model_id: str | None = None, revision: str | None = None, *,
-                        device: str | None = None, limits: Limits | None = None) -> "Pipeline":
+                        device: str | None = None, limits: Limits | None = None,
+                        upsampler: str | Path | None = UPSAMPLER_FOLDER) -> "Pipeline":
+        """upsampler: an Upsampler folder (default: the one shipped in assets/upsampler); None = bicubic."""
         model, info = load_model(model_id, revision)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.float16 if dev.type == "cuda" else torch.float32
@@ -88,7 +96,13 @@ class Pipeline:
         cpu_bf16 = dev.type == "cpu" and cpu_has_fast_bf16()
         if cpu_bf16:  # measured here: 1.8x the fp32 throughput at batch 16, mean abs diff 7e-4
             model = model.to(memory_format=torch.channels_last)
-        return cls(model=model, info=info, device=dev, dtype=dtype, limits=limits or Limits(), cpu_bf16=cpu_bf16)
+        up = None if upsampler is None else Upsampler.from_folder(upsampler).to(dev, dtype)
+        return cls(model=model, info=info, device=dev, dtype=dtype, limits=limits or Limits(), cpu_bf16=cpu_bf16,
+                   upsampler=up)
+
+    @property
+    def upsampler_name(self) -> str:
+        return self.upsampler.cfg.name if self.upsampler is not None else "bicubic (no upsampler loaded)"
 
     def autocast(self):
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.cpu_bf16 else contextlib.nullcontext()
@@ -172,14 +186,22 @@ class Pipeline:
             raise ValueError(f"{name} must be from 0 to 1, got {v}.")
         return v
 
-    def check_truncation(self, t) -> float:
+    def check_truncation(self, t, name: str = "diversity") -> float:
         try:
             t = float(t)
         except (TypeError, ValueError):
-            raise ValueError(f"diversity must be a number, got {t!r}.") from None
+            raise ValueError(f"{name} must be a number, got {t!r}.") from None
         if not (0.0 <= t <= self.limits.max_truncation) or math.isnan(t):
-            raise ValueError(f"diversity must be from 0 to {self.limits.max_truncation}, got {t}.")
+            raise ValueError(f"{name} must be from 0 to {self.limits.max_truncation}, got {t}.")
         return t
+
+    @staticmethod
+    def check_bool(value, name: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
 
     # --- building blocks ---
     def embed(self, prompts: list[str]) -> torch.Tensor:
@@ -254,14 +276,58 @@ class Pipeline:
         arr = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return [Image.fromarray(a) for a in arr]
 
+    def super_resolve(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) in [-1, 1] -> (B, 3, 256, 256) by the upsampler (bicubic without one).
+        The input is first quantised to the 8-bit image the model's size shows, and images go
+        through one at a time: the 256-px image is a function of that 64-px image alone (a seed
+        gives the same image alone or in any batch; conv kernels may pick per-batch algorithms)."""
+        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+        if self.upsampler is None:
+            return resize(x, OUTPUT_SIZE, "bicubic")
+        with self.autocast():
+            return torch.cat([self.upsampler.upscale(x[i:i + 1], OUTPUT_SIZE).float().cpu() for i in range(len(x))])
+
+    def finish(self, x: torch.Tensor, upscale) -> list[Image.Image]:
+        """Decoded images -> PIL, at 256 px through the super-resolution stage or at the model's size."""
+        return self.to_pil(self.super_resolve(x) if self.check_bool(upscale, "upscale") else x)
+
+    @staticmethod
+    def image_tensor(img: Image.Image) -> torch.Tensor:
+        """A model-size RGB PIL image -> (1, 3, S, S) in [-1, 1]."""
+        return torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+    def judge_and_rank(self, x: torch.Tensor, e: torch.Tensor, style_t: torch.Tensor, seeds: list[int], *,
+                       n: int, gate: float, fill: bool, round_robin_styles: bool, upscale=True,
+                       keep_order: bool = False) -> Generation:
+        """The gate: D judges every candidate (at the model's size); those with P(real) >= gate pass;
+        the best n by realism x match are returned (with fill, rejected ones make up the count),
+        and only they go through the super-resolution stage. keep_order: in candidate order."""
+        upscale = self.check_bool(upscale, "upscale")
+        realism, match, _ = self._judge(x, e, style_t.to(self.device))
+        scored = [Scored(None, seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
+                         self.model.cfg.styles[int(style_t[k])])
+                  for k in range(len(seeds))]
+        index = {id(s): k for k, s in enumerate(scored)}
+        order = scored if keep_order else sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
+        passed, rejected = [s for s in order if s.kept], [s for s in order if not s.kept]
+        if round_robin_styles:  # "any": take the styles in turns, not n of the one D likes best
+            passed, rejected = round_robin(passed), round_robin(rejected)
+        kept = order[:n] if keep_order else passed[:n]
+        if fill and len(kept) < n and not keep_order:
+            kept += rejected[: n - len(kept)]
+        rows = [index[id(s)] for s in kept]
+        for s, img in zip(kept, self.finish(x[rows], upscale) if rows else []):
+            s.image = img
+        return Generation(images=kept, candidates=len(seeds), discarded=sum(not s.kept for s in scored), gate=gate)
+
     # --- the three tasks ---
     def generate(self, prompt: str, n: int = 4, seed: int | None = 0, style: str = "any",
                  truncation: float = 1.0, candidates: int | None = None, gate: float | None = None,
-                 fill: bool = True) -> Generation:
+                 fill: bool = True, upscale: bool = True) -> Generation:
         """Draw `candidates` images (seeds seed..seed+N-1), drop those the discriminator judges
         fake (P(real) < gate), return the best n by realism x match. With fill=True, rejected
         images make up the count when too few pass (marked kept=False). gate=None: the model's
-        calibrated default."""
+        calibrated default. upscale: 256 px through the super-resolution stage (else the model's 64)."""
         prompt = self.check_prompt(prompt)
         n = self.check_int(n, "number of images", 1, self.limits.max_images)
         candidates = n if candidates is None else self.check_int(candidates, "candidates", n, self.limits.max_candidates)
@@ -273,25 +339,14 @@ class Pipeline:
         e = self.embed([prompt]).expand(candidates, -1)  # (N, text_dim)
         style_t = self.seed_styles(torch.full((candidates,), sid, dtype=torch.long), seeds)
         x = self.sample(e, style_t, seeds, truncation)
-        realism, match, _ = self._judge(x, e, style_t.to(self.device))
-        images = self.to_pil(x)
-        scored = [Scored(images[k], seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
-                         self.model.cfg.styles[int(style_t[k])])
-                  for k in range(candidates)]
-        order = sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
-        passed, rejected = [s for s in order if s.kept], [s for s in order if not s.kept]
-        if sid == self.model.cfg.num_styles:  # "any": take the styles in turns, not n of the one D likes best
-            passed, rejected = round_robin(passed), round_robin(rejected)
-        kept = passed[:n]
-        if fill and len(kept) < n:
-            kept += rejected[: n - len(kept)]
-        reading = self.model.prior.read(e[:1].float().cpu())[0] if self.is_latent else None
-        return Generation(images=kept, candidates=candidates, discarded=sum(not s.kept for s in scored),
-                          gate=gate, reading=reading)
+        out = self.judge_and_rank(x, e, style_t, seeds, n=n, gate=gate, fill=fill, upscale=upscale,
+                                  round_robin_styles=sid == self.model.cfg.num_styles)
+        out.reading = self.model.prior.read(e[:1].float().cpu())[0] if self.is_latent else None
+        return out
 
     def interpolate(self, prompt_a: str, prompt_b: str | None = None, steps: int = 8,
                     seed_a: int | None = 0, seed_b: int | None = None, style: str = "any",
-                    truncation: float = 1.0) -> list[Image.Image]:
+                    truncation: float = 1.0, upscale: bool = True) -> list[Image.Image]:
         """Frames from (prompt_a, seed_a) to (prompt_b, seed_b): text latents mu are lerped,
         noise is slerped. prompt_b=None keeps prompt_a; seed_b=None keeps seed_a."""
         prompt_a = self.check_prompt(prompt_a, name="first prompt")
@@ -310,7 +365,7 @@ class Pipeline:
             za = self.model.prior.sample([ra], [sid_a], [seed_a], truncation)[0]
             zb = self.model.prior.sample([rb], [sid_a], [seed_b], truncation)[0]
             t = torch.linspace(0, 1, steps)[:, None, None, None]
-            return self.to_pil(self.decode(torch.lerp(za[None], zb[None], t), torch.full((steps,), sid_a)))
+            return self.finish(self.decode(torch.lerp(za[None], zb[None], t), torch.full((steps,), sid_a)), upscale)
         with torch.inference_mode():
             _, mu, _ = self.model.text_head(e)  # (2, cond_dim)
         (za, _), (zb, _) = self.noise(seed_a, truncation), self.noise(seed_b, truncation)
@@ -319,7 +374,7 @@ class Pipeline:
         mu = mu.float().cpu()
         c = torch.lerp(mu[0:1].expand(steps, -1), mu[1:2].expand(steps, -1), t[:, None])  # (steps, cond_dim)
         style_t = self.seed_styles(torch.full((steps,), sid, dtype=torch.long), [seed_a] * steps)
-        return self.to_pil(self._run_g(z, c, style_t))
+        return self.finish(self._run_g(z, c, style_t), upscale)
 
     def prepare_image(self, image) -> Image.Image:
         """PIL image / path / HxWxC array -> square RGB model-size image (alpha onto white)."""
@@ -346,7 +401,7 @@ class Pipeline:
 
     def score(self, image, prompt: str | None = None, style: str = "any") -> ScoreResult:
         img = self.prepare_image(image)
-        x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, S, S)
+        x = self.image_tensor(img)  # (1, 3, S, S)
         e = None
         if prompt is not None and not isinstance(prompt, str):
             raise ValueError(f"The prompt must be text, got {type(prompt).__name__}.")

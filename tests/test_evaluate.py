@@ -390,7 +390,7 @@ def test_evaluation_samples_are_the_apps_images(tiny_model_dir):
 
     pipe = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
     pipe.encoder = FakeEncoder()
-    out = pipe.generate("red apple", n=3, seed=7, style=pipe.styles[1], gate=0.0, fill=True)
+    out = pipe.generate("red apple", n=3, seed=7, style=pipe.styles[1], gate=0.0, fill=True, upscale=False)
     emb = pipe.embed(["red apple"]).expand(3, -1)
     raw = E.sample(pipe, pipe.model, emb, torch.zeros(3, dtype=torch.long), [7, 8, 9], batch=2)
     shown = {s.seed: torch.from_numpy(np.array(s.image)).permute(2, 0, 1) for s in out.images}

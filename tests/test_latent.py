@@ -145,9 +145,9 @@ def test_different_prompts_and_styles_give_different_images(pipe):
 
 def test_read_and_interpolate(pipe):
     assert pipe.read("dog face").names[0] == "dog face"
-    frames = pipe.interpolate("red apple", "rocket", steps=5, seed_a=0, style="google", truncation=0.0)
+    frames = pipe.interpolate("red apple", "rocket", steps=5, seed_a=0, style="google", truncation=0.0, upscale=False)
     assert len(frames) == 5 and frames[0].size == (16, 16)
-    first = pipe.generate("red apple", n=1, seed=0, style="google", truncation=0.0).images[0].image
+    first = pipe.generate("red apple", n=1, seed=0, style="google", truncation=0.0, upscale=False).images[0].image
     assert np.array_equal(np.asarray(frames[0]), np.asarray(first))  # the first frame is the first end
     assert not np.array_equal(np.asarray(frames[0]), np.asarray(frames[-1]))
 

@@ -152,8 +152,14 @@ def test_model_config_dict_round_trip_and_unknown_keys(tmp_path):
 def test_different_prompts_give_different_images(pipe):
     a = pipe.generate("red apple", n=1, seed=0).images[0].image
     b = pipe.generate("rocket", n=1, seed=0).images[0].image
-    assert a.size == (CFG.image_size, CFG.image_size) and a.mode == "RGB"
+    assert a.size == (256, 256) and a.mode == "RGB"  # through the super-resolution stage by default
     assert np.abs(arr(a) - arr(b)).mean() > 1, "the prompt does not change the image"
+    raw = pipe.generate("red apple", n=1, seed=0, upscale=False).images[0].image
+    assert raw.size == (CFG.image_size, CFG.image_size)
+    # the 256-px image is the 64-px one enlarged (bicubic here: this pipeline has no upsampler)
+    raw_b = pipe.generate("rocket", n=1, seed=0, upscale=False).images[0].image
+    down = arr(a.resize(raw.size, Image.BOX))
+    assert np.abs(down - arr(raw)).mean() < 0.5 * np.abs(down - arr(raw_b)).mean()
 
 
 def test_seed_gives_the_same_image_alone_and_in_a_batch(pipe):
@@ -178,7 +184,7 @@ def test_generation_scores_and_gate(pipe):
 
 @pytest.mark.parametrize("prompt", PROMPTS[2:])
 def test_unicode_prompts_work(pipe, prompt):
-    gen = pipe.generate(prompt, n=2, seed=1)
+    gen = pipe.generate(prompt, n=2, seed=1, upscale=False)
     assert len(gen.images) == 2 and all(s.image.size == (CFG.image_size,) * 2 for s in gen.images)
     assert pipe.score(gen.images[0].image, prompt=prompt).match is not None
 
@@ -218,7 +224,7 @@ def test_style_and_number_inputs_from_the_ui_are_accepted(pipe):
 
 
 def test_interpolation_frames(pipe):
-    frames = pipe.interpolate("red apple", "rocket", steps=5, seed_a=1, seed_b=2)
+    frames = pipe.interpolate("red apple", "rocket", steps=5, seed_a=1, seed_b=2, upscale=False)
     assert len(frames) == 5 and all(f.size == (CFG.image_size,) * 2 for f in frames)
     assert not np.array_equal(arr(frames[0]), arr(frames[-1]))
     same_seed = pipe.interpolate("red apple", "rocket", steps=3, seed_a=7)

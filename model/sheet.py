@@ -1,0 +1,53 @@
+"""Results a user can take home: one PNG sheet of a whole result, captions under each image,
+and what reproduces it (prompt, style, seeds, model) in the PNG's text metadata."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
+
+TILE = 256
+CAPTION_H = 22
+COLUMNS = 4
+
+
+def contact_sheet(images: list[Image.Image], captions: list[str], metadata: dict, path: str | Path,
+                  *, tile: int = TILE, columns: int = COLUMNS) -> Path:
+    """images (any size; each is resized to `tile` px, nearest when enlarging 64-px ones) with their
+    captions -> a PNG at `path` whose text chunks hold every metadata key (values as JSON when not
+    str) plus "parameters", the whole metadata as one JSON object."""
+    if not images:
+        raise ValueError("nothing to put on a sheet: no images")
+    cols = min(columns, len(images))
+    rows = -(-len(images) // cols)
+    sheet = Image.new("RGB", (cols * tile, rows * (tile + CAPTION_H)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for i, (im, cap) in enumerate(zip(images, captions)):
+        x, y = (i % cols) * tile, (i // cols) * (tile + CAPTION_H)
+        resample = Image.NEAREST if im.width < tile else Image.LANCZOS
+        sheet.paste(im.convert("RGB").resize((tile, tile), resample), (x, y))
+        draw.text((x + 4, y + tile + 4), fit_text(draw, cap, font, tile - 8), fill=(40, 40, 40), font=font)
+    info = PngInfo()
+    for k, v in metadata.items():
+        info.add_text(str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+    info.add_text("parameters", json.dumps(metadata, ensure_ascii=False))
+    sheet.save(path, pnginfo=info)
+    return Path(path)
+
+
+def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """text cut (with an ellipsis) to fit `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The "parameters" a sheet was written with."""
+    with Image.open(path) as im:
+        return json.loads(im.text["parameters"])
