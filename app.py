@@ -1,4 +1,5 @@
-"""Gradio web app: text to image, latent interpolation and discriminator scoring.
+"""Gradio web app: text to image, variations and restyling, text edits, latent interpolation
+(between prompts or between images) and discriminator scoring.
 
     python app.py [--host 127.0.0.1] [--port 7860] [--share]
 
@@ -19,6 +20,7 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import hashlib  # noqa: E402
 import logging  # noqa: E402
+import re  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -28,6 +30,7 @@ import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from model.pipeline import Generation, Pipeline, Scored, frames_to_gif  # noqa: E402
+from model.sheet import contact_sheet  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -37,18 +40,20 @@ CSS_FILE = ROOT / "assets" / "style.css"
 # where gradio keeps cached example outputs; one sub-folder per model (see examples_cache_dir)
 EXAMPLES_CACHE_ROOT = Path(os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"))
 
-DISPLAY_SIZE = 256  # images are upscaled with nearest neighbour to this for display
+DISPLAY_SIZE = 256  # the super-resolution stage's output; raw 64-px images are shown enlarged by nearest neighbour
 QUEUE_CONCURRENCY = 1  # per event: torch already uses every core, parallel calls only thrash
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are refused with "queue is full"
 MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the app sees them
-# (style, n, seed, random seed, diversity, candidates, gate): the defaults of the first tab,
-# also used for the cached examples; gate None = the model's calibrated threshold (gen_defaults)
-GEN_DEFAULTS = ("any", 4, 0, False, 1.0, 16, None)
+# (style, n, seed, random seed, diversity, candidates, gate, upscale): the defaults of the first
+# tab, also used for the cached examples; gate None = the model's calibrated threshold (gen_defaults)
+GEN_DEFAULTS = ("any", 4, 0, False, 1.0, 16, None, True)
+UPSCALE_LABEL = "256 px (super-resolution; off = the model's raw 64 px)"
+CAPTION_RE = re.compile(r"^(?P<style>\w+) · seed (?P<seed>\d+)")
 
 
 def gen_defaults(pipeline: Pipeline) -> tuple:
     """GEN_DEFAULTS with the gate the model was calibrated at (keeps ~90 % of held-out real images)."""
-    return (*GEN_DEFAULTS[:-1], round(pipeline.default_gate, 2))
+    return (*GEN_DEFAULTS[:6], round(pipeline.default_gate, 2), GEN_DEFAULTS[7])
 
 
 # --- one function per event: plain Python over the pipeline ---
@@ -63,7 +68,8 @@ def user_errors():
 
 
 def upscale(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
-    return image.resize((size, size), Image.NEAREST)
+    """Display size: a 256-px image as it is, a raw 64-px one enlarged by nearest neighbour."""
+    return image if image.size == (size, size) else image.resize((size, size), Image.NEAREST)
 
 
 def caption(s: Scored) -> str:
@@ -86,23 +92,109 @@ def summary(out: Generation, gate: float | None = None) -> str:
     return text
 
 
+def result_sheet(pipeline: Pipeline, images: list[Scored], **metadata) -> str:
+    """A PNG sheet of the shown images (256 px each), with what reproduces them in its metadata."""
+    meta = {**metadata, "seeds": [s.seed for s in images], "styles": [s.style for s in images],
+            "model": str(pipeline.info.model_id), "revision": pipeline.info.revision or "",
+            "upsampler": pipeline.upsampler_name}
+    return str(contact_sheet([s.image for s in images], [caption(s) for s in images], meta,
+                             new_file_path(".png")))
+
+
 def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: int | None,
-                    random_seed: bool, diversity: float, candidates: int, gate: float):
-    """-> (gallery [(image, caption)], summary line)."""
+                    random_seed: bool, diversity: float, candidates: int, gate: float, upscale_: bool = True):
+    """-> (gallery [(image, caption)], summary line, path of the PNG sheet)."""
     with user_errors():
         out = pipeline.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
-                                truncation=diversity, candidates=candidates, gate=gate)
-    return [(upscale(s.image), caption(s)) for s in out.images], summary(out)
+                                truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_)
+    sheet = result_sheet(pipeline, out.images, prompt=" ".join(prompt.split()), style=style, diversity=diversity,
+                         candidates=candidates, gate=out.gate, upscale=upscale_) if out.images else None
+    return [(upscale(s.image), caption(s)) for s in out.images], summary(out), sheet
+
+
+def controls_from_caption(caption_text: str | None):
+    """A gallery caption ("twitter · seed 5 · ...") -> (style, seed, random seed off), the values
+    that put the controls back to that one image; raises gr.Error on anything else."""
+    m = CAPTION_RE.match(caption_text or "")
+    if not m:
+        raise gr.Error("That image has no seed to reuse (pick an image from a generated result).",
+                       print_exception=False)
+    return m.group("style"), int(m.group("seed")), False
+
+
+def gif_of(frames: list[Image.Image]) -> str:
+    return str(frames_to_gif(frames, new_gif_path(), size=DISPLAY_SIZE))
+
+
+def frame_gallery(frames: list[Image.Image], labels: list[str] | None = None):
+    labels = labels or [f"{i + 1}/{len(frames)}" for i in range(len(frames))]
+    return [(upscale(f), lab) for f, lab in zip(frames, labels)]
 
 
 def interpolate_frames(pipeline: Pipeline, prompt_a: str, prompt_b: str | None, seed_a: int | None,
-                       seed_b: int | None, steps: int, style: str, diversity: float):
+                       seed_b: int | None, steps: int, style: str, diversity: float, upscale_: bool = True):
     """-> (gallery of frames, path of an animated GIF)."""
     with user_errors():
         frames = pipeline.interpolate(prompt_a, prompt_b, steps=steps, seed_a=seed_a, seed_b=seed_b,
-                                      style=style, truncation=diversity)
-    gallery = [(upscale(f), f"{i + 1}/{len(frames)}") for i, f in enumerate(frames)]
-    return gallery, str(frames_to_gif(frames, new_gif_path(), size=DISPLAY_SIZE))
+                                      style=style, truncation=diversity, upscale=upscale_)
+    return frame_gallery(frames), gif_of(frames)
+
+
+def upload_path(image):
+    """gradio's raw upload record {"path": ...} (preprocess=False) -> its path; None stays None."""
+    return image.get("path") if isinstance(image, dict) else image
+
+
+def need_image(image, what: str = "an image"):
+    image = upload_path(image)
+    if image is None or image == "":
+        raise gr.Error(f"Upload {what} first (or send one from the text-to-image tab).", print_exception=False)
+    return image
+
+
+def interpolate_uploads(pipeline: Pipeline, image_a, image_b, steps: int, style: str, upscale_: bool = True):
+    """Two images -> (gallery of frames, GIF path)."""
+    a, b = need_image(image_a, "the first image"), need_image(image_b, "the second image")
+    with user_errors():
+        frames = pipeline.interpolate_images(a, b, steps=steps, style=style, upscale=upscale_)
+    return frame_gallery(frames), gif_of(frames)
+
+
+def vary_upload(pipeline: Pipeline, image, n: int, seed: int | None, strength: float, style: str,
+                candidates: int, gate: float, upscale_: bool = True):
+    """-> (gallery, summary, PNG sheet path)."""
+    image = need_image(image)
+    with user_errors():
+        out, looks = pipeline.variations(image, n=n, seed=seed, strength=strength, style=style,
+                                         candidates=candidates, gate=gate, upscale=upscale_)
+    text = f"The image looks like: {looks}.  \n" + summary(out).split("  \n")[-1]
+    sheet = result_sheet(pipeline, out.images, task="variations", looks_like=str(looks), strength=strength,
+                         style=style, gate=out.gate, upscale=upscale_)
+    return [(upscale(s.image), caption(s)) for s in out.images], text, sheet
+
+
+def restyle_upload(pipeline: Pipeline, image, upscale_: bool = True):
+    """-> (gallery: the image in every style, summary, PNG sheet path)."""
+    image = need_image(image)
+    with user_errors():
+        images, looks = pipeline.restyle(image, upscale=upscale_)
+    text = (f"The image looks like: {looks}. Drawn in each of the {len(images)} styles "
+            f"(realism against the gate {pipeline.default_gate:.2f}).")
+    sheet = result_sheet(pipeline, images, task="restyle", looks_like=str(looks), upscale=upscale_)
+    return [(upscale(s.image), caption(s)) for s in images], text, sheet
+
+
+def edit_upload(pipeline: Pipeline, image, prompt: str, source: str | None, strength: float, steps: int,
+                style: str, upscale_: bool = True):
+    """Text edit: -> (gallery of frames, GIF path, summary)."""
+    image = need_image(image)
+    with user_errors():
+        frames, used, looks = pipeline.edit(image, prompt, source=source, strength=strength, steps=steps,
+                                            style=style, upscale=upscale_)
+    strengths = [strength * i / (len(frames) - 1) for i in range(len(frames))]
+    text = (f"The image looks like: {looks}. Moved from \"{used}\" toward \"{' '.join(prompt.split())}\" "
+            f"(strength 0 to {strength:g}).")
+    return frame_gallery(frames, [f"strength {s:.2f}" for s in strengths]), gif_of(frames), text
 
 
 def score_upload(pipeline: Pipeline, image: str | dict | None, prompt: str | None, style: str):
@@ -120,12 +212,23 @@ def score_upload(pipeline: Pipeline, image: str | dict | None, prompt: str | Non
     return round(r.realism, 4), None if r.match is None else round(r.match, 4), r.heatmap, verdict
 
 
-def send_to_scoring(gallery, prompt: str, style: str):
-    """The first generated image (with its prompt and style) goes to the scoring tab."""
+def first_image(gallery):
     if not gallery:
         raise gr.Error("Generate images first: the gallery is empty.", print_exception=False)
-    first = gallery[0][0] if isinstance(gallery[0], (tuple, list)) else gallery[0]
-    return first, prompt, style, gr.Tabs(selected="score")
+    return gallery[0][0] if isinstance(gallery[0], (tuple, list)) else gallery[0]
+
+
+def send_to_scoring(gallery, prompt: str, style: str):
+    """The first generated image (with its prompt and style) goes to the scoring tab."""
+    return first_image(gallery), prompt, style, gr.Tabs(selected="score")
+
+
+def send_to_variations(gallery):
+    return first_image(gallery), gr.Tabs(selected="variations")
+
+
+def send_to_edit(gallery):
+    return first_image(gallery), gr.Tabs(selected="edit")
 
 
 def header(pipeline: Pipeline) -> str:
@@ -142,18 +245,22 @@ def header(pipeline: Pipeline) -> str:
 
 @functools.cache
 def gif_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="emoji-gan-gifs-"))  # one per process
+    return Path(tempfile.mkdtemp(prefix="emoji-t2i-files-"))  # GIFs and PNG sheets; one per process
+
+
+def new_file_path(suffix: str, keep: int = 64) -> str:
+    """A fresh file for a GIF or a PNG sheet; only the newest `keep` of each kind are kept
+    (gradio copies each one into its own cache before it is served)."""
+    old = sorted(gif_dir().glob(f"*{suffix}"), key=lambda p: p.stat().st_mtime)
+    for p in old[: max(0, len(old) - keep + 1)]:
+        p.unlink(missing_ok=True)
+    fd, path = tempfile.mkstemp(suffix=suffix, dir=gif_dir())
+    os.close(fd)
+    return path
 
 
 def new_gif_path(keep: int = 64) -> str:
-    """A fresh file for an interpolation GIF; only the newest `keep` are kept (gradio copies
-    each one into its own cache before it is served)."""
-    old = sorted(gif_dir().glob("*.gif"), key=lambda p: p.stat().st_mtime)
-    for p in old[: max(0, len(old) - keep + 1)]:
-        p.unlink(missing_ok=True)
-    fd, path = tempfile.mkstemp(suffix=".gif", dir=gif_dir())
-    os.close(fd)
-    return path
+    return new_file_path(".gif", keep)
 
 
 def read_examples(path: Path = EXAMPLES_FILE) -> list[str]:
@@ -182,20 +289,41 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
     # gradio reads this when gr.Examples is built and when it serves the cached files
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(examples_cache or examples_cache_dir(pipeline, prompts))
     defaults = gen_defaults(pipeline)
-    style0, n0, seed0, random0, div0, cand0, gate0 = defaults
+    style0, n0, seed0, random0, div0, cand0, gate0, up0 = defaults
 
-    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate,
+    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_=True,
                  progress=gr.Progress()):
-        progress(0, desc="Drawing candidates and judging them")
-        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate)
+        progress(0, desc="Drawing candidates, judging them, upscaling the best")
+        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_)
 
-    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, progress=gr.Progress()):
+    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale_=True,
+                    progress=gr.Progress()):
         progress(0, desc="Generating frames")
-        return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity)
+        return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale_)
+
+    def interpolate_images(image_a, image_b, steps, style, upscale_=True, progress=gr.Progress()):
+        progress(0, desc="Encoding both images and decoding the frames")
+        return interpolate_uploads(pipeline, image_a, image_b, steps, style, upscale_)
+
+    def variations(image, n, seed, strength, style, candidates, gate, upscale_=True, progress=gr.Progress()):
+        progress(0, desc="Encoding the image, drawing variations, judging them")
+        return vary_upload(pipeline, image, n, seed, strength, style, candidates, gate, upscale_)
+
+    def restyle(image, upscale_=True, progress=gr.Progress()):
+        progress(0, desc="Drawing the image in every style")
+        return restyle_upload(pipeline, image, upscale_)
+
+    def edit(image, prompt, source, strength, steps, style, upscale_=True, progress=gr.Progress()):
+        progress(0, desc="Moving the image's latent toward the new prompt")
+        return edit_upload(pipeline, image, prompt, source, strength, steps, style, upscale_)
 
     def score(image, prompt, style, progress=gr.Progress()):
         progress(0, desc="Asking the discriminator")
         return score_upload(pipeline, image, prompt, style)
+
+    def reuse(evt: gr.SelectData):  # a clicked result puts its style and seed back into the controls
+        value = evt.value if isinstance(evt.value, dict) else {}
+        return controls_from_caption(value.get("caption"))
 
     def sync_candidates(n, candidates):  # the gate needs at least n candidates
         try:
@@ -204,9 +332,18 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
             return gr.Slider()
         return gr.Slider(minimum=n, value=max(n, int(candidates or n)))
 
+    def image_input(label, elem_id):
+        return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                        elem_id=elem_id)
+
+    def results(label, elem_id, columns=4):
+        return gr.Gallery(label=label, columns=columns, format="png", object_fit="contain", elem_id=elem_id,
+                          buttons=["download", "fullscreen"])
+
     with gr.Blocks(title="Emoji text-to-image", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# Emoji text-to-image\nA prior reads your prompt, an image VAE's decoder draws it in "
-                    "the style you pick, and a discriminator's verdict decides which images you see.")
+                    "the style you pick, a discriminator's verdict decides which images you see, and an "
+                    "upsampler takes them from 64 to 256 px.")
         gr.Markdown(header(pipeline), elem_id="header")
         with gr.Tabs() as tabs:
             with gr.Tab("Text to image", id="generate"):
@@ -222,6 +359,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                             random_seed = gr.Checkbox(value=random0, label="Random seed")
                         diversity = gr.Slider(0, lim.max_truncation, value=div0, step=0.05,
                                               label="Diversity (0 = the best reading, no noise)")
+                        upscale_g = gr.Checkbox(value=up0, label=UPSCALE_LABEL)
                         with gr.Accordion("Discriminator gate", open=True):
                             candidates = gr.Slider(1, lim.max_candidates, value=cand0, step=1,
                                                    label="Candidates drawn (at least the number of images)")
@@ -229,38 +367,93 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                                              label="Gate: discard candidates with P(real) below")
                         run = gr.Button("Generate", variant="primary")
                     with gr.Column(scale=3):
-                        gallery = gr.Gallery(label="Images, best first (the summary says which passed the gate)", columns=4, format="png",
-                                             object_fit="contain", elem_classes="pixelated",
-                                             elem_id="gallery")
+                        gallery = results("Images, best first (click one to reuse its seed and style)", "gallery")
                         status = gr.Markdown(label="Summary", elem_id="gen-status")
-                        to_score = gr.Button("Send the first image to scoring", size="sm")
-                gen_inputs = [prompt, style, n, seed, random_seed, diversity, candidates, gate]
+                        sheet = gr.File(label="Download the whole result (PNG sheet; prompt, style and seeds "
+                                        "in its metadata)", elem_id="sheet")
+                        with gr.Row():
+                            to_vary = gr.Button("Vary the first image", size="sm")
+                            to_edit = gr.Button("Edit the first image", size="sm")
+                            to_score = gr.Button("Send the first image to scoring", size="sm")
+                gen_inputs = [prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_g]
                 gr.Examples([[p, *defaults] for p in prompts], inputs=gen_inputs,
-                            outputs=[gallery, status], fn=generate, cache_examples=True,
+                            outputs=[gallery, status, sheet], fn=generate, cache_examples=True,
                             cache_mode="eager", visible_columns=[0], label="Examples (cached)")
 
+            with gr.Tab("Variations & restyle", id="variations"):
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        upload_v = image_input("Image (an emoji, or any picture; transparency goes on white)", "upload-v")
+                        with gr.Row():
+                            n_v = gr.Slider(1, lim.max_images, value=4, step=1, label="Number of variations")
+                            seed_v = gr.Number(value=0, precision=0, label="Seed (-1 = random)")
+                        strength_v = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05,
+                                               label="How different (0 = the image as the model redraws it)")
+                        style_v = gr.Dropdown(styles, value="any", label="Style (any = the one it looks like)")
+                        with gr.Accordion("Discriminator gate", open=False):
+                            cand_v = gr.Slider(1, lim.max_candidates, value=8, step=1, label="Candidates drawn")
+                            gate_v = gr.Slider(0, 1, value=gate0, step=0.01,
+                                               label="Gate: discard candidates with P(real) below")
+                        upscale_v = gr.Checkbox(value=True, label=UPSCALE_LABEL)
+                        with gr.Row():
+                            run_v = gr.Button("Variations", variant="primary")
+                            run_r = gr.Button("Restyle in every style")
+                    with gr.Column(scale=3):
+                        gallery_v = results("Variations / the image in each style", "gallery-v")
+                        status_v = gr.Markdown(elem_id="var-status")
+                        sheet_v = gr.File(label="Download (PNG sheet)", elem_id="sheet-v")
+
+            with gr.Tab("Text edit", id="edit"):
+                gr.Markdown("\"Make it ...\": the image's latent moves by the difference between what the prior "
+                            "draws for the new prompt and for what the image is (DALL·E 2's text diffs).")
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        upload_e = image_input("Image to edit", "upload-e")
+                        prompt_e = gr.Textbox(label="Make it ... (the new prompt)", value="crying face", max_lines=2)
+                        source_e = gr.Textbox(label="What the image is (empty = what it looks like to the model)",
+                                              value="", max_lines=2)
+                        with gr.Row():
+                            strength_e = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05, label="Strength")
+                            steps_e = gr.Slider(2, lim.max_steps, value=6, step=1, label="Frames")
+                        style_e = gr.Dropdown(styles, value="any", label="Style (any = the one it looks like)")
+                        upscale_e = gr.Checkbox(value=True, label=UPSCALE_LABEL)
+                        run_e = gr.Button("Edit", variant="primary")
+                    with gr.Column(scale=3):
+                        frames_e = results("From the image (strength 0) to the edit", "frames-e", columns=6)
+                        status_e = gr.Markdown(elem_id="edit-status")
+                        gif_e = gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id="gif-e")
+
             with gr.Tab("Latent interpolation", id="interpolate"):
-                with gr.Row():
-                    prompt_a = gr.Textbox(label="First prompt", value="grinning face", max_lines=2)
-                    prompt_b = gr.Textbox(label="Second prompt (empty = the same)", value="red heart",
-                                          max_lines=2)
-                with gr.Row():
-                    seed_a = gr.Number(value=0, precision=0, label="First seed (-1 = random)")
-                    seed_b = gr.Number(value=1, precision=0, label="Second seed (empty = the same)")
-                    steps = gr.Slider(2, lim.max_steps, value=8, step=1, label="Steps")
-                    style_i = gr.Dropdown(styles, value="any", label="Style")
-                    diversity_i = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05, label="Diversity")
-                run_i = gr.Button("Interpolate", variant="primary")
-                frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain",
-                                    elem_classes="pixelated", elem_id="frames")
+                with gr.Tabs():
+                    with gr.Tab("Between prompts and seeds"):
+                        with gr.Row():
+                            prompt_a = gr.Textbox(label="First prompt", value="grinning face", max_lines=2)
+                            prompt_b = gr.Textbox(label="Second prompt (empty = the same)", value="red heart",
+                                                  max_lines=2)
+                        with gr.Row():
+                            seed_a = gr.Number(value=0, precision=0, label="First seed (-1 = random)")
+                            seed_b = gr.Number(value=1, precision=0, label="Second seed (empty = the same)")
+                            steps = gr.Slider(2, lim.max_steps, value=8, step=1, label="Steps")
+                            style_i = gr.Dropdown(styles, value="any", label="Style")
+                            diversity_i = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05, label="Diversity")
+                        upscale_i = gr.Checkbox(value=True, label=UPSCALE_LABEL)
+                        run_i = gr.Button("Interpolate", variant="primary")
+                    with gr.Tab("Between two images"):
+                        with gr.Row():
+                            image_a = image_input("First image", "image-a")
+                            image_b = image_input("Second image", "image-b")
+                        with gr.Row():
+                            steps_ii = gr.Slider(2, lim.max_steps, value=8, step=1, label="Steps")
+                            style_ii = gr.Dropdown(styles, value="any", label="Style (any = the first image's)")
+                            upscale_ii = gr.Checkbox(value=True, label=UPSCALE_LABEL)
+                        run_ii = gr.Button("Interpolate the images", variant="primary")
+                frames = results("Frames", "frames", columns=8)
                 gif = gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id="gif")
 
             with gr.Tab("Discriminator scoring", id="score"):
                 with gr.Row():
                     with gr.Column():
-                        upload = gr.Image(label="Image (any size; transparency goes on white)",
-                                             type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                             elem_id="upload")
+                        upload = image_input("Image (any size; transparency goes on white)", "upload")
                         prompt_s = gr.Textbox(label="Prompt (optional, for the text-match score)", value="", max_lines=2)
                         style_s = gr.Dropdown(styles, value="any", label="Style")
                         run_s = gr.Button("Score", variant="primary")
@@ -274,19 +467,34 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         # preprocess=False: the values reach the pipeline as sent, so the pipeline is the one
         # place that checks them (its messages name the field), and an upload reaches it as a
         # file path that it opens itself (gr.Image would open it with PIL first and fail silently)
-        gen_event = dict(fn=generate, inputs=gen_inputs, outputs=[gallery, status], preprocess=False)
+        gen_event = dict(fn=generate, inputs=gen_inputs, outputs=[gallery, status, sheet], preprocess=False)
         run.click(**gen_event, api_name="generate")
         prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private")
         n.change(sync_candidates, [n, candidates], candidates, api_name="sync_candidates",
                  api_visibility="private", queue=False, show_progress="hidden")
-        run_i.click(interpolate, [prompt_a, prompt_b, seed_a, seed_b, steps, style_i, diversity_i],
+        gallery.select(reuse, None, [style, seed, random_seed], api_name="reuse", api_visibility="private",
+                       queue=False, show_progress="hidden")
+        run_i.click(interpolate, [prompt_a, prompt_b, seed_a, seed_b, steps, style_i, diversity_i, upscale_i],
                     [frames, gif], api_name="interpolate", preprocess=False)
+        run_ii.click(interpolate_images, [image_a, image_b, steps_ii, style_ii, upscale_ii], [frames, gif],
+                     api_name="interpolate_images", preprocess=False)
+        vary_event = dict(fn=variations, inputs=[upload_v, n_v, seed_v, strength_v, style_v, cand_v, gate_v, upscale_v],
+                          outputs=[gallery_v, status_v, sheet_v], preprocess=False)
+        run_v.click(**vary_event, api_name="variations")
+        run_r.click(restyle, [upload_v, upscale_v], [gallery_v, status_v, sheet_v], api_name="restyle",
+                    preprocess=False)
+        edit_event = dict(fn=edit, inputs=[upload_e, prompt_e, source_e, strength_e, steps_e, style_e, upscale_e],
+                          outputs=[frames_e, gif_e, status_e], preprocess=False)
+        run_e.click(**edit_event, api_name="edit")
         score_event = dict(fn=score, inputs=[upload, prompt_s, style_s], outputs=[realism, match, heat, verdict],
                            preprocess=False)
         run_s.click(**score_event, api_name="score")
         to_score.click(send_to_scoring, [gallery, prompt, style], [upload, prompt_s, style_s, tabs],
                        api_name="send_to_scoring", api_visibility="private").success(
             **score_event, api_name="score_sent", api_visibility="private")
+        to_vary.click(send_to_variations, [gallery], [upload_v, tabs], api_name="send_to_variations",
+                      api_visibility="private").success(**vary_event, api_name="vary_sent", api_visibility="private")
+        to_edit.click(send_to_edit, [gallery], [upload_e, tabs], api_name="send_to_edit", api_visibility="private")
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
 

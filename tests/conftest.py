@@ -93,7 +93,8 @@ def free_port() -> int:
 
 
 def start_app(model_dir, cache_dir):
-    """app.build_demo on a TINY pipeline, served from a background thread on a free port."""
+    """app.build_demo on a tiny pipeline (with the shipped upsampler), served from a background
+    thread on a free port."""
     from types import SimpleNamespace
 
     import app
@@ -106,8 +107,18 @@ def start_app(model_dir, cache_dir):
     return SimpleNamespace(url=f"http://127.0.0.1:{port}/", demo=demo, pipeline=pipeline, cache=cache_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_latent_dir(tmp_path_factory):
+    """A saved tiny latent model folder (the default model's kind: encoder, decoder, discriminator,
+    prior and per-style latent tables). Treat it as read-only."""
+    from helpers import make_tiny_latent
+
+    return make_tiny_latent(seed=0, styles=("google", "twitter", "fluent3d", "openmoji")).save_pretrained(
+        tmp_path_factory.mktemp("tiny_latent"))
+
+
 @pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    srv = start_app(tiny_model_dir, tmp_path_factory.mktemp("examples_cache"))
+def server(tiny_latent_dir, tmp_path_factory):
+    srv = start_app(tiny_latent_dir, tmp_path_factory.mktemp("examples_cache"))
     yield srv
     srv.demo.close()

@@ -23,7 +23,8 @@ import app
 from conftest import free_port  # tests/ is on sys.path (rootdir conftest)
 
 ROOT = Path(__file__).resolve().parent.parent
-GEN = dict(prompt="red apple", style="any", n=4, seed=0, random_seed=False, diversity=1.0, candidates=8, gate=0.5)
+GEN = dict(prompt="red apple", style="any", n=4, seed=0, random_seed=False, diversity=1.0, candidates=8, gate=0.5,
+           upscale=True)
 CAPTION = re.compile(r"^(\w+) · seed (\d+) · realism [01]\.\d\d · match [01]\.\d\d( · below the gate)?$")
 
 
@@ -34,10 +35,12 @@ def client(server):
     return Client(server.url, verbose=False, download_files=str(server.cache.parent / "downloads"))
 
 
-def generate(client, **kw):
+def generate(client, sheet=False, **kw):
+    """-> (gallery, summary), or with sheet=True (gallery, summary, PNG sheet path)."""
     a = {**GEN, **kw}
-    return client.predict(a["prompt"], a["style"], a["n"], a["seed"], a["random_seed"], a["diversity"],
-                          a["candidates"], a["gate"], api_name="/generate")
+    out = client.predict(a["prompt"], a["style"], a["n"], a["seed"], a["random_seed"], a["diversity"],
+                         a["candidates"], a["gate"], a["upscale"], api_name="/generate")
+    return out if sheet else out[:2]
 
 
 def interpolate(client, prompt_a="grinning face", prompt_b="red heart", seed_a=0, seed_b=1, steps=5,
@@ -94,7 +97,7 @@ def test_queue_has_limits(server):
 
 def test_api_names(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/generate", "/interpolate", "/score"} <= set(named)
+    assert {"/generate", "/interpolate", "/score", "/variations", "/restyle", "/interpolate_images", "/edit"} <= set(named)
 
 
 def test_generate(client, server):
@@ -107,7 +110,8 @@ def test_generate(client, server):
         assert m.group(1) in ("google", "twitter", "fluent3d", "openmoji")  # "any" names the style drawn
         with Image.open(item["image"]) as im:
             assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
-    assert re.match(r"Drew 8 candidates; \d+ judged fake \(realism < 0\.50\) and discarded\.", summary)
+    assert re.match(r"Read the prompt as: .+\.  \nDrew 8 candidates; \d+ judged fake \(realism < 0\.50\) and discarded\.",
+                    summary), summary
     again, _ = generate(client, n=4, candidates=8, seed=123)
     assert [g["caption"] for g in again] == [g["caption"] for g in gallery]  # a seed reproduces
     assert Image.open(again[0]["image"]).tobytes() == Image.open(gallery[0]["image"]).tobytes()
@@ -326,3 +330,71 @@ def test_cli_serves_and_share_fails_softly(tiny_model_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --- the image features, the 64/256 switch and the take-home sheet ---
+
+def upload(path):
+    return handle_file(str(path))
+
+
+@pytest.fixture
+def emoji_png(tmp_path):
+    return save(disc(), tmp_path / "apple.png")
+
+
+def test_generate_raw_64_and_the_sheet(client):
+    gallery, _, sheet = generate(client, sheet=True, n=2, candidates=2, seed=9, upscale=False)
+    with Image.open(gallery[0]["image"]) as im:  # raw 16-px images are shown enlarged by nearest neighbour
+        assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
+    with Image.open(sheet) as im:
+        meta = json.loads(im.text["parameters"])
+        assert im.size == (2 * 256, 256 + 22)
+    assert meta["prompt"] == "red apple" and meta["upscale"] is False and sorted(meta["seeds"]) == [9, 10]
+    assert meta["styles"] == [CAPTION.match(g["caption"]).group(1) for g in gallery]
+    assert json.loads(Image.open(sheet).text["seeds"]) == meta["seeds"]
+
+
+def test_caption_puts_seed_and_style_back():
+    assert app.controls_from_caption("openmoji · seed 12 · realism 0.50 · match 0.40") == ("openmoji", 12, False)
+    with pytest.raises(app.gr.Error, match="no seed to reuse"):
+        app.controls_from_caption("3/8")
+
+
+def test_variations_and_restyle(client, emoji_png):
+    gallery, summary, sheet = client.predict(upload(emoji_png), 3, 4, 1.0, "any", 6, 0.0, True, api_name="/variations")
+    assert len(gallery) == 3 and summary.startswith("The image looks like: ")
+    seeds = sorted(int(CAPTION.match(g["caption"]).group(2)) for g in gallery)
+    assert len(set(seeds)) == 3 and all(4 <= x < 4 + 6 for x in seeds)  # the best 3 of 6 candidates
+    with Image.open(gallery[0]["image"]) as im:
+        assert im.size == (256, 256)
+    assert json.loads(Image.open(sheet).text["parameters"])["task"] == "variations"
+    styled, text, _ = client.predict(upload(emoji_png), False, api_name="/restyle")
+    assert [CAPTION.match(g["caption"]).group(1) for g in styled] == ["google", "twitter", "fluent3d", "openmoji"]
+    assert "Drawn in each of the 4 styles" in text
+
+
+def test_interpolate_images_and_edit(client, emoji_png, tmp_path):
+    other = save(disc(bg=(0, 0, 255, 255)), tmp_path / "blue.png")
+    frames, gif = client.predict(upload(emoji_png), upload(other), 5, "google", True, api_name="/interpolate_images")
+    assert [f["caption"] for f in frames] == [f"{i}/5" for i in range(1, 6)]
+    with Image.open(gif) as im:
+        assert im.n_frames == 2 * 5 - 2
+    frames, gif, text = client.predict(upload(emoji_png), "rocket", "", 1.0, 4, "any", False, api_name="/edit")
+    assert [f["caption"] for f in frames] == ["strength 0.00", "strength 0.33", "strength 0.67", "strength 1.00"]
+    assert 'toward "rocket"' in text and text.startswith("The image looks like: ")
+
+
+@pytest.mark.parametrize("endpoint, args, message", [
+    ("/variations", (None, 4, 0, 1.0, "any", 8, 0.5, True), "Upload an image first"),
+    ("/variations", ("IMG", 4, 0, 7.0, "any", 8, 0.5, True), "strength must be from 0 to 2.0, got 7.0"),
+    ("/restyle", (None, True), "Upload an image first"),
+    ("/interpolate_images", ("IMG", None, 4, "any", True), "Upload the second image first"),
+    ("/edit", ("IMG", "", "", 1.0, 4, "any", True), "The edit prompt is empty"),
+    ("/edit", ("IMG", "rocket", "", 1.0, 4, "cubism", True), "Unknown style 'cubism'"),
+])
+def test_image_features_bad_input(client, emoji_png, endpoint, args, message):
+    args = [upload(emoji_png) if a == "IMG" else a for a in args]
+    with pytest.raises(AppError, match=re.escape(message)):
+        client.predict(*args, api_name=endpoint)
+    assert_alive(client)

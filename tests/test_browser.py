@@ -2,6 +2,7 @@
 tabs of the real app.py served on a TINY model; screenshots go to tests/output/."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -100,3 +101,69 @@ def test_scoring_rejects_a_text_file(page, tmp_path):
     page.get_by_role("button", name="Score", exact=True).click()
     page.get_by_text("is not an image this app can read").first.wait_for()
     page.screenshot(path=str(OUTPUT / "6_upload_error.png"), full_page=True)
+
+
+def go_to_generate_and_draw(page, seed: int = 0):
+    page.get_by_role("tab", name="Text to image").click()
+    page.get_by_label("Prompt", exact=True).fill("red apple")
+    page.get_by_label("Seed (-1 = random)", exact=True).first.fill(str(seed))
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.locator("#gen-status").get_by_text("Drew").wait_for()
+    gallery_images(page, "gallery").first.wait_for()
+
+
+def test_click_a_result_reuses_its_seed(page):
+    go_to_generate_and_draw(page, seed=100)
+    page.locator("#gallery").get_by_text(re.compile(r"seed 1\d\d")).first.wait_for()  # the new result
+    page.locator("#sheet a").first.wait_for()  # the PNG sheet is offered for download
+    seed = int(page.locator("#gallery .caption-label, #gallery figcaption").first.inner_text().split("seed ")[1].split(" ")[0])
+    assert seed >= 100
+    seed_box = page.get_by_label("Seed (-1 = random)", exact=True).first
+    seed_box.fill("5")  # changed by hand after generating; clicking the image puts its seed back
+    gallery_images(page, "gallery").first.click()
+    for _ in range(100):
+        if seed_box.input_value() == str(seed):
+            break
+        page.wait_for_timeout(100)
+    assert seed_box.input_value() == str(seed)
+    page.screenshot(path=str(OUTPUT / "7_reuse_seed_and_sheet.png"), full_page=True)
+
+
+def test_variations_and_restyle_tab(page):
+    go_to_generate_and_draw(page)
+    page.get_by_role("button", name="Vary the first image").click()
+    page.locator("#var-status").get_by_text("looks like").wait_for()
+    gallery_images(page, "gallery-v").nth(3).wait_for()
+    page.screenshot(path=str(OUTPUT / "8_variations.png"), full_page=True)
+    page.get_by_role("button", name="Restyle in every style").click()
+    page.locator("#var-status").get_by_text("Drawn in each of the 4 styles").wait_for()
+    page.screenshot(path=str(OUTPUT / "9_restyle.png"), full_page=True)
+
+
+def test_text_edit_tab(page):
+    go_to_generate_and_draw(page)
+    page.get_by_role("button", name="Edit the first image").click()
+    page.locator("#upload-e img").wait_for()
+    page.get_by_label("Make it ... (the new prompt)").fill("rocket")
+    page.get_by_role("button", name="Edit", exact=True).click()
+    page.locator("#edit-status").get_by_text('toward "rocket"').wait_for()
+    gallery_images(page, "frames-e").nth(5).wait_for()
+    page.locator("#gif-e img").wait_for()
+    page.screenshot(path=str(OUTPUT / "10_text_edit.png"), full_page=True)
+
+
+def test_image_interpolation(page, tmp_path):
+    paths = []
+    for name, rgb in (("red", (220, 30, 30, 255)), ("blue", (30, 60, 220, 255))):
+        im = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        ImageDraw.Draw(im).ellipse((8, 8, 56, 56), fill=rgb)
+        im.save(tmp_path / f"{name}.png")
+        paths.append(tmp_path / f"{name}.png")
+    page.get_by_role("tab", name="Latent interpolation").click()
+    page.get_by_role("tab", name="Between two images").click()
+    page.locator("#image-a input[type=file]").set_input_files(str(paths[0]))
+    page.locator("#image-b input[type=file]").set_input_files(str(paths[1]))
+    page.locator("#image-b img").wait_for()
+    page.get_by_role("button", name="Interpolate the images").click()
+    gallery_images(page, "frames").nth(7).wait_for()
+    page.screenshot(path=str(OUTPUT / "11_image_interpolation.png"), full_page=True)
