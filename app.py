@@ -275,6 +275,10 @@ def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
     for p in sorted(pipeline.info.folder.iterdir()):
         if p.suffix in (".json", ".safetensors"):
             h.update(p.name.encode() + p.read_bytes())
+    h.update(pipeline.upsampler_name.encode())  # the examples are shown at 256 px: the upsampler is part of them
+    if pipeline.upsampler is not None:
+        for v in pipeline.upsampler.state_dict().values():
+            h.update(v.detach().float().cpu().numpy().tobytes())
     return EXAMPLES_CACHE_ROOT / h.hexdigest()[:16]
 
 

@@ -339,23 +339,30 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
         for p in PROMPTS:
             pipe._emb_cache[p] = torch.nn.functional.normalize(torch.randn(mc.text_dim, generator=g), dim=0)
     t = time.perf_counter()
-    pipe.generate(PROMPTS[0], n=4, seed=0)  # cold: loads the sentence encoder if needed
+    pipe.generate(PROMPTS[0], n=4, seed=0, upscale=False)  # cold: loads the sentence encoder if needed
     cold = time.perf_counter() - t
-    times = []
-    for i in range(n_lat):
-        if encode:
-            pipe._emb_cache.clear()
-        t = time.perf_counter()
-        pipe.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i)
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    r["pipeline_latency_4_images"] = {**percentiles(times), "first_call_ms": 1e3 * cold,
-                                      "text_encoding": "included (MiniLM, cache cleared each call)" if encode
-                                      else "skipped: MiniLM package not installed (random embeddings)",
-                                      "candidates": 4, "dtype": str(pipe.dtype).replace("torch.", ""),
-                                      "cpu_bf16_autocast": bool(getattr(pipe, "cpu_bf16", False))}
-    log(f"pipeline prompt -> 4 images: p50 {r['pipeline_latency_4_images']['p50_ms']:.1f} ms, "
-        f"p95 {r['pipeline_latency_4_images']['p95_ms']:.1f} ms")
+    pipe.generate(PROMPTS[0], n=4, seed=0, upscale=True)  # warm the upsampler's kernels too
+    times = {False: [], True: []}
+    for i in range(n_lat):  # both sizes interleaved in one run, so their ratio sees the same machine load
+        for up in (False, True):
+            if encode:
+                pipe._emb_cache.clear()
+            t = time.perf_counter()
+            pipe.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i, upscale=up)
+            _sync(device)
+            times[up].append(time.perf_counter() - t)
+    common = {"text_encoding": "included (MiniLM, cache cleared each call)" if encode
+              else "skipped: MiniLM package not installed (random embeddings)",
+              "candidates": 4, "dtype": str(pipe.dtype).replace("torch.", ""),
+              "cpu_bf16_autocast": bool(getattr(pipe, "cpu_bf16", False))}
+    r["pipeline_latency_4_images"] = {**percentiles(times[False]), "first_call_ms": 1e3 * cold,
+                                      "size": mc.image_size, **common}
+    r["pipeline_latency_4_images_256"] = {**percentiles(times[True]), "size": 256, "upsampler": pipe.upsampler_name,
+                                          "ratio_p50_vs_raw": statistics.median(times[True]) / statistics.median(times[False]),
+                                          **common}
+    for key in ("pipeline_latency_4_images", "pipeline_latency_4_images_256"):
+        row = r[key]
+        log(f"pipeline prompt -> 4 images at {row['size']} px: p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms")
 
     # --- the app ---
     if cfg.start_app or cfg.app_url:
@@ -451,6 +458,10 @@ def speed_markdown(r: dict) -> str:
               f"({lat['calls']} calls, text encoding {lat['text_encoding']}; first call {lat['first_call_ms']:.0f} ms); "
               f"one request is {lat['gflop_per_request']:.2f} GFLOP, so even at the measured matmul rate it needs "
               f">= {lat['flop_bound_ms']:.0f} ms"]
+    if "pipeline_latency_4_images_256" in r:
+        l2 = r["pipeline_latency_4_images_256"]
+        lines.append(f"- the same at 256 px (the app's default: {l2['upsampler']}): p50 {l2['p50_ms']:.1f} ms, "
+                     f"p95 {l2['p95_ms']:.1f} ms, {l2['ratio_p50_vs_raw']:.1f}x the 64-px p50 in the same run")
     if "app" in r:
         a = r["app"]
         if "start_s" in a:

@@ -398,3 +398,19 @@ def test_image_features_bad_input(client, emoji_png, endpoint, args, message):
     with pytest.raises(AppError, match=re.escape(message)):
         client.predict(*args, api_name=endpoint)
     assert_alive(client)
+
+
+def test_examples_cache_is_keyed_by_the_upsampler(server):
+    """The cached examples are 256-px images: another upsampler must not reuse them."""
+    import copy
+
+    import torch
+
+    pipe = copy.copy(server.pipeline)
+    before = app.examples_cache_dir(pipe, ["red apple"])
+    pipe.upsampler = copy.deepcopy(pipe.upsampler)
+    with torch.no_grad():
+        next(pipe.upsampler.parameters()).add_(0.01)
+    assert app.examples_cache_dir(pipe, ["red apple"]) != before
+    pipe.upsampler = None
+    assert app.examples_cache_dir(pipe, ["red apple"]) != before

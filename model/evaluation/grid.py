@@ -1,8 +1,9 @@
 """The sample grid a user sees: ``python -m model.evaluation.grid --model assets/model --out assets/results/grid.png``.
 
 Rows: exact emoji names and natural descriptions; columns: each style. Each cell is the first
-image the app's default call shows (seed 0, 16 candidates, the model's gate), at 2x (128 px per
-64 px image), with a red corner when no candidate passed the gate.
+image the app's default call shows (seed 0, 16 candidates, the model's gate, 256 px through the
+super-resolution stage), shown at 128 px (2x the model's 64), with a red corner when no
+candidate passed the gate.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def grid(pipe, prompts, *, scale: int = 2, label_w: int = 300) -> Image.Image:
             g = pipe.generate(p, n=1, seed=0, style=s, candidates=16)
             shown = g.images[0]
             x0, y0 = label_w + j * cell, 24 + i * cell
-            out.paste(shown.image.resize((cell, cell), Image.NEAREST), (x0, y0))
+            resample = Image.NEAREST if shown.image.width < cell else Image.LANCZOS
+            out.paste(shown.image.resize((cell, cell), resample), (x0, y0))
             if not shown.kept:
                 draw.polygon([(x0, y0), (x0 + 14, y0), (x0, y0 + 14)], fill="red")
     return out
