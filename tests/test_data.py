@@ -1,4 +1,5 @@
-"""Tests of model.data on a tiny fake copy of the four npm packages (no network, no npm)."""
+"""Tests of model.data (packages, catalog, render, build, records, cli) on a tiny fake copy of the
+four npm packages (no network, no npm)."""
 from __future__ import annotations
 
 import io
@@ -10,6 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from model import data as D
+from model.data import packages as P
+from model.data.render import _render_job
 
 
 def _png(size=(64, 64), color=(255, 0, 0, 255), fmt="PNG") -> bytes:
@@ -250,7 +253,7 @@ def test_cli_no_skin_tones_limit_and_workers(tmp_path, capsys):
 
 
 def test_missing_npm_and_failed_pack(tmp_path, monkeypatch):
-    monkeypatch.setattr(D.shutil, "which", lambda name: None)
+    monkeypatch.setattr(P.shutil, "which", lambda name: None)
     with pytest.raises(SystemExit, match="npm"):
         D.ensure_tarball(D.PACKAGES["openmoji"], tmp_path)
 
@@ -259,8 +262,8 @@ def test_missing_npm_and_failed_pack(tmp_path, monkeypatch):
         stdout = ""
         stderr = "npm ERR! 404 Not Found"
 
-    monkeypatch.setattr(D.shutil, "which", lambda name: "/usr/bin/npm")
-    monkeypatch.setattr(D.subprocess, "run", lambda *a, **k: Proc())
+    monkeypatch.setattr(P.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(P.subprocess, "run", lambda *a, **k: Proc())
     with pytest.raises(SystemExit, match="openmoji@17.0.0.*failed"):
         D.ensure_tarball(D.PACKAGES["openmoji"], tmp_path)
     assert D.PACKAGES["fluent3d"].tarball == "lobehub-fluent-emoji-3d-1.1.0.tgz"
@@ -309,7 +312,7 @@ def test_svg_with_missing_marker_renders(tmp_path):
     svg = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72">'
            b'<path d="M10 10 L60 60" stroke="#f00" stroke-width="8" marker-end="url(#Dot)"/></svg>')
     path = tmp_path / "x.png"
-    job_id, n, err = D._render_job(("svg", svg, [(64, str(path))], "x"))
+    job_id, n, err = _render_job(("svg", svg, [(64, str(path))], "x"))
     assert (n, err) == (1, None)
     assert Image.open(path).getpixel((0, 0)) == (255, 255, 255)
 

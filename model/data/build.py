@@ -1,0 +1,229 @@
+"""``build()``: the pinned packages -> one imagefolder per size (images, metadata.jsonl,
+ATTRIBUTION.md)."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .catalog import build_catalog, match_fluent
+from .packages import PACKAGES, STYLES, Package, _dedup_lower, code_str, ensure_tarball, read_members
+from .render import _import_cairosvg, _render_job
+
+def _style_sizes(style: str, sizes: Iterable[int]) -> list[int]:
+    return [s for s in sizes if s <= PACKAGES[style].native]
+
+
+def _license_text(data: dict[str, bytes], pkg: Package) -> str:
+    parts = []
+    for member in pkg.license_files:
+        if member not in data:
+            continue
+        text = data[member].decode("utf-8", "replace")
+        if member.endswith("README.md"):  # quote only the license section
+            m = re.search(r"^#+[^\n]*licen[sc]e[^\n]*\n(.*?)(?=^#+ |\Z)", text, re.I | re.M | re.S)
+            if not m:
+                continue
+            text = "\n".join(l for l in m.group(1).strip().splitlines() if not l.startswith("["))
+        parts.append(f"From `{member[len('package/'):]}`:\n\n```text\n{text.strip()}\n```\n")
+    return "\n".join(parts) or "(the package ships no license file)\n"
+
+
+def write_attribution(folder: Path, used: dict[str, str], licenses: dict[str, str]) -> None:
+    """``used``: style -> what was taken from its package ("images", "metadata")."""
+    lines = [
+        "# Attribution",
+        "",
+        "This dataset was built by `python -m model.data` from the pinned npm packages below. "
+        "Images were rasterized/resized, composited onto a white background and saved as PNG. "
+        "Captions are CLDR short names from OpenMoji's `openmoji.json` and/or the names of "
+        "`emoji.json` (emoji-datasource); keywords are emoji-datasource short names and "
+        "OpenMoji/CLDR tags.",
+        "",
+        "| style | package | version | license | copyright | used for |",
+        "|---|---|---|---|---|---|",
+    ]
+    for style in STYLES:
+        if style in used:
+            p = PACKAGES[style]
+            lic = "MIT (emoji.json)" if used[style] == "metadata (emoji.json)" else p.license
+            lines.append(f"| {style} | `{p.name}` | {p.version} | {lic} | {p.holder} | {used[style]} |")
+    lines.append("")
+    for style in STYLES:
+        if style not in used:
+            continue
+        p = PACKAGES[style]
+        lines += [
+            f"## {p.name}@{p.version} ({style})",
+            "",
+            f"- Used for: {used[style]}",
+            f"- License: {p.license}" + (" (images); emoji.json MIT" if style in ("google", "twitter") else ""),
+            f"- Copyright: {p.holder}",
+            f"- URL: {p.url}",
+            f"- npm: https://www.npmjs.com/package/{p.name}/v/{p.version}",
+            "",
+            p.note,
+            "",
+            licenses.get(style, "(license file not read)\n"),
+        ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ATTRIBUTION.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def build(
+    out: str | Path = "data/emoji",
+    cache: str | Path = "data/npm-cache",
+    sizes: Iterable[int] = (64, 128),
+    styles: Iterable[str] = STYLES,
+    skin_tones: bool = True,
+    limit: int | None = None,
+    workers: int = 2,
+    names: str = "cldr",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build the datasets.
+
+    Returns {"counts": {size: {style: n}}, "written": files written, "unmatched": fluent3d
+    files matching no code, "failed": file_names whose source could not be rendered}.
+    """
+    from tqdm import tqdm
+
+    out, cache = Path(out), Path(cache)
+    sizes = sorted({int(s) for s in sizes})
+    requested = set(styles)
+    if not requested or requested - set(STYLES):
+        raise ValueError(f"styles must be among {STYLES}, got {sorted(requested)}")
+    styles = [s for s in STYLES if s in requested]
+    if names not in ("cldr", "unicode"):
+        raise ValueError(f"names must be 'cldr' or 'unicode', got {names!r}")
+    if "openmoji" in styles:
+        _import_cairosvg()
+
+    # metadata comes from emoji-datasource (emoji.json) and openmoji (openmoji.json) always
+    meta_style = next((s for s in ("google", "twitter") if s in styles), "google")
+    needed = sorted(set(styles) | {meta_style, "openmoji"}, key=STYLES.index)
+    tarballs = {s: ensure_tarball(PACKAGES[s], cache) for s in needed}
+
+    def wanted_for(style: str):
+        lic = set(PACKAGES[style].license_files)
+        if style in ("google", "twitter"):
+            imgs = style in styles
+            prefix = f"package/img/{style}/64/"
+            return lambda n: n == "package/emoji.json" or n in lic or (imgs and n.startswith(prefix) and n.endswith(".png"))
+        if style == "fluent3d":
+            return lambda n: n in lic or (n.startswith("package/") and n.endswith(".webp"))
+        imgs = style in styles
+        return lambda n: n == "package/data/openmoji.json" or n in lic or (
+            imgs and n.startswith("package/color/svg/") and n.endswith(".svg"))
+
+    data: dict[str, dict[str, bytes]] = {}
+    for s in tqdm(needed, desc="reading packages", disable=not progress):
+        data[s] = read_members(tarballs[s], wanted_for(s))
+    try:
+        emoji_json = json.loads(data[meta_style]["package/emoji.json"])
+        openmoji_json = json.loads(data["openmoji"]["package/data/openmoji.json"])
+    except KeyError as e:
+        raise SystemExit(f"{e.args[0]} not found in its package tarball") from e
+    cat = build_catalog(emoji_json, openmoji_json)
+
+    unmatched: list[str] = []
+    if "fluent3d" in styles:
+        fl, unmatched = match_fluent([n for n in data["fluent3d"] if n.endswith(".webp")], cat)
+        for key, member in fl.items():
+            cat[key].images["fluent3d"] = member
+
+    # records per style
+    per_style: dict[str, list[dict]] = {}
+    for style in styles:
+        src = data[style]
+        recs = []
+        for key, ent in cat.items():
+            member = ent.images.get(style)
+            if member is None or member not in src:
+                continue
+            if ent.skin_tone and not skin_tones:
+                continue
+            code = code_str(key)
+            text = ent.name(names)
+            recs.append({
+                "file_name": f"images/{style}/{code}.png",
+                "text": text,
+                "style": style,
+                "keywords": _dedup_lower(ent.short_names + ent.tags, drop=[text]),
+                "category": ent.category or "Extras",
+                "code": code,
+                "skin_tone": ent.skin_tone,
+                "_member": member,
+            })
+        recs.sort(key=lambda r: r["code"])
+        per_style[style] = recs[:limit] if limit is not None else recs
+
+    # render what is missing
+    jobs = []
+    for style in styles:
+        ss = _style_sizes(style, sizes)
+        kind = "svg" if style == "openmoji" else "raster"
+        for size in ss:
+            (out / str(size) / "images" / style).mkdir(parents=True, exist_ok=True)
+        for r in per_style[style]:
+            outputs = [(size, str(out / str(size) / r["file_name"])) for size in ss]
+            outputs = [(s, p) for s, p in outputs if not os.path.exists(p)]
+            if outputs:
+                jobs.append((kind, data[style][r["_member"]], outputs, r["file_name"]))
+    written = 0
+    failed: dict[str, str] = {}
+    if jobs:
+        bar = tqdm(total=len(jobs), desc="rendering images", unit="img", disable=not progress)
+        if workers > 1 and len(jobs) > 1:
+            ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            with ctx.Pool(workers) as pool:
+                results = pool.imap_unordered(_render_job, jobs, chunksize=16)
+                for job_id, n, err in results:
+                    written += n
+                    if err:
+                        failed[job_id] = err
+                    bar.update()
+        else:
+            for job in jobs:
+                job_id, n, err = _render_job(job)
+                written += n
+                if err:
+                    failed[job_id] = err
+                bar.update()
+        bar.close()
+    for job_id, err in sorted(failed.items()):
+        print(f"warning: skipped {job_id}: {err}", file=sys.stderr)
+    if failed:
+        for style in styles:
+            per_style[style] = [r for r in per_style[style] if r["file_name"] not in failed]
+    del jobs
+
+    # metadata + attribution per size
+    licenses = {s: _license_text(data[s], PACKAGES[s]) for s in needed}
+    counts: dict[int, dict[str, int]] = {}
+    for size in sizes:
+        folder = out / str(size)
+        in_size = [s for s in styles if size in _style_sizes(s, sizes)]
+        if not in_size:
+            continue
+        counts[size] = {}
+        tmp = folder / "metadata.jsonl.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for style in in_size:
+                counts[size][style] = len(per_style[style])
+                for r in per_style[style]:
+                    row = {k: v for k, v in r.items() if not k.startswith("_")}
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, folder / "metadata.jsonl")
+        used = {s: "images" for s in in_size}
+        used.setdefault(meta_style, "metadata (emoji.json)")
+        used["openmoji"] = "images, captions and tags" if "openmoji" in in_size else "captions and tags (openmoji.json)"
+        if names == "unicode" and "openmoji" not in in_size:
+            used["openmoji"] = "tags (openmoji.json)"
+        write_attribution(folder, used, licenses)
+    return {"counts": counts, "written": written, "unmatched": unmatched,
+            "failed": sorted(failed)}

@@ -1,0 +1,80 @@
+"""Reading an imagefolder's records back (``read_metadata``) and the training captions of a
+record (``caption_variants``): what model.dataset builds its packs from."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .packages import _dedup_lower
+
+def _words(s: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", s.lower()))
+
+
+def caption_variants(record: dict) -> list[str]:
+    """Training captions for a record: the name, 3 templates and up to 2 keyword phrases.
+
+    Deterministic order, deduplicated, lowercase. Keyword phrases are "{name}, {keyword}"
+    for the first keywords that add a word the name does not already have.
+    """
+    name = " ".join(str(record.get("text") or record.get("caption") or "").lower().split())
+    if not name:
+        return []
+    style = str(record.get("style") or "").lower().strip()
+    caps = [name, f"an emoji of {name}", f"{name} emoji"]
+    if style:
+        caps.append(f"{name} in {style} style")
+    kws = record.get("keywords") or []
+    if isinstance(kws, str):
+        kws = kws.split(",")
+    name_words = _words(name)
+    n = 0
+    for kw in kws:
+        kw = " ".join(str(kw).lower().split())
+        if not kw or _words(kw) <= name_words:
+            continue
+        caps.append(f"{name}, {kw}")
+        n += 1
+        if n == 2:
+            break
+    return _dedup_lower(caps)
+
+
+def read_metadata(folder: str | Path) -> list[dict]:
+    """Records of an imagefolder's ``metadata.jsonl``, in file order.
+
+    Each record keeps its columns, gets ``text`` (copied from ``caption`` when only that
+    exists) and ``path`` (the image file). Raises ``ValueError`` naming the file and line on
+    bad JSON, a missing ``file_name``/``text``/``caption`` or a missing image file, and
+    ``FileNotFoundError`` when there is no metadata.jsonl.
+    """
+    folder = Path(folder)
+    meta = folder / "metadata.jsonl"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{meta} not found (expected an imagefolder with metadata.jsonl)")
+    records = []
+    with open(meta, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{meta}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: bad JSON ({e.msg})") from e
+            if not isinstance(rec, dict):
+                raise ValueError(f"{where}: expected a JSON object")
+            text = rec.get("text", rec.get("caption"))
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{where}: missing 'text' (or 'caption') column")
+            fname = rec.get("file_name")
+            if not isinstance(fname, str) or not fname:
+                raise ValueError(f"{where}: missing 'file_name' column")
+            path = folder / fname
+            if not path.is_file():
+                raise ValueError(f"{where}: image file {path} does not exist")
+            rec["text"] = text
+            rec["path"] = str(path)
+            records.append(rec)
+    return records
