@@ -50,3 +50,13 @@ def open_image(path: str | Path, max_pixels: int) -> Image.Image:
         raise ValueError(f"{Path(path).name} is too large: the limit is {max_pixels / 1e6:g} megapixels.") from None
     except (OSError, SyntaxError) as e:
         raise ValueError(f"{Path(path).name} is not an image this app can read ({type(e).__name__}).") from e
+
+
+def heatmap_overlay(img: Image.Image, patch: np.ndarray, size: int = 256) -> Image.Image:
+    """Green where the discriminator finds a region real, red where it finds it fake."""
+    base = img.resize((size, size), Image.NEAREST).convert("RGB")
+    p = Image.fromarray((patch * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    p = np.asarray(p, dtype=np.float32)[..., None] / 255.0  # (size, size, 1)
+    color = np.concatenate([(1 - p) * 255, p * 255, np.zeros_like(p)], axis=2)  # red -> green
+    out = 0.55 * np.asarray(base, dtype=np.float32) + 0.45 * color
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8))

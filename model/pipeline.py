@@ -7,8 +7,6 @@ the same image alone or inside any batch.
 from __future__ import annotations
 
 import contextlib
-import math
-import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,19 +15,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .checks import MAX_SEED, InputChecks
 from .gan import TextToImageGAN
 from .hub import ModelInfo, load_model
 from .image_tasks import ImageTasks
-from .images import array_to_image, open_image, to_rgba
+from .images import array_to_image, heatmap_overlay, open_image, to_rgba
 from .latent_model import LatentModel
 from .prior import Reading
+from .sheet import frames_to_gif  # noqa: F401  (re-exported: callers import it from here)
 from .upsample import Upsampler, resize
 
-MAX_SEED = 2**31 - 1
 OUTPUT_SIZE = 256  # what upscale=True returns: the super-resolution stage's output
 UPSAMPLER_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "upsampler"
-# zero-width and other invisible format characters: a prompt of only these is empty
-INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ class ScoreResult:
 
 
 @dataclass
-class Pipeline(ImageTasks):
+class Pipeline(InputChecks, ImageTasks):
     model: TextToImageGAN | LatentModel
     info: ModelInfo
     device: torch.device
@@ -131,77 +128,6 @@ class Pipeline(ImageTasks):
         if not self.is_latent:
             raise ValueError("this model has no retrieval prior to read prompts with")
         return self.model.prior.read(self.embed([self.check_prompt(prompt)]).float().cpu())[0]
-
-    # --- validation ---
-    def check_prompt(self, prompt: str | None, *, name: str = "prompt") -> str:
-        if prompt is not None and not isinstance(prompt, str):
-            raise ValueError(f"The {name} must be text, got {type(prompt).__name__}.")
-        try:
-            (prompt or "").encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate (e.g. "\\ud800" sent through the HTTP API)
-            raise ValueError(f"The {name} contains characters that are not valid Unicode text "
-                             "(a lone surrogate); send it as UTF-8 text.") from None
-        if not (prompt or "").translate(INVISIBLE).strip():  # only invisible characters is empty too
-            raise ValueError(f"The {name} is empty: describe an emoji, e.g. 'red apple'.")
-        prompt = " ".join(prompt.split())  # joiners stay: they hold emoji sequences together
-        if len(prompt) > self.limits.max_prompt_chars:
-            raise ValueError(f"The {name} has {len(prompt)} characters; the limit is "
-                             f"{self.limits.max_prompt_chars}.")
-        return prompt
-
-    @staticmethod
-    def check_int(value, name: str, lo: int, hi: int) -> int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value.strip())
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}.")
-        if not lo <= value <= hi:
-            raise ValueError(f"{name} must be from {lo} to {hi}, got {value}.")
-        return value
-
-    def check_seed(self, seed) -> int:
-        if isinstance(seed, str) and seed.strip() in ("", "-1"):
-            seed = None
-        if seed is None or (isinstance(seed, (int, float)) and seed < 0):
-            return random.randint(0, MAX_SEED)  # -1 / None: a fresh random seed
-        return self.check_int(seed, "seed", 0, MAX_SEED)
-
-    def check_style(self, style: str | None) -> int:
-        if style is not None and not isinstance(style, str):
-            raise ValueError(f"style must be one of {', '.join(self.styles)}, got {style!r}.")
-        style = (style or "any").strip().lower()
-        if style not in self.styles:
-            raise ValueError(f"Unknown style {style!r}; choose one of {', '.join(self.styles)}.")
-        return self.styles.index(style) - 1 if style != "any" else self.model.cfg.num_styles
-
-    @staticmethod
-    def check_fraction(value, name: str) -> float:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}.") from None
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must be from 0 to 1, got {v}.")
-        return v
-
-    def check_truncation(self, t, name: str = "diversity") -> float:
-        try:
-            t = float(t)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {t!r}.") from None
-        if not (0.0 <= t <= self.limits.max_truncation) or math.isnan(t):
-            raise ValueError(f"{name} must be from 0 to {self.limits.max_truncation}, got {t}.")
-        return t
-
-    @staticmethod
-    def check_bool(value, name: str) -> bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
 
     # --- building blocks ---
     def embed(self, prompts: list[str]) -> torch.Tensor:
@@ -444,21 +370,3 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def heatmap_overlay(img: Image.Image, patch: np.ndarray, size: int = 256) -> Image.Image:
-    """Green where the discriminator finds a region real, red where it finds it fake."""
-    base = img.resize((size, size), Image.NEAREST).convert("RGB")
-    p = Image.fromarray((patch * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
-    p = np.asarray(p, dtype=np.float32)[..., None] / 255.0  # (size, size, 1)
-    color = np.concatenate([(1 - p) * 255, p * 255, np.zeros_like(p)], axis=2)  # red -> green
-    out = 0.55 * np.asarray(base, dtype=np.float32) + 0.45 * color
-    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
-
-
-def frames_to_gif(frames: list[Image.Image], path: str | Path, *, size: int = 256, ms: int = 120) -> Path:
-    """Write frames as a looping GIF (there and back), upscaled with nearest neighbour."""
-    big = [f.resize((size, size), Image.NEAREST) for f in frames]
-    seq = big + big[-2:0:-1]
-    seq[0].save(path, save_all=True, append_images=seq[1:], duration=ms, loop=0)
-    return Path(path)

@@ -1,5 +1,5 @@
 """Results a user can take home: one PNG sheet of a whole result, captions under each image,
-and what reproduces it (prompt, style, seeds, model) in the PNG's text metadata."""
+and what reproduces it (prompt, style, seeds, model) in the PNG's text metadata; animated GIFs."""
 from __future__ import annotations
 
 import json
@@ -51,3 +51,11 @@ def read_metadata(path: str | Path) -> dict:
     """The "parameters" a sheet was written with."""
     with Image.open(path) as im:
         return json.loads(im.text["parameters"])
+
+
+def frames_to_gif(frames: list[Image.Image], path: str | Path, *, size: int = 256, ms: int = 120) -> Path:
+    """Write frames as a looping GIF (there and back), upscaled with nearest neighbour."""
+    big = [f.resize((size, size), Image.NEAREST) for f in frames]
+    seq = big + big[-2:0:-1]
+    seq[0].save(path, save_all=True, append_images=seq[1:], duration=ms, loop=0)
+    return Path(path)

@@ -1,0 +1,84 @@
+"""Input checks shared by every task: each raises ValueError with a message that names the field,
+so the web UI and API callers get the same answer whatever they send."""
+from __future__ import annotations
+
+import math
+import random
+
+MAX_SEED = 2**31 - 1
+# zero-width and other invisible format characters: a prompt of only these is empty
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
+
+
+class InputChecks:
+    """Mixin for Pipeline: needs self.limits, self.styles and self.model.cfg.num_styles."""
+
+    def check_prompt(self, prompt: str | None, *, name: str = "prompt") -> str:
+        if prompt is not None and not isinstance(prompt, str):
+            raise ValueError(f"The {name} must be text, got {type(prompt).__name__}.")
+        try:
+            (prompt or "").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (e.g. "\\ud800" sent through the HTTP API)
+            raise ValueError(f"The {name} contains characters that are not valid Unicode text "
+                             "(a lone surrogate); send it as UTF-8 text.") from None
+        if not (prompt or "").translate(INVISIBLE).strip():  # only invisible characters is empty too
+            raise ValueError(f"The {name} is empty: describe an emoji, e.g. 'red apple'.")
+        prompt = " ".join(prompt.split())  # joiners stay: they hold emoji sequences together
+        if len(prompt) > self.limits.max_prompt_chars:
+            raise ValueError(f"The {name} has {len(prompt)} characters; the limit is "
+                             f"{self.limits.max_prompt_chars}.")
+        return prompt
+
+    @staticmethod
+    def check_int(value, name: str, lo: int, hi: int) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}.")
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must be from {lo} to {hi}, got {value}.")
+        return value
+
+    def check_seed(self, seed) -> int:
+        if isinstance(seed, str) and seed.strip() in ("", "-1"):
+            seed = None
+        if seed is None or (isinstance(seed, (int, float)) and seed < 0):
+            return random.randint(0, MAX_SEED)  # -1 / None: a fresh random seed
+        return self.check_int(seed, "seed", 0, MAX_SEED)
+
+    def check_style(self, style: str | None) -> int:
+        if style is not None and not isinstance(style, str):
+            raise ValueError(f"style must be one of {', '.join(self.styles)}, got {style!r}.")
+        style = (style or "any").strip().lower()
+        if style not in self.styles:
+            raise ValueError(f"Unknown style {style!r}; choose one of {', '.join(self.styles)}.")
+        return self.styles.index(style) - 1 if style != "any" else self.model.cfg.num_styles
+
+    @staticmethod
+    def check_fraction(value, name: str) -> float:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}.") from None
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be from 0 to 1, got {v}.")
+        return v
+
+    def check_truncation(self, t, name: str = "diversity") -> float:
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {t!r}.") from None
+        if not (0.0 <= t <= self.limits.max_truncation) or math.isnan(t):
+            raise ValueError(f"{name} must be from 0 to {self.limits.max_truncation}, got {t}.")
+        return t
+
+    @staticmethod
+    def check_bool(value, name: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
