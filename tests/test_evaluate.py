@@ -1,4 +1,4 @@
-"""Tests of the measuring code: model.evaluate (quick mode end to end on a TINY model and a
+"""Tests of the measuring code: model.evaluation (quick mode end to end on a TINY model and a
 synthetic imagefolder), model.evaluator, model.bench's FLOP counter, model.dfgan, model.loadtest."""
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from model import evaluate as E
 from model.bench import BenchConfig, count_macs, num_threads, run_bench, speed_markdown
 from model.dfgan import DFGANGenerator
+from model.evaluation import metrics as M
+from model.evaluation import protocol as P
+from model.evaluation.cli import parse_args
+from model.evaluation.config import RPREC_KEYS
+from model.evaluation.report import fd_enl0_note
 from model.evaluator import (Evaluator, EvaluatorConfig, EvaluatorTrainConfig, base_name, fd, frechet_distance,
                              image_names, held_out_groups, train_evaluator)
 from model.loadtest import classify, summarize
@@ -62,10 +66,10 @@ def colour_pack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def quick_results(tiny_model_dir, colour_pack, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    cfg = E.parse_args(["--quick", "--model", str(tiny_model_dir), "--data", str(colour_pack), "--out", str(out),
+    cfg = parse_args(["--quick", "--model", str(tiny_model_dir), "--data", str(colour_pack), "--out", str(out),
                         "--evaluator", str(out / "evaluator"), "--retrain-evaluator", "--evaluator-steps", "40", "--evaluator-width", "8",
                         "--n-fd", "4", "--n-ref", "8", "--n-prompts", "3", "--per-prompt", "5", "--no-bench", "--threads", "1"])
-    return E.run(cfg, encoder=FakeEncoder(), log=lambda *a: None), out
+    return P.run(cfg, encoder=FakeEncoder(), log=lambda *a: None), out
 
 
 # --- the end-to-end quick run ---
@@ -121,11 +125,11 @@ def test_quick_run_reuses_a_saved_evaluator(quick_results, tiny_model_dir, colou
     res, out = quick_results
     weights = out / "evaluator" / "evaluator.safetensors"
     stamp = weights.stat().st_mtime_ns
-    cfg = E.parse_args(["--quick", "--model", str(tiny_model_dir), "--data", str(colour_pack), "--out", str(tmp_path),
+    cfg = parse_args(["--quick", "--model", str(tiny_model_dir), "--data", str(colour_pack), "--out", str(tmp_path),
                         "--evaluator", str(out / "evaluator"), "--n-fd", "4", "--n-ref", "8", "--n-prompts", "3",
                         "--per-prompt", "3", "--no-bench", "--no-enl0", "--threads", "1",
                         "--compare-to", str(out / "results.json")])
-    again = E.run(cfg, encoder=FakeEncoder(), log=lambda *a: None)
+    again = P.run(cfg, encoder=FakeEncoder(), log=lambda *a: None)
     assert weights.stat().st_mtime_ns == stamp  # loaded, not retrained
     # 3 images per prompt against the first run's 5: no pairing, said in the report, and this run's results kept
     assert "sizes" in again["compared_to"]["error"] and "paired" not in again["compared_to"]
@@ -140,22 +144,22 @@ def test_quick_run_keeps_per_prompt_hits_and_standard_errors(quick_results):
     # 8 colours: one name is held out from the evaluator, so the held-out split has one prompt
     assert {split: len(p) for split, p in res["prompts"].items()} == {"test": 1, "train": 3}
     model = res["rows"]["model"]
-    for key in E.RPREC_KEYS:
+    for key in RPREC_KEYS:
         per = model["by_prompt"][key]
         assert len(per) == len(res["prompts"][key.rsplit("_", 1)[1]]) and all(0.0 <= v <= 1.0 for v in per)
         assert np.mean(per) == pytest.approx(model[key], abs=1e-3)  # 5 images per prompt: the mean of the means
         if len(per) > 1:
-            assert model[key + "_se"] == pytest.approx(E.standard_error(per), abs=1e-3)
+            assert model[key + "_se"] == pytest.approx(M.standard_error(per), abs=1e-3)
         else:
             assert np.isnan(model[key + "_se"])  # one prompt has no spread to measure
     assert "by_prompt" not in res["rows"]["real"]  # only the model row is paired
     md = (out / "results.md").read_text()
     assert "Standard errors of the model row's R-precision over its 3 prompts" in md
     # a run paired with itself: every difference and its standard error are zero
-    same = E.paired_difference(res, E.load_results(out))  # the folder stands for its results.json
-    assert set(same) == set(E.RPREC_KEYS)
+    same = M.paired_difference(res, M.load_results(out))  # the folder stands for its results.json
+    assert set(same) == set(RPREC_KEYS)
     assert all(d["diff"] == 0.0 and d["a"] == d["b"] for d in same.values())
-    assert all(same[k]["se"] == 0.0 for k in E.RPREC_KEYS if k.endswith("_train"))
+    assert all(same[k]["se"] == 0.0 for k in RPREC_KEYS if k.endswith("_train"))
 
 
 def test_fd_enl0_note_says_when_a_perceptual_loss_trained_the_model(quick_results, tiny_model_dir, tmp_path):
@@ -170,19 +174,19 @@ def test_fd_enl0_note_says_when_a_perceptual_loss_trained_the_model(quick_result
     cfg.setdefault("training", {})["enl0_in_training"] = True
     (folder / "config.json").write_text(json.dumps(cfg))
     model = TextToImageGAN.from_folder(folder)
-    note = E.fd_enl0_note(model, folder)
+    note = fd_enl0_note(model, folder)
     assert "CAUTION" in note and "perceptual loss" in note
-    assert "CAUTION" not in E.fd_enl0_note(model, tiny_model_dir)
-    assert "CAUTION" not in E.fd_enl0_note(model, tmp_path / "missing")  # no config: nothing recorded
+    assert "CAUTION" not in fd_enl0_note(model, tiny_model_dir)
+    assert "CAUTION" not in fd_enl0_note(model, tmp_path / "missing")  # no config: nothing recorded
 
 
 def test_compare_to_a_missing_file_fails_before_the_run(tmp_path):
-    cfg = E.parse_args(["--quick", "--compare-to", str(tmp_path / "nowhere.json"), "--no-bench"])
+    cfg = parse_args(["--quick", "--compare-to", str(tmp_path / "nowhere.json"), "--no-bench"])
     with pytest.raises(FileNotFoundError, match="no results file"):
-        E.run(cfg, encoder=FakeEncoder(), log=lambda *a: None)
+        P.run(cfg, encoder=FakeEncoder(), log=lambda *a: None)
     (tmp_path / "other.json").write_text('{"speed": {}}')
     with pytest.raises(ValueError, match="not a model.evaluate results.json"):
-        E.load_results(tmp_path / "other.json")
+        M.load_results(tmp_path / "other.json")
 
 
 # --- metrics ---
@@ -190,9 +194,9 @@ def test_compare_to_a_missing_file_fails_before_the_run(tmp_path):
 def test_prompt_means_and_standard_error():
     hits = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
     owner = torch.tensor([0, 0, 1, 1, 2, 2])
-    assert E.prompt_means(hits, owner, 4).tolist() == [0.5, 1.0, 0.0, 0.0]  # prompt 3 has no images
-    assert E.standard_error([0.5, 1.0, 0.0]) == pytest.approx(0.5 / np.sqrt(3))
-    assert np.isnan(E.standard_error([0.7]))
+    assert M.prompt_means(hits, owner, 4).tolist() == [0.5, 1.0, 0.0, 0.0]  # prompt 3 has no images
+    assert M.standard_error([0.5, 1.0, 0.0]) == pytest.approx(0.5 / np.sqrt(3))
+    assert np.isnan(M.standard_error([0.7]))
 
 
 def _results(by_prompt: list[float], prompts=("a", "b", "c", "d"), seed=0) -> dict:
@@ -203,23 +207,23 @@ def _results(by_prompt: list[float], prompts=("a", "b", "c", "d"), seed=0) -> di
 def test_paired_difference_cancels_prompt_difficulty():
     # b is a everywhere minus 0.25 except one prompt: the prompts' spread (0 .. 1) does not enter the s.e.
     a, b = _results([1.0, 0.75, 0.25, 0.0]), _results([0.75, 0.5, 0.0, 0.0])
-    d = E.paired_difference(a, b)["rprec_exact_test"]
+    d = M.paired_difference(a, b)["rprec_exact_test"]
     assert d["a"] == pytest.approx(0.5) and d["b"] == pytest.approx(0.3125)
     assert d["diff"] == pytest.approx(0.1875)
     assert d["se"] == pytest.approx(np.std([0.25, 0.25, 0.25, 0.0], ddof=1) / 2)
-    assert d["se"] < E.standard_error([1.0, 0.75, 0.25, 0.0]) / 3
+    assert d["se"] < M.standard_error([1.0, 0.75, 0.25, 0.0]) / 3
     with pytest.raises(ValueError, match="prompts"):
-        E.paired_difference(a, _results([0.5] * 4, prompts=("a", "b", "c", "e")))
+        M.paired_difference(a, _results([0.5] * 4, prompts=("a", "b", "c", "e")))
     with pytest.raises(ValueError, match="seed"):
-        E.paired_difference(a, _results([0.5] * 4, seed=1))
+        M.paired_difference(a, _results([0.5] * 4, seed=1))
     with pytest.raises(ValueError, match="re-run"):
-        E.paired_difference(a, {**_results([0.5] * 4), "rows": {"model": {}}})
+        M.paired_difference(a, {**_results([0.5] * 4), "rows": {"model": {}}})
 
 def test_group_means_per_style():
     hits = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
     styles = torch.tensor([0, 0, 1, 2, 2])  # 2 = 'any': no name, left out
-    assert E.group_means(hits, styles, ["google", "twitter"]) == {"google": 0.5, "twitter": 1.0}
-    assert E.group_means(hits[:2], styles[:2], ["google", "twitter"]) == {"google": 0.5}  # no twitter images
+    assert M.group_means(hits, styles, ["google", "twitter"]) == {"google": 0.5, "twitter": 1.0}
+    assert M.group_means(hits[:2], styles[:2], ["google", "twitter"]) == {"google": 0.5}  # no twitter images
 
 
 def test_frechet_distance_identical_gaussians_is_zero():
@@ -248,8 +252,8 @@ def test_frechet_distance_sample_space_matches_covariance_form():
 def test_r_precision_ranks_the_true_caption():
     txt = torch.nn.functional.normalize(torch.randn(5, 8), dim=1)
     cands = torch.stack([txt[[i] + [j for j in range(5) if j != i]] for i in range(5)])  # (5, 5, 8)
-    assert E.r_precision(txt, cands).tolist() == [1.0] * 5
-    assert E.r_precision(txt[[1, 0, 3, 2, 0]], cands).sum() == 0
+    assert M.r_precision(txt, cands).tolist() == [1.0] * 5
+    assert M.r_precision(txt[[1, 0, 3, 2, 0]], cands).sum() == 0
 
 
 # --- the evaluator ---
@@ -258,11 +262,11 @@ def test_seed_diversity_compares_only_images_of_one_style():
     black, white = torch.zeros(3, 4, 4, dtype=torch.uint8), torch.full((3, 4, 4), 255, dtype=torch.uint8)
     # styles 0 and 1 differ wildly from each other, but each style's two seeds agree: no seed diversity
     same = torch.stack([black, white, black, white])
-    assert E.seed_diversity(same, torch.tensor([0, 1, 0, 1])) == 0.0
+    assert M.seed_diversity(same, torch.tensor([0, 1, 0, 1])) == 0.0
     # style 0's seeds are black and white: per-pixel std of {0, 1} = 0.7071; style 1's agree (0): mean 0.354
     mixed = torch.stack([black, white, white, white])
-    assert E.seed_diversity(mixed, torch.tensor([0, 1, 0, 1])) == pytest.approx(0.5 * 2 ** -0.5, abs=1e-4)
-    assert np.isnan(E.seed_diversity(same, torch.tensor([0, 1, 2, 3])))  # one image per style: nothing to compare
+    assert M.seed_diversity(mixed, torch.tensor([0, 1, 0, 1])) == pytest.approx(0.5 * 2 ** -0.5, abs=1e-4)
+    assert np.isnan(M.seed_diversity(same, torch.tensor([0, 1, 2, 3])))  # one image per style: nothing to compare
 
 
 def test_spectrum_ratio_sees_crosshatch_and_blur():
@@ -271,25 +275,25 @@ def test_spectrum_ratio_sees_crosshatch_and_blur():
     smooth = F.interpolate(torch.rand(64, 3, 8, 8, generator=g), size=32, mode="nearest")
     smooth = (smooth + 0.02 * torch.rand(smooth.shape, generator=g)).clamp(0, 1)  # a little grain everywhere
     real = (smooth * 255).to(torch.uint8)
-    same = E.spectrum_ratio(real, real)
+    same = M.spectrum_ratio(real, real)
     assert all(v == pytest.approx(1.0) for v in same.values())
     board = (torch.arange(32).view(32, 1) + torch.arange(32).view(1, 32)) % 2 * 2.0 - 1.0  # 1-px checkerboard
     hatched = ((smooth + 0.1 * board).clamp(0, 1) * 255).to(torch.uint8)
-    r = E.spectrum_ratio(hatched, real)
+    r = M.spectrum_ratio(hatched, real)
     assert r["0.25-0.5"] > 2.5 and r["0.0625-0.125"] == pytest.approx(1.0, abs=0.1)  # the top band only
     assert r["0.5 x"] < 3  # a checkerboard sits in the corner (0.5, 0.5), not on the axes
     stripes = ((smooth + 0.1 * board[:1]).clamp(0, 1) * 255).to(torch.uint8)  # one-pixel vertical stripes
-    r = E.spectrum_ratio(stripes, real)
+    r = M.spectrum_ratio(stripes, real)
     assert r["0.5 x"] > 10 * r["0.5 y"] and r["0.5 x"] > 10
     blurred = (F.avg_pool2d(smooth, 3, 1, 1, count_include_pad=False) * 255).to(torch.uint8)
-    r = E.spectrum_ratio(blurred, real)
+    r = M.spectrum_ratio(blurred, real)
     assert r["0.25-0.5"] < 0.2 < r["0.125-0.25"] < 0.7 < r["0.0625-0.125"] < 1.0  # blur bites the top most
 
 
 def test_auc_counts_ordered_pairs():
-    assert E.auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 1.0
-    assert E.auc(torch.tensor([0.0]), torch.tensor([1.0, 2.0])) == 0.0
-    assert E.auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 1.0])) == pytest.approx(0.625)  # 2 wins + 1 tie of 4
+    assert M.auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 1.0
+    assert M.auc(torch.tensor([0.0]), torch.tensor([1.0, 2.0])) == 0.0
+    assert M.auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 1.0])) == pytest.approx(0.625)  # 2 wins + 1 tie of 4
 
 
 def test_split_holds_out_whole_base_names():
@@ -385,14 +389,14 @@ def test_shipped_evaluator_is_small_and_loads():
 
 
 def test_evaluation_samples_are_the_apps_images(tiny_model_dir):
-    """E.sample draws what Pipeline.generate shows for the same prompt, style and seeds."""
+    """P.sample draws what Pipeline.generate shows for the same prompt, style and seeds."""
     from model.pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
     pipe.encoder = FakeEncoder()
     out = pipe.generate("red apple", n=3, seed=7, style=pipe.styles[1], gate=0.0, fill=True, upscale=False)
     emb = pipe.embed(["red apple"]).expand(3, -1)
-    raw = E.sample(pipe, pipe.model, emb, torch.zeros(3, dtype=torch.long), [7, 8, 9], batch=2)
+    raw = P.sample(pipe, pipe.model, emb, torch.zeros(3, dtype=torch.long), [7, 8, 9], batch=2)
     shown = {s.seed: torch.from_numpy(np.array(s.image)).permute(2, 0, 1) for s in out.images}
     assert sorted(shown) == [7, 8, 9]
     for k, seed in enumerate((7, 8, 9)):

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..dataset import load_dataset
-from ..evaluate import prompt_means, r_precision, standard_error
+from .metrics import prompt_means, r_precision, standard_error
 from ..evaluator import DEFAULT_EVALUATOR_DIR, Evaluator, base_name, encode_images, image_names
 
 ROOT = Path(__file__).resolve().parents[2]
