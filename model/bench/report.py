@@ -1,0 +1,57 @@
+"""bench.md: the speed and cost section of the results."""
+
+
+def speed_markdown(r: dict) -> str:
+    bss = [k for k in r["throughput"]["ours"]["fp32"] if k.isdigit()]
+    lines = [f"## Speed and cost ({r['device']}, {r['threads']} threads, {r['cpu']}"
+             + (f", {r['gpu']}" if r.get("gpu") else "") + ")", "",
+             f"Load average (1 min) {r['loadavg_1m_at_start']:.1f} at the start, {r['loadavg_1m_at_end']:.1f} at the "
+             f"end, on {r['cpu_count']} CPUs: other processes slow every number here.", "",
+             "Throughput: images/s of the fastest timed call at each batch size (the median call is in bench.json).", "",
+             "| generator | variant | " + " | ".join(f"images/s @ {b}" for b in bss)
+             + " | % of matmul peak | mean / max abs diff vs fp32 |", "|---" * (len(bss) + 4) + "|"]
+    for who in ("ours", "dfgan_peer"):
+        for var, row in r["throughput"][who].items():
+            if isinstance(row, dict):
+                lines.append(f"| {who} | {var} | " + " | ".join(f"{row[b]:.0f}" for b in bss)
+                             + f" | {row['pct_of_matmul_peak']:.1f} | {row['mean_abs_diff_vs_fp32']:.2g} / "
+                             f"{row['max_abs_diff_vs_fp32']:.2g} |")
+    p, g = r["params"], r["gflop_per_image"]
+    lat = r["pipeline_latency_4_images"]
+    lines += ["", f"- parameters: generator {p['generator']:,}, text head {p['text_head']:,}, discriminator "
+              f"{p['discriminator']:,}, MiniLM {p['minilm']:,} (frozen); DF-GAN peer generator {p['dfgan_peer']:,}",
+              f"- GFLOP per image (2 x conv/linear MACs): generator {g['generator']:.3f}, discriminator "
+              f"{g['discriminator']:.3f}, DF-GAN peer {g['dfgan_peer']:.3f}"
+              + (f"; MiniLM {g['minilm_per_prompt']:.3f} per prompt" if "minilm_per_prompt" in g else ""),
+              "- measured matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in r["matmul_gflops"].items()),
+              f"- fastest variant at the largest batch: ours {r['throughput']['ours']['fastest_at_largest_batch']}, "
+              f"DF-GAN peer {r['throughput']['dfgan_peer']['fastest_at_largest_batch']}",
+              f"- prompt -> 4 images through the pipeline: p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms "
+              f"({lat['calls']} calls, text encoding {lat['text_encoding']}; first call {lat['first_call_ms']:.0f} ms); "
+              f"one request is {lat['gflop_per_request']:.2f} GFLOP, so even at the measured matmul rate it needs "
+              f">= {lat['flop_bound_ms']:.0f} ms"]
+    if "pipeline_latency_4_images_256" in r:
+        l2 = r["pipeline_latency_4_images_256"]
+        lines.append(f"- the same at 256 px (the app's default: {l2['upsampler']}): p50 {l2['p50_ms']:.1f} ms, "
+                     f"p95 {l2['p95_ms']:.1f} ms, {l2['ratio_p50_vs_raw']:.1f}x the 64-px p50 in the same run")
+    if "app" in r:
+        a = r["app"]
+        if "start_s" in a:
+            lines.append(f"- app start: answers HTTP after {a['start_s']:.1f} s, first generate answered after "
+                         f"{a['first_answer_s']:.1f} s; app RSS {a['rss_after_start']['rss_mib']:.0f} MiB after start, "
+                         f"{a['rss_after_calls']['rss_mib']:.0f} MiB (peak {a['rss_after_calls']['peak_rss_mib']:.0f}) "
+                         "after the calls")
+        al = a["api_latency_4_images"]
+        if "p50_ms" in al:
+            lines.append(f"- prompt -> 4 images through the app API: p50 {al['p50_ms']:.1f} ms, "
+                         f"p95 {al['p95_ms']:.1f} ms ({al['calls']} calls)")
+        if al["failed"] or al["first_call_error"]:
+            lines.append(f"- app API failures: {al['failed']} of the timed calls; first call: "
+                         f"{al['first_call_error'] or 'ok'}; {al['errors']}")
+    lines.append(f"- peak RSS of this process: {r['peak_rss_mib']:.0f} MiB")
+    lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for k, t in r["targets"].items():
+        v = "not measured" if t["value"] is None else f"{t['value']:.3g}"
+        lines.append(f"| {k} | {v} | {t['goal']} | {'–' if t['met'] is None else 'yes' if t['met'] else 'NO'} |")
+    lines.append("| failed requests under load | see `python -m model.loadtest` | 0 | – |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,232 @@
+"""Speed and cost of the model, with a DF-GAN generator as a peer in the same run.
+
+    python -m model.bench [--quick] [--device cpu|cuda] [--app-url URL | --start-app] [--out DIR]
+
+Measures generator images/s at several batch sizes (fp32, bf16 autocast, channels_last, both;
+fp16 too on CUDA) for our generator and for model.dfgan (random weights: only speed is
+compared, on the same batch sizes, threads and device); prompt -> 4 images latency through the
+Pipeline (text encoding included: the embedding cache is cleared before each call) and, with
+--app-url or --start-app, through the app's API (gradio_client, api_name "generate"); parameters
+and FLOPs per image (conv/linear MACs counted with forward hooks; FLOPs = 2 x MACs); this
+machine's matmul FLOP/s (fp32, bf16) for the ratio; peak RSS. Without the MiniLM package (a
+GPU-only machine) text encoding is skipped: random prompt embeddings stand in, and it says so.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..cli import dataclass_parser
+from .app_client import PROMPTS, app_latency, start_app
+from .dfgan import DFGANGenerator
+from .measure import (_cpu_name, _sync, count_macs, has_text_encoder, matmul_flops, n_params, num_threads,
+                      peak_rss_mib, percentiles, proc_rss_mib)
+from .report import speed_markdown
+from .throughput import throughput
+
+TARGETS = {  # printed against, never asserted by a timed test
+    "latency_p50_ms": 40.0,  # prompt -> 4 images at 64x64 through the pipeline
+    "throughput_vs_dfgan_b16": 1.0,  # our generator / DF-GAN peer images/s at batch 16 (fp32)
+    "app_start_s": 15.0,
+    "rss_mib": 2048.0,
+}
+
+
+@dataclass(kw_only=True)
+class BenchConfig:
+    model: str = ""  # model folder or Hub repo id; "" = env MODEL_ID, else assets/model
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 2  # torch CPU threads (this machine has 2 shared cores)
+    quick: bool = False  # shorter timings (0.5 s per throughput point, 20 latency calls)
+    batch_sizes: str = "1,16,64"  # generator throughput batch sizes
+    seconds: float = 0.0  # time per throughput point; 0 = 0.5 quick / 2 full
+    latency_calls: int = 0  # prompt -> 4 images calls; 0 = 20 quick / 50 full
+    app_url: str = ""  # a running app (e.g. http://127.0.0.1:7860) for API latency; "" = skip
+    start_app: bool = False  # launch `python app.py` on a free port: start time, RSS, API latency
+    app_calls: int = 0  # API calls; 0 = 10 quick / 30 full
+    matmul_size: int = 2048  # n of the n x n matmul that measures the machine's FLOP/s
+    out: str = ""  # also write bench.json and bench.md into this folder
+
+
+
+# --- the run ---
+
+def run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
+    with num_threads(cfg.threads):
+        return _run_bench(cfg, pipe, log)
+
+
+def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
+    from ..pipeline import Pipeline
+
+    secs = cfg.seconds or (0.5 if cfg.quick else 2.0)
+    n_lat = cfg.latency_calls or (20 if cfg.quick else 50)
+    dev_name = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if pipe is None:
+        pipe = Pipeline.from_pretrained(cfg.model or None, device=dev_name)
+    device, m = pipe.device, pipe.model
+    mc = m.cfg
+    bss = [int(b) for b in cfg.batch_sizes.split(",") if b.strip()]
+    r: dict = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "cpu": _cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+               "image_size": mc.image_size, "model": pipe.info.model_id, "cpu_count": os.cpu_count(),
+               "loadavg_1m_at_start": os.getloadavg()[0]}  # other processes on the machine skew timings
+    log(f"bench on {device} ({r['threads']} threads): {r['cpu']}")
+
+    # --- size and FLOPs ---
+    latent = hasattr(m, "decoder")  # the latent model: its decoder is the generator, its prior a look-up
+    if latent:
+        gen = lambda: copy.deepcopy(m.decoder).float()  # noqa: E731
+        g_in = lambda b: [torch.randn(b, *mc.latent_shape), torch.arange(b) % mc.num_styles]  # noqa: E731
+    else:
+        gen = lambda: copy.deepcopy(m.generator).float()  # noqa: E731
+        g_in = lambda b: [torch.randn(b, mc.z_dim), torch.randn(b, mc.cond_dim), torch.arange(b) % (mc.num_styles + 1)]  # noqa: E731
+    df_in = lambda b: [torch.randn(b, 100), torch.randn(b, 256)]  # noqa: E731
+    torch.manual_seed(0)
+    dfgan = DFGANGenerator(nf=32)
+    head = None if latent else m.text_head
+    r["params"] = {"generator": n_params(gen()), "text_head": n_params(head) if head is not None else 0,
+                   "discriminator": n_params(m.discriminator), "minilm": 22_713_216, "dfgan_peer": n_params(dfgan)}
+    d_in = [torch.zeros(1, 3, mc.image_size, mc.image_size), torch.zeros(1, mc.text_dim), torch.zeros(1, dtype=torch.long)]
+    macs = {"generator": count_macs(gen().cpu(), *g_in(1)),
+            "discriminator": count_macs(copy.deepcopy(m.discriminator).float().cpu(), *d_in),
+            # the retrieval prior: one (1, 384) x (384, K) similarity per prompt, counted per image
+            "text_head": (len(m.prior.cap_emb) * mc.text_dim if latent else
+                          count_macs(copy.deepcopy(head).float().cpu(), torch.zeros(1, mc.text_dim))),
+            "dfgan_peer": count_macs(dfgan, *df_in(1))}
+    r["gflop_per_image"] = {k: 2 * v / 1e9 for k, v in macs.items()}
+
+    # --- the machine's limit ---
+    n = cfg.matmul_size
+    peak = {"fp32": matmul_flops(torch.float32, device, secs, n), "bf16": matmul_flops(torch.bfloat16, device, secs, n)}
+    if device.type == "cuda":
+        peak["fp16"] = matmul_flops(torch.float16, device, secs, n)
+    r["matmul_gflops"] = peak
+    log(f"matmul GFLOP/s: {', '.join(f'{k} {v:.0f}' for k, v in peak.items())}")
+
+    # --- generator throughput, ours and the peer's ---
+    r["throughput"] = {"ours": throughput(gen, g_in, bss, device, secs),
+                       "dfgan_peer": throughput(lambda: copy.deepcopy(dfgan), df_in, bss, device, secs)}
+    for who, key in (("ours", "generator"), ("dfgan_peer", "dfgan_peer")):
+        for var, row in r["throughput"][who].items():
+            lim = peak["bf16" if "bf16" in var else "fp16" if "fp16" in var else "fp32"]
+            b = str(max(bss))
+            row["pct_of_matmul_peak"] = 100 * row[b] * r["gflop_per_image"][key] / lim
+        best = max(r["throughput"][who].items(), key=lambda kv: kv[1][str(max(bss))])[0]
+        r["throughput"][who]["fastest_at_largest_batch"] = best
+        log(f"{who}: " + "; ".join(f"{v}: " + ", ".join(f"b{b} {row[str(b)]:.0f}/s" for b in bss)
+                                   for v, row in r["throughput"][who].items() if isinstance(row, dict)))
+
+    # --- prompt -> 4 images through the pipeline ---
+    encode = has_text_encoder()
+    if not encode:
+        g = torch.Generator().manual_seed(0)
+        for p in PROMPTS:
+            pipe._emb_cache[p] = torch.nn.functional.normalize(torch.randn(mc.text_dim, generator=g), dim=0)
+    t = time.perf_counter()
+    pipe.generate(PROMPTS[0], n=4, seed=0, upscale=False)  # cold: loads the sentence encoder if needed
+    cold = time.perf_counter() - t
+    pipe.generate(PROMPTS[0], n=4, seed=0, upscale=True)  # warm the upsampler's kernels too
+    times = {False: [], True: []}
+    for i in range(n_lat):  # both sizes interleaved in one run, so their ratio sees the same machine load
+        for up in (False, True):
+            if encode:
+                pipe._emb_cache.clear()
+            t = time.perf_counter()
+            pipe.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i, upscale=up)
+            _sync(device)
+            times[up].append(time.perf_counter() - t)
+    common = {"text_encoding": "included (MiniLM, cache cleared each call)" if encode
+              else "skipped: MiniLM package not installed (random embeddings)",
+              "candidates": 4, "dtype": str(pipe.dtype).replace("torch.", ""),
+              "cpu_bf16_autocast": bool(getattr(pipe, "cpu_bf16", False))}
+    r["pipeline_latency_4_images"] = {**percentiles(times[False]), "first_call_ms": 1e3 * cold,
+                                      "size": mc.image_size, **common}
+    r["pipeline_latency_4_images_256"] = {**percentiles(times[True]), "size": 256, "upsampler": pipe.upsampler_name,
+                                          "ratio_p50_vs_raw": statistics.median(times[True]) / statistics.median(times[False]),
+                                          **common}
+    for key in ("pipeline_latency_4_images", "pipeline_latency_4_images_256"):
+        row = r[key]
+        log(f"pipeline prompt -> 4 images at {row['size']} px: p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms")
+
+    # --- the app ---
+    if cfg.start_app or cfg.app_url:
+        proc = None
+        try:
+            url = cfg.app_url
+            if cfg.start_app:
+                proc, url, start_s = start_app(log=log)
+                r["app"] = {"start_s": start_s, "rss_after_start": proc_rss_mib(proc.pid)}
+            r.setdefault("app", {})["api_latency_4_images"] = app_latency(url, cfg.app_calls or (10 if cfg.quick else 30))
+            if proc is not None:
+                r["app"]["rss_after_calls"] = proc_rss_mib(proc.pid)
+                # until the first generate call is answered (example caching may still run at start_s)
+                r["app"]["first_answer_s"] = start_s + r["app"]["api_latency_4_images"]["first_call_ms"] / 1e3
+            log(f"app API prompt -> 4 images: p50 {r['app']['api_latency_4_images'].get('p50_ms', float('nan')):.1f} ms")
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    if isinstance(pipe.encoder, nn.Module):
+        r["params"]["minilm"] = n_params(pipe.encoder)
+        tok = pipe.encoder.tokenizer([PROMPTS[0]], return_tensors="pt").to(device)
+        r["gflop_per_image"]["minilm_per_prompt"] = 2 * count_macs(pipe.encoder.model, **tok) / 1e9
+    # FLOPs of one request (4 images: generator + discriminator gate, one prompt) at the matmul rate
+    # of the precision the pipeline runs in
+    g = r["gflop_per_image"]
+    req = 4 * (g["generator"] + g["discriminator"] + g["text_head"]) + g.get("minilm_per_prompt", 0.0)
+    lat = r["pipeline_latency_4_images"]
+    lat["gflop_per_request"] = req
+    lat["flop_bound_ms"] = 1e3 * req / peak["fp16" if device.type == "cuda" else
+                                            "bf16" if getattr(pipe, "cpu_bf16", False) else "fp32"]
+    r["peak_rss_mib"] = peak_rss_mib()
+    r["loadavg_1m_at_end"] = os.getloadavg()[0]
+    r["targets"] = check_targets(r)
+    return r
+
+
+def check_targets(r: dict) -> dict:
+    """Each target: the measured value, the goal and whether it is met (None when not measured)."""
+    t = r["throughput"]
+    b = "16" if "16" in t["ours"]["fp32"] else max(k for k in t["ours"]["fp32"] if k.isdigit())
+    app = r.get("app", {})
+    rss = app.get("rss_after_calls", app.get("rss_after_start", {})).get("peak_rss_mib") or r["peak_rss_mib"]
+    vals = {"latency_p50_ms": (r["pipeline_latency_4_images"]["p50_ms"], "<="),
+            "throughput_vs_dfgan_b16": (t["ours"]["fp32"][b] / t["dfgan_peer"]["fp32"][b], ">="),
+            "app_start_s": (app.get("start_s"), "<="),
+            "rss_mib": (rss, "<=")}
+    out = {}
+    for k, (v, op) in vals.items():
+        goal = TARGETS[k]
+        out[k] = {"value": v, "goal": f"{op} {goal:g}",
+                  "met": None if v is None else (v <= goal if op == "<=" else v >= goal)}
+    out["rss_mib"]["of"] = "the app process (peak)" if app.get("rss_after_start") else "this process (peak)"
+    return out
+
+
+
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    ap = dataclass_parser(BenchConfig, __doc__.splitlines()[0])
+    ap.prog = "python -m model.bench"
+    return BenchConfig(**vars(ap.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(argv)
+    r = run_bench(cfg)
+    print(speed_markdown(r))
+    if cfg.out:
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(r, indent=2) + "\n")
+        (out / "bench.md").write_text(speed_markdown(r))
+        print(f"wrote {out}/bench.json, bench.md")
+
