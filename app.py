@@ -26,9 +26,9 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from model.pipeline import Pipeline  # noqa: E402
-from model.ui import (DISPLAY_SIZE, controls_from_caption, edit_upload, generate_images, header,  # noqa: E402,F401
-                      interpolate_frames, interpolate_uploads, restyle_upload, score_upload, send_to_edit,
-                      send_to_scoring, send_to_variations, vary_upload)
+from model.ui import (DISPLAY_SIZE, GALLERY_LABEL, controls_from_caption, edit_upload, generate_images, header,  # noqa: E402,F401
+                      interpolate_frames, interpolate_uploads, restyle_upload, score_upload, send_and_score,
+                      send_and_vary, send_to_edit, vary_upload)
 
 log = logging.getLogger("app")
 
@@ -84,34 +84,28 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
     defaults = gen_defaults(pipeline)
     style0, n0, seed0, random0, div0, cand0, gate0, up0 = defaults
 
-    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_=True,
-                 progress=gr.Progress()):
-        progress(0, desc="Drawing candidates, judging them, upscaling the best")
+    # no gr.Progress: each call is one pipeline step that cannot report part-way, and a bar that
+    # sits at 0 % until it vanishes says nothing; gradio's own tracker shows the queue position
+    # and the elapsed time instead
+    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_=True):
         return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_)
 
-    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale_=True,
-                    progress=gr.Progress()):
-        progress(0, desc="Generating frames")
+    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale_=True):
         return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale_)
 
-    def interpolate_images(image_a, image_b, steps, style, upscale_=True, progress=gr.Progress()):
-        progress(0, desc="Encoding both images and decoding the frames")
+    def interpolate_images(image_a, image_b, steps, style, upscale_=True):
         return interpolate_uploads(pipeline, image_a, image_b, steps, style, upscale_)
 
-    def variations(image, n, seed, strength, style, candidates, gate, upscale_=True, progress=gr.Progress()):
-        progress(0, desc="Encoding the image, drawing variations, judging them")
+    def variations(image, n, seed, strength, style, candidates, gate, upscale_=True):
         return vary_upload(pipeline, image, n, seed, strength, style, candidates, gate, upscale_)
 
-    def restyle(image, upscale_=True, progress=gr.Progress()):
-        progress(0, desc="Drawing the image in every style")
+    def restyle(image, upscale_=True):
         return restyle_upload(pipeline, image, upscale_)
 
-    def edit(image, prompt, source, strength, steps, style, upscale_=True, progress=gr.Progress()):
-        progress(0, desc="Moving the image's latent toward the new prompt")
+    def edit(image, prompt, source, strength, steps, style, upscale_=True):
         return edit_upload(pipeline, image, prompt, source, strength, steps, style, upscale_)
 
-    def score(image, prompt, style, progress=gr.Progress()):
-        progress(0, desc="Asking the discriminator")
+    def score(image, prompt, style):
         return score_upload(pipeline, image, prompt, style)
 
     def reuse(evt: gr.SelectData):  # a clicked result puts its style and seed back into the controls
@@ -127,7 +121,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
 
     def image_input(label, elem_id):
         return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                        elem_id=elem_id)
+                        elem_id=elem_id, elem_classes="upload-box")
 
     def results(label, elem_id, columns=4):
         return gr.Gallery(label=label, columns=columns, format="png", object_fit="contain", elem_id=elem_id,
@@ -160,8 +154,9 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                                              label="Gate: discard candidates with P(real) below")
                         run = gr.Button("Generate", variant="primary")
                     with gr.Column(scale=3):
-                        gallery = results("Images, best first (click one to reuse its seed and style)", "gallery")
-                        status = gr.Markdown(label="Summary", elem_id="gen-status")
+                        status = gr.Markdown("Press Generate: what the prompt was read as and how many "
+                                             "candidates passed the gate will show here.", elem_id="gen-status")
+                        gallery = results(GALLERY_LABEL, "gallery")
                         sheet = gr.File(label="Download the whole result (PNG sheet; prompt, style and seeds "
                                         "in its metadata)", elem_id="sheet")
                         with gr.Row():
@@ -251,8 +246,11 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                         style_s = gr.Dropdown(styles, value="any", label="Style")
                         run_s = gr.Button("Score", variant="primary")
                     with gr.Column():
-                        realism = gr.Number(label="Realism: P(real)", precision=4, elem_id="realism")
-                        match = gr.Number(label="Text match: P(fits the prompt)", precision=4)
+                        # value None: empty until something is scored (not a misleading 0)
+                        realism = gr.Number(None, label="Realism: P(real)", precision=4, elem_id="realism",
+                                            interactive=False)
+                        match = gr.Number(None, label="Text match: P(fits the prompt)", precision=4,
+                                          elem_id="match", interactive=False)
                         verdict = gr.Markdown(label="Verdict", elem_id="verdict")
                         heat = gr.Image(label="Patch map (green = looks real, red = looks fake)",
                                         format="png", elem_classes="pixelated", elem_id="heatmap")
@@ -282,11 +280,15 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         score_event = dict(fn=score, inputs=[upload, prompt_s, style_s], outputs=[realism, match, heat, verdict],
                            preprocess=False)
         run_s.click(**score_event, api_name="score")
-        to_score.click(send_to_scoring, [gallery, prompt, style], [upload, prompt_s, style_s, tabs],
-                       api_name="send_to_scoring", api_visibility="private").success(
-            **score_event, api_name="score_sent", api_visibility="private")
-        to_vary.click(send_to_variations, [gallery], [upload_v, tabs], api_name="send_to_variations",
-                      api_visibility="private").success(**vary_event, api_name="vary_sent", api_visibility="private")
+        # one event each (not a send chained to the task): an empty gallery only warns, and no
+        # output box of the target tab is marked failed
+        to_score.click(lambda g, p, s: send_and_score(pipeline, g, p, s), [gallery, prompt, style],
+                       [upload, prompt_s, style_s, tabs, realism, match, heat, verdict],
+                       api_name="send_to_scoring", api_visibility="private")
+        to_vary.click(lambda g, *a: send_and_vary(pipeline, g, *a),
+                      [gallery, n_v, seed_v, strength_v, style_v, cand_v, gate_v, upscale_v],
+                      [upload_v, tabs, gallery_v, status_v, sheet_v], api_name="send_to_variations",
+                      api_visibility="private")
         to_edit.click(send_to_edit, [gallery], [upload_e, tabs], api_name="send_to_edit", api_visibility="private")
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo

@@ -75,6 +75,11 @@ def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: i
     return [(upscale(s.image), caption(s)) for s in out.images], summary(out), sheet
 
 
+# the gallery's label is fixed (an API caller gets the images, not a component update), so it
+# points at the summary, which stands above the gallery and says whether any image passed
+GALLERY_LABEL = "Images, best first (the line above says which passed the gate; click one to reuse its seed)"
+
+
 def controls_from_caption(caption_text: str | None):
     """A gallery caption ("twitter · seed 5 · ...") -> (style, seed, random seed off), the values
     that put the controls back to that one image; raises gr.Error on anything else."""
@@ -175,23 +180,46 @@ def score_upload(pipeline: Pipeline, image: str | dict | None, prompt: str | Non
     return round(r.realism, 4), None if r.match is None else round(r.match, 4), r.heatmap, verdict
 
 
+EMPTY_GALLERY = "Generate images first: the gallery is empty."
+
+
 def first_image(gallery):
+    """The first gallery image's file, or None for an empty gallery."""
     if not gallery:
-        raise gr.Error("Generate images first: the gallery is empty.", print_exception=False)
+        return None
     return gallery[0][0] if isinstance(gallery[0], (tuple, list)) else gallery[0]
 
 
-def send_to_scoring(gallery, prompt: str, style: str):
-    """The first generated image (with its prompt and style) goes to the scoring tab."""
-    return first_image(gallery), prompt, style, gr.Tabs(selected="score")
+def nothing_to_send(n_outputs: int) -> tuple:
+    """An empty gallery: a warning toast, and every output left as it was. Not a gr.Error: that
+    would mark each output box of the event as failed ("Error" badges over the controls)."""
+    gr.Warning(EMPTY_GALLERY)
+    return (gr.skip(),) * n_outputs
 
 
-def send_to_variations(gallery):
-    return first_image(gallery), gr.Tabs(selected="variations")
+def send_and_score(pipeline: Pipeline, gallery, prompt: str, style: str):
+    """The first generated image (with its prompt and style) goes to the scoring tab, scored:
+    -> (upload, prompt, style, tabs, realism, match, heatmap, verdict)."""
+    image = first_image(gallery)
+    if image is None:
+        return nothing_to_send(8)
+    return (image, prompt, style, gr.Tabs(selected="score"), *score_upload(pipeline, image, prompt, style))
+
+
+def send_and_vary(pipeline: Pipeline, gallery, n, seed, strength, style, candidates, gate, upscale_=True):
+    """The first generated image goes to the variations tab, varied:
+    -> (upload, tabs, gallery, summary, sheet)."""
+    image = first_image(gallery)
+    if image is None:
+        return nothing_to_send(5)
+    return (image, gr.Tabs(selected="variations"),
+            *vary_upload(pipeline, image, n, seed, strength, style, candidates, gate, upscale_))
 
 
 def send_to_edit(gallery):
-    return first_image(gallery), gr.Tabs(selected="edit")
+    """The first generated image goes to the text-edit tab: -> (upload, tabs)."""
+    image = first_image(gallery)
+    return nothing_to_send(2) if image is None else (image, gr.Tabs(selected="edit"))
 
 
 def header(pipeline: Pipeline) -> str:

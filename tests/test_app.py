@@ -414,3 +414,4 @@ def test_examples_cache_is_keyed_by_the_upsampler(server):
     assert app.examples_cache_dir(pipe, ["red apple"]) != before
     pipe.upsampler = None
     assert app.examples_cache_dir(pipe, ["red apple"]) != before
+

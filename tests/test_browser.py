@@ -167,3 +167,44 @@ def test_image_interpolation(page, tmp_path):
     page.get_by_role("button", name="Interpolate the images").click()
     gallery_images(page, "frames").nth(7).wait_for()
     page.screenshot(path=str(OUTPUT / "11_image_interpolation.png"), full_page=True)
+
+
+def test_what_the_user_reads_when_every_candidate_is_rejected(page):
+    page.get_by_role("tab", name="Text to image").click()
+    page.get_by_label("Prompt", exact=True).fill("rocket")
+    gate = page.get_by_label("Gate: discard candidates with P(real) below").first
+    page.get_by_role("button", name="Generate", exact=True).click()  # a first result at the default gate
+    page.locator("#gen-status").get_by_text("Drew").wait_for()
+    page.locator("input[aria-label='number input for Gate: discard candidates with P(real) below']").fill("1")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.locator("#gen-status").get_by_text("None passed the gate").wait_for()
+    # the summary stands above the gallery, whose label points at it
+    status_box, gallery_box = page.locator("#gen-status").bounding_box(), page.locator("#gallery").bounding_box()
+    assert status_box["y"] < gallery_box["y"]
+    assert "the line above says which passed the gate" in page.locator("#gallery").inner_text()
+    assert "16 judged fake" in page.locator("#gen-status").inner_text()
+    assert gate.count() == 1
+    page.screenshot(path=str(OUTPUT / "12_none_passed_the_gate.png"), full_page=True)
+
+
+def test_send_before_generating_warns_and_leaves_no_error_badges(page, server):
+    """A fresh page (empty gallery): the send buttons warn, switch nothing, mark nothing failed."""
+    pg = page.context.browser.new_page(viewport={"width": 1280, "height": 1000})
+    pg.set_default_timeout(TIMEOUT_MS)
+    try:
+        pg.goto(server.url, wait_until="domcontentloaded")
+        pg.get_by_text("Emoji text-to-image").first.wait_for()
+        for name in ("Send the first image to scoring", "Vary the first image", "Edit the first image"):
+            pg.get_by_role("button", name=name).click()
+            pg.get_by_text("Generate images first: the gallery is empty.").first.wait_for()
+        pg.get_by_role("tab", name="Discriminator scoring").click()
+        pg.locator("#realism").wait_for()
+        pg.wait_for_timeout(500)
+        assert pg.locator(".error").filter(has_text="Error").count() == 0, "error badges over the scoring tab"
+        # the badge's selector is real: a failed Score (no image) does put one up
+        pg.get_by_role("button", name="Score", exact=True).click()
+        pg.get_by_text("Please upload an image").first.wait_for()
+        pg.locator(".error").filter(has_text="Error").first.wait_for()
+        pg.screenshot(path=str(OUTPUT / "13_send_before_generating.png"), full_page=True)
+    finally:
+        pg.close()
