@@ -14,7 +14,8 @@ from PIL import Image
 from model.dataset import load_dataset
 from model.config import TINY
 from model.gan import TextToImageGAN
-from model.train import TrainConfig, Trainer, parse_args
+from model.training.gan import Trainer, parse_args
+from model.training.gan_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 COLOURS = {"red apple": (220, 30, 30), "green apple": (40, 200, 40), "blue heart": (30, 60, 220),

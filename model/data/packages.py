@@ -100,6 +100,13 @@ PACKAGES: dict[str, Package] = {
 
 OPENMOJI_SVG_RENDER = 256  # openmoji SVGs are rendered at this size, then LANCZOS-resized
 
+SOURCES = [  # (style, npm package, license, copyright holder) as the model cards list them
+    ("google", "emoji-datasource-google@16.0.0", "Apache-2.0", "Google (Noto Emoji)"),
+    ("twitter", "emoji-datasource-twitter@16.0.0", "CC-BY-4.0", "Twitter / X (Twemoji)"),
+    ("fluent3d", "@lobehub/fluent-emoji-3d@1.1.0", "MIT", "Microsoft (Fluent Emoji)"),
+    ("openmoji", "openmoji@17.0.0", "CC-BY-SA-4.0", "OpenMoji"),
+]
+
 
 # --------------------------------------------------------------------------- codes
 

@@ -8,7 +8,7 @@ import json
 import shlex
 from pathlib import Path
 
-from ..card import SOURCES
+from ..data.packages import SOURCES
 
 
 def command_of(config: dict, cls) -> str:

@@ -1,19 +1,13 @@
-"""The model card (README.md) written beside exported weights."""
+"""The old VAE-GAN's model card (README.md), written beside the weights gan.py exports."""
 from __future__ import annotations
 
 import json
 import shlex
 from pathlib import Path
 
-from .config import ModelConfig
-
-SOURCES = [  # (style, npm package, license, copyright holder)
-    ("google", "emoji-datasource-google@16.0.0", "Apache-2.0", "Google (Noto Emoji)"),
-    ("twitter", "emoji-datasource-twitter@16.0.0", "CC-BY-4.0", "Twitter / X (Twemoji)"),
-    ("fluent3d", "@lobehub/fluent-emoji-3d@1.1.0", "MIT", "Microsoft (Fluent Emoji)"),
-    ("openmoji", "openmoji@17.0.0", "CC-BY-SA-4.0", "OpenMoji"),
-]
-
+from ..config import ModelConfig
+from ..data.packages import SOURCES
+from .gan_config import TrainConfig
 
 FLAG_ORDER = ("data", "init_from", "init_d_from", "model_config", "batch_size", "steps", "max_minutes", "amp", "adv_weight", "recon_weight",
               "perc_weight", "kl_weight", "lr_g", "lr_d", "beta1", "r1_gamma", "grad_clip", "d_warmup")
@@ -21,8 +15,6 @@ FLAG_ORDER = ("data", "init_from", "init_d_from", "model_config", "batch_size", 
 
 def command_of(tc: dict) -> str:
     """The python -m model.train command line of a TrainConfig dict (the flags that matter here)."""
-    from .train import TrainConfig
-
     default = TrainConfig()
     flags = [f"--{k.replace('_', '-')} {shlex.quote(str(tc[k]))}" for k in FLAG_ORDER
              if k in tc and (k == "data" or tc[k] != getattr(default, k))]
