@@ -100,7 +100,8 @@ class ImageTasks:
 
     def variations(self, image, n: int = 4, seed: int | None = 0, strength: float = 1.0, style: str = "any",
                    candidates: int | None = None, gate: float | None = None, upscale: bool = True):
-        """Upload -> n variations (seeds seed..), gated and ranked like generate. -> (Generation, ImageReading)."""
+        """Upload -> n variations (seeds seed..): those that pass the gate, in seed order (then the
+        rejected ones, marked). -> (Generation, ImageReading)."""
         self._need_latent("variations")
         n = self.check_int(n, "number of images", 1, self.limits.max_images)
         candidates = n if candidates is None else self.check_int(candidates, "candidates", n, self.limits.max_candidates)
@@ -116,7 +117,7 @@ class ImageTasks:
         x = self.decode(z, style_t)
         e = self.embed([looks.reading.names[0]]).expand(candidates, -1)  # D's text match: what it looks like
         out = self.judge_and_rank(x, e, style_t, seeds, n=n, gate=gate, fill=True, round_robin_styles=False,
-                                  upscale=upscale)
+                                  upscale=upscale, order="seed")
         return out, looks
 
     def restyle(self, image, upscale: bool = True):
@@ -131,7 +132,7 @@ class ImageTasks:
         x = self.decode(z, style_t)
         e = self.embed([looks.reading.names[0]]).expand(k, -1)
         out = self.judge_and_rank(x, e, style_t, [0] * k, n=k, gate=self.default_gate, fill=True,
-                                  round_robin_styles=False, upscale=upscale, keep_order=True)
+                                  round_robin_styles=False, upscale=upscale, order="all")
         return out.images, looks
 
     def interpolate_images(self, image_a, image_b, steps: int = 8, style: str = "any", upscale: bool = True):

@@ -224,22 +224,24 @@ class Pipeline(InputChecks, ImageTasks):
 
     def judge_and_rank(self, x: torch.Tensor, e: torch.Tensor, style_t: torch.Tensor, seeds: list[int], *,
                        n: int, gate: float, fill: bool, round_robin_styles: bool, upscale=True,
-                       keep_order: bool = False) -> Generation:
-        """The gate: D judges every candidate (at the model's size); those with P(real) >= gate pass;
-        the best n by realism x match are returned (with fill, rejected ones make up the count),
-        and only they go through the super-resolution stage. keep_order: in candidate order."""
+                       order: str = "score") -> Generation:
+        """The gate: D judges every candidate (at the model's size); those with P(real) >= gate pass.
+        order "score": the best n by realism x match (with fill, rejected ones make up the count);
+        "seed": those that passed in seed order, then (fill) rejected ones, so that D's taste does
+        not pick the n least varied variations; "all": every candidate in candidate order. Only
+        the returned images go through the super-resolution stage."""
         upscale = self.check_bool(upscale, "upscale")
         realism, match, _ = self._judge(x, e, style_t.to(self.device))
         scored = [Scored(None, seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
                          self.model.cfg.styles[int(style_t[k])])
                   for k in range(len(seeds))]
         index = {id(s): k for k, s in enumerate(scored)}
-        order = scored if keep_order else sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
-        passed, rejected = [s for s in order if s.kept], [s for s in order if not s.kept]
+        ranked = scored if order != "score" else sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
+        passed, rejected = [s for s in ranked if s.kept], [s for s in ranked if not s.kept]
         if round_robin_styles:  # "any": take the styles in turns, not n of the one D likes best
             passed, rejected = round_robin(passed), round_robin(rejected)
-        kept = order[:n] if keep_order else passed[:n]
-        if fill and len(kept) < n and not keep_order:
+        kept = ranked[:n] if order == "all" else passed[:n]
+        if fill and len(kept) < n and order != "all":
             kept += rejected[: n - len(kept)]
         rows = [index[id(s)] for s in kept]
         for s, img in zip(kept, self.finish(x[rows], upscale) if rows else []):
