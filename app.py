@@ -41,6 +41,9 @@ EXAMPLES_CACHE_ROOT = Path(os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cach
 QUEUE_CONCURRENCY = 1  # per event: torch already uses every core, parallel calls only thrash
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are refused with "queue is full"
 MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the app sees them
+# gradio deletes the files it served (images, GIFs, sheets, uploads) every hour once they are an
+# hour old (tests/test_app.py watches it happen at (1, 2))
+DELETE_CACHE = (3600, 3600)
 # (style, n, seed, random seed, diversity, candidates, gate, upscale): the defaults of the first
 # tab, also used for the cached examples; gate None = the model's calibrated threshold (gen_defaults)
 GEN_DEFAULTS = ("any", 4, 0, False, 1.0, 16, None, True)
@@ -127,7 +130,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         return gr.Gallery(label=label, columns=columns, format="png", object_fit="contain", elem_id=elem_id,
                           buttons=["download", "fullscreen"])
 
-    with gr.Blocks(title="Emoji text-to-image", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="Emoji text-to-image", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Emoji text-to-image\nA prior reads your prompt, an image VAE's decoder draws it in "
                     "the style you pick, a discriminator's verdict decides which images you see, and an "
                     "upsampler takes them from 64 to 256 px.")

@@ -415,3 +415,23 @@ def test_examples_cache_is_keyed_by_the_upsampler(server):
     pipe.upsampler = None
     assert app.examples_cache_dir(pipe, ["red apple"]) != before
 
+
+
+@pytest.mark.slow
+def test_served_files_are_deleted_on_schedule(tiny_latent_dir, tmp_path, monkeypatch):
+    """The images, GIFs and sheets gradio serves do not pile up: with delete_cache (1 s, 2 s old)
+    every file one request created is gone a few seconds later (the app runs at (3600, 3600))."""
+    from conftest import start_app
+
+    monkeypatch.setattr(app, "DELETE_CACHE", (1, 2))
+    srv = start_app(tiny_latent_dir, tmp_path / "cache")
+    try:
+        generate(Client(srv.url, verbose=False, download_files=str(tmp_path / "dl")), n=2, candidates=2)
+        files = [Path(f) for s in srv.demo.temp_file_sets for f in s]
+        assert any(f.suffix == ".png" and f.is_file() for f in files), files
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(f.is_file() for f in files):
+            time.sleep(0.5)
+        assert not any(f.is_file() for f in files), [f for f in files if f.is_file()]
+    finally:
+        srv.demo.close()
