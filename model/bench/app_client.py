@@ -49,8 +49,9 @@ def start_app(timeout: float = 180.0, log=print) -> tuple[subprocess.Popen, str,
 
 def app_generate_args(prompt: str, seed: int) -> tuple:
     """Positional inputs of app.py's "generate" event: prompt, style, n, seed, random seed,
-    diversity, candidates, gate (candidates = n = 4: the same work as the pipeline latency)."""
-    return (prompt, "any", 4, seed, False, 1.0, 4, 0.5)
+    diversity, candidates, gate, 256 px (candidates = n = 4: the same work as the pipeline
+    latency at 256 px, the app's default)."""
+    return (prompt, "any", 4, seed, False, 1.0, 4, 0.5, True)
 
 
 def app_latency(url: str, calls: int) -> dict:

@@ -104,7 +104,7 @@ def run_load(cfg: LoadConfig, log=print) -> dict:
             th.join()
         wall = time.perf_counter() - t0
         summary = {"url": url, "clients": cfg.clients, "requests_per_client": cfg.requests,
-                   "call": "generate(prompt, 'any', n=4, seed, False, 1.0, candidates=4, gate=0.5)",
+                   "call": "generate(prompt, 'any', n=4, seed, False, 1.0, candidates=4, gate=0.5, 256 px)",
                    **summarize(records, wall),
                    "app_rss_before": before, "app_rss_after": proc_rss_mib(pid) if pid else None}
         summary["warmup_request"] = warm
