@@ -5,6 +5,9 @@ image in style A, encoded, decoded in style B, against its image in style B); fr
 ``adv_start`` on the discriminator joins. The export encodes every training image into the
 prior's latent tables, calibrates the gate on real images D never trained on, and writes a
 model folder. Checkpoints resume exactly (``ckpt.pt``: tensors only, read with weights_only).
+
+Data-parallel: ``torchrun --nproc_per_node N -m model.training --data ... --out ...`` runs N
+processes under DistributedDataParallel (gloo on CPU, nccl on CUDA); --batch-size is per process.
 """
 from __future__ import annotations
 
@@ -24,8 +27,9 @@ from ..dataset import Pack, load_dataset
 from ..evaluator import image_names
 from ..latent import TINY_LATENT, LatentConfig
 from ..latent_model import LatentModel
+from . import distributed as ddp
 from .card import write_card
-from .objective import Weights, discriminator_loss, generator_loss
+from .objective import Weights, generator_loss
 
 
 @dataclass(kw_only=True)
@@ -114,7 +118,8 @@ class Trainer:
     def __init__(self, tcfg: TrainConfig, pack: Pack | None = None) -> None:
         self.cfg = tcfg
         dev = tcfg.device if tcfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        self.device = torch.device(dev)
+        self.world = w = ddp.setup(dev)  # World() (rank 0 of 1) unless started by torchrun
+        self.device = torch.device(f"cuda:{w.local_rank}" if dev == "cuda" and w.on else dev)
         if tcfg.threads:
             torch.set_num_threads(tcfg.threads)
         from ..pipeline import cpu_has_fast_bf16
@@ -129,6 +134,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(tcfg.seed)
         self.model = LatentModel(self.mcfg).to(self.device)
+        seed = tcfg.seed if w.split else tcfg.seed + w.rank  # each rank its own batches (rank 0: as one process)
+        if seed != tcfg.seed:
+            torch.manual_seed(seed)  # and its own DiffAugment draws
         self.names = image_names(self.pack)
         self.partners = partners(self.names)
         self.holdout = held_out(len(self.pack), tcfg.holdout, tcfg.seed)
@@ -136,11 +144,14 @@ class Trainer:
         ae = [*self.model.encoder.parameters(), *self.model.decoder.parameters()]
         self.opt = torch.optim.Adam(ae, lr=tcfg.lr, betas=(0.5, 0.9))
         self.opt_d = torch.optim.Adam(self.model.discriminator.parameters(), lr=tcfg.lr_d, betas=(0.0, 0.99))
-        self.gen = torch.Generator().manual_seed(tcfg.seed)
-        self.step, self.log, self.seconds = 0, [], 0.0
+        self.gen = torch.Generator().manual_seed(seed)
+        self.step, self.log, self.seconds, self.images = 0, [], 0.0, 0
         ckpt = self.out / "ckpt.pt"
         if ckpt.is_file():
             self.load_state(torch.load(ckpt, map_location=self.device, weights_only=True))
+        # What is optimised, wrapped in DDP when distributed (the same modules, unwrapped, otherwise).
+        self.ae = ddp.wrap(ddp.Autoencoder(self.model.encoder, self.model.decoder), w, self.device)
+        self.d_objective = ddp.wrap(ddp.DiscriminatorObjective(self.model.discriminator), w, self.device)
 
     # --- state ---
     def state(self) -> dict:
@@ -149,7 +160,7 @@ class Trainer:
                 "discriminator": m.discriminator.state_dict(), "opt": self.opt.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "step": self.step, "gen": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(),  # DiffAugment draws from the global generator
-                "seconds": self.seconds, "config": json.dumps(self.mcfg.to_dict())}
+                "seconds": self.seconds, "images": self.images, "config": json.dumps(self.mcfg.to_dict())}
 
     def load_state(self, s: dict) -> None:
         if json.loads(s["config"]) != self.mcfg.to_dict():
@@ -159,22 +170,40 @@ class Trainer:
         self.opt.load_state_dict(s["opt"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.step, self.seconds = int(s["step"]), float(s["seconds"])
-        self.gen.set_state(s["gen"])
-        if "torch_rng" in s:  # checkpoints written before the field existed resume with a fresh one
-            torch.set_rng_state(s["torch_rng"].cpu())
+        self.images = int(s.get("images", self.step * self.cfg.batch_size))
+        w = self.world
+        if w.rank == 0 or w.split:
+            self.gen.set_state(s["gen"])
+            if "torch_rng" in s:  # checkpoints written before the field existed resume with a fresh one
+                torch.set_rng_state(s["torch_rng"].cpu())
+        elif len(s.get("rank_gen", ())) == w.size:  # this rank's own generators, saved by save_checkpoint
+            self.gen.set_state(s["rank_gen"][w.rank].cpu().clone())  # clone: set_state on a row view segfaults
+            torch.set_rng_state(s["rank_torch_rng"][w.rank].cpu().clone())
+        else:  # saved by another world size: fresh streams, distinct per rank and per resume step
+            self.gen.manual_seed(self.cfg.seed + w.rank + 1_000_003 * self.step)
+            torch.manual_seed(self.cfg.seed + w.rank + 1_000_003 * self.step)
         log = self.out / "log.jsonl"
         self.log = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
         self.log = [r for r in self.log if r["step"] <= self.step]
 
     def save_checkpoint(self) -> None:
+        """Rank 0 writes (the unwrapped networks' state dicts); when distributed, every rank must call
+        it, as it gathers each rank's generators so that a resume continues every rank's stream."""
+        rngs = ddp.gather((self.gen.get_state(), torch.get_rng_state()), self.world)
+        if not self.world.main:
+            return
+        s = self.state()
+        if self.world.on:
+            s.update(rank_gen=torch.stack([g for g, _ in rngs]), rank_torch_rng=torch.stack([t for _, t in rngs]))
         tmp = self.out / "ckpt.pt.tmp"
-        torch.save(self.state(), tmp)
+        torch.save(s, tmp)
         tmp.replace(self.out / "ckpt.pt")
         (self.out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.log))
 
     # --- one step ---
     def batch(self) -> dict[str, torch.Tensor]:
-        b, p = self.cfg.batch_size, self.pack
+        w, p = self.world, self.pack
+        b = self.cfg.batch_size * (w.size if w.split else 1)
         src = torch.randint(len(p), (b,), generator=self.gen)
         cross = torch.rand(b, generator=self.gen) < self.cfg.cross_style
         pick = torch.rand(b, generator=self.gen)
@@ -185,21 +214,27 @@ class Trainer:
         k = (off[d_idx] + (torch.rand(b, generator=self.gen) * (off[d_idx + 1] - off[d_idx])).long())
         e = p.cap_emb[p.cap_index[k]].float()  # (B, 384): a caption of each D image
         to = lambda idx: (p.images[idx].float() / 127.5 - 1.0).to(self.device)  # noqa: E731
-        return {"x": to(src), "y": to(tgt), "style": p.styles[tgt].to(self.device), "real": to(d_idx),
-                "real_style": p.styles[d_idx].to(self.device), "e": e.to(self.device),
-                "eps": torch.randn(b, *self.mcfg.latent_shape, generator=self.gen).to(self.device)}
+        bt = {"x": to(src), "y": to(tgt), "style": p.styles[tgt].to(self.device), "real": to(d_idx),
+              "real_style": p.styles[d_idx].to(self.device), "e": e.to(self.device),
+              "e_wrong": e.roll(1, 0).to(self.device),  # another image's caption: the mismatched pair
+              "eps": torch.randn(b, *self.mcfg.latent_shape, generator=self.gen).to(self.device)}
+        if w.split:  # test-only: this rank's slice of the whole batch
+            n = self.cfg.batch_size
+            bt = {k: v[w.rank * n:(w.rank + 1) * n] for k, v in bt.items()}
+        return bt
 
     def train_step(self) -> dict[str, float]:
         m, w, bt = self.model, self.cfg.weights(), self.batch()
         adv = self.step >= self.cfg.adv_start
-        if adv and self.step == self.cfg.adv_start and not (self.out / "ckpt-recon.pt").exists():
+        if adv and self.step == self.cfg.adv_start and self.world.main and not (self.out / "ckpt-recon.pt").exists():
             torch.save(self.state(), self.out / "ckpt-recon.pt")  # the reconstruction-only autoencoder, kept
         with self.autocast():
-            mu, logvar = m.encoder(bt["x"])
-            z = mu + torch.exp(0.5 * logvar) * bt["eps"]  # (B, C, h, w)
-            y = m.decoder(z, bt["style"])  # (B, 3, S, S)
+            mu, logvar, y = self.ae(bt["x"], bt["eps"], bt["style"])  # DDP: averages the AE's gradients
             d_fake = None
             if adv:
+                # The adversarial term runs the plain D (not its DDP wrapper, whose forward would arm
+                # its reducer to expect D gradients this backward never makes, and fail or all-reduce
+                # for nothing); requires_grad off keeps D's .grad untouched: only y gets a gradient.
                 m.discriminator.requires_grad_(False)
                 phi, patch = m.discriminator.features(diff_augment(y, self.cfg.augment))
                 d_fake = m.discriminator.realism_logit(phi, patch)
@@ -210,14 +245,14 @@ class Trainer:
         self.opt.step()
         if adv:  # D on real images it may train on vs this step's decodes (detached)
             with self.autocast():
-                d_loss, d_stats = discriminator_loss(m.discriminator, bt["real"], y.detach().float(), bt["e"],
-                                                     bt["e"].roll(1, 0), bt["real_style"], self.step, w,
-                                                     self.cfg.augment)
+                d_loss, d_stats = self.d_objective(bt["real"], y.detach().float(), bt["e"], bt["e_wrong"],
+                                                   bt["real_style"], self.step, w, self.cfg.augment)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
             stats.update(d_stats)
         self.step += 1
+        self.images += self.cfg.batch_size * self.world.size
         return stats
 
     # --- outputs ---
@@ -287,6 +322,7 @@ class Trainer:
         folder = self.out / "export"
         training = {"config": dataclasses.asdict(self.cfg), "steps": self.step, "minutes": round(self.seconds / 60, 1),
                     "device": str(self.device), "images": len(self.pack), "gate_calibration": cal,
+                    "world_size": self.world.size, "images_seen": self.images,  # batch_size x steps x world
                     "prior_images": len(self.model.prior.latents),
                     "last_log": self.log[-1] if self.log else {}}
         self.model.save_pretrained(folder, extra_config={"training": training})
@@ -301,21 +337,30 @@ class Trainer:
             stats = self.train_step()
             self.seconds = last + time.time() - t0
             if self.step % self.cfg.log_every == 0 or self.step == 1:
+                stats = ddp.mean_stats(stats, self.world, self.device)  # over ranks (every rank logs this step)
                 row = {"step": self.step, "seconds": round(self.seconds, 1), **{k: round(v, 5) for k, v in stats.items()}}
                 self.log.append(row)
-                print(json.dumps(row), flush=True)
-            if self.step % self.cfg.sample_every == 0:
+                if self.world.main:
+                    print(json.dumps(row), flush=True)
+            if self.step % self.cfg.sample_every == 0 and self.world.main:
                 self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")
-            timeout = self.cfg.max_minutes and self.seconds - last > self.cfg.max_minutes * 60
+            timeout = bool(self.cfg.max_minutes and self.seconds - last > self.cfg.max_minutes * 60)
+            if self.cfg.max_minutes:
+                timeout = ddp.agree(timeout, self.world)  # rank 0's clock decides for all
             if self.step % self.cfg.ckpt_every == 0 or timeout:
                 self.save_checkpoint()
             if timeout:
                 break
         self.save_checkpoint()
-        return self.export()
+        folder = self.export() if self.world.main else self.out / "export"
+        ddp.barrier(self.world)
+        return folder
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_dataclass(TrainConfig, argv, "Train the latent model (image VAE + prior + discriminator).")
-    folder = Trainer(cfg).fit()
-    print(f"exported {folder}")
+    trainer = Trainer(cfg)
+    folder = trainer.fit()
+    ddp.finish(trainer.world)
+    if trainer.world.main:
+        print(f"exported {folder}")
