@@ -25,6 +25,7 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from model.api import GENERATE_PARAMS, generate_args  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
 from model.ui import (DISPLAY_SIZE, GALLERY_LABEL, controls_from_caption, edit_upload, generate_images, header,  # noqa: E402,F401
                       interpolate_frames, interpolate_uploads, restyle_upload, score_upload, send_and_score,
@@ -44,15 +45,15 @@ MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the ap
 # gradio deletes the files it served (images, GIFs, sheets, uploads) every hour once they are an
 # hour old (tests/test_app.py watches it happen at (1, 2))
 DELETE_CACHE = (3600, 3600)
-# (style, n, seed, random seed, diversity, candidates, gate, upscale): the defaults of the first
-# tab, also used for the cached examples; gate None = the model's calibrated threshold (gen_defaults)
-GEN_DEFAULTS = ("any", 4, 0, False, 1.0, 16, None, True)
+# the first tab's defaults after the prompt, in GENERATE_PARAMS order, also used for the cached
+# examples; gate None = the model's calibrated threshold (gen_defaults)
+GEN_DEFAULTS = generate_args("")[1:]
 UPSCALE_LABEL = "256 px (super-resolution; off = the model's raw 64 px)"
 
 
 def gen_defaults(pipeline: Pipeline) -> tuple:
     """GEN_DEFAULTS with the gate the model was calibrated at (keeps ~90 % of held-out real images)."""
-    return (*GEN_DEFAULTS[:6], round(pipeline.default_gate, 2), GEN_DEFAULTS[7])
+    return generate_args("", gate=round(pipeline.default_gate, 2))[1:]
 
 
 def read_examples(path: Path = EXAMPLES_FILE) -> list[str]:
@@ -90,23 +91,23 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
     # no gr.Progress: each call is one pipeline step that cannot report part-way, and a bar that
     # sits at 0 % until it vanishes says nothing; gradio's own tracker shows the queue position
     # and the elapsed time instead
-    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_=True):
-        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_)
+    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True):
+        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale)
 
-    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale_=True):
-        return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale_)
+    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale=True):
+        return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale)
 
-    def interpolate_images(image_a, image_b, steps, style, upscale_=True):
-        return interpolate_uploads(pipeline, image_a, image_b, steps, style, upscale_)
+    def interpolate_images(image_a, image_b, steps, style, upscale=True):
+        return interpolate_uploads(pipeline, image_a, image_b, steps, style, upscale)
 
-    def variations(image, n, seed, strength, style, candidates, gate, upscale_=True):
-        return vary_upload(pipeline, image, n, seed, strength, style, candidates, gate, upscale_)
+    def variations(image, n, seed, strength, style, candidates, gate, upscale=True):
+        return vary_upload(pipeline, image, n, seed, strength, style, candidates, gate, upscale)
 
-    def restyle(image, upscale_=True):
-        return restyle_upload(pipeline, image, upscale_)
+    def restyle(image, upscale=True):
+        return restyle_upload(pipeline, image, upscale)
 
-    def edit(image, prompt, source, strength, steps, style, upscale_=True):
-        return edit_upload(pipeline, image, prompt, source, strength, steps, style, upscale_)
+    def edit(image, prompt, source, strength, steps, style, upscale=True):
+        return edit_upload(pipeline, image, prompt, source, strength, steps, style, upscale)
 
     def score(image, prompt, style):
         return score_upload(pipeline, image, prompt, style)
@@ -166,7 +167,9 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                             to_vary = gr.Button("Vary the first image", size="sm")
                             to_edit = gr.Button("Edit the first image", size="sm")
                             to_score = gr.Button("Send the first image to scoring", size="sm")
-                gen_inputs = [prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_g]
+                components = dict(prompt=prompt, style=style, n=n, seed=seed, random_seed=random_seed,
+                                  diversity=diversity, candidates=candidates, gate=gate, upscale=upscale_g)
+                gen_inputs = [components[k] for k in GENERATE_PARAMS]  # the API's argument order
                 gr.Examples([[p, *defaults] for p in prompts], inputs=gen_inputs,
                             outputs=[gallery, status, sheet], fn=generate, cache_examples=True,
                             cache_mode="eager", visible_columns=[0], label="Examples (cached)")

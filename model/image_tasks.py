@@ -80,11 +80,10 @@ class ImageTasks:
         looks like (weight 3 in the pick) or toward one of its nearest relatives (weight 1, moved
         half as far), plus the posterior's own noise. strength 0 gives mu itself."""
         p = self.model.prior
-        by_entry = p._by_entry()
         ents = looks.reading.entries
-        pool = [(row, 1.0) for row in by_entry[ents[0]].values()
+        pool = [(row, 1.0) for row in p.rows_of(ents[0]).values()
                 if float((p.latents[row].float() - mu).norm()) > 0.5]  # not the image itself
-        pool += [(row, 0.5) for e in ents[1:4] for row in list(by_entry[e].values())[:2]]
+        pool += [(row, 0.5) for e in ents[1:4] for row in list(p.rows_of(e).values())[:2]]
         out = []
         for seed in seeds:
             g = torch.Generator().manual_seed(int(seed))

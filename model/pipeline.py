@@ -134,6 +134,14 @@ class Pipeline(InputChecks, ImageTasks):
         """(P,) prompts -> (P, text_dim) MiniLM embeddings on the device (cached per prompt)."""
         return torch.stack([self._embed_one(p) for p in prompts]).to(self.device, self.dtype)
 
+    def set_embedding(self, prompt: str, e: torch.Tensor) -> None:
+        """Use e (text_dim,) as the prompt's embedding (benchmarks without the sentence encoder)."""
+        self._emb_cache[prompt] = e.detach().float().cpu()
+
+    def clear_embeddings(self) -> None:
+        """Forget cached prompt embeddings (a benchmark that times the text encoder each call)."""
+        self._emb_cache.clear()
+
     def _embed_one(self, prompt: str) -> torch.Tensor:
         if prompt not in self._emb_cache:
             with self._encoder_lock:  # concurrent first requests must not build (or import) it twice
@@ -189,7 +197,8 @@ class Pipeline(InputChecks, ImageTasks):
                                      style.to(self.device))
         return x.float()
 
-    def _judge(self, x: torch.Tensor, e: torch.Tensor | None, style: torch.Tensor | None):
+    def judge(self, x: torch.Tensor, e: torch.Tensor | None, style: torch.Tensor | None):
+        """x (B, 3, S, S) in [-1, 1] -> (P(real) (B,), P(match) (B,) or None, patch map (B, 1, h, w)), on the CPU."""
         with torch.inference_mode(), self.autocast():
             realism, match, patch = self.model.discriminator(x.to(self.device, self.dtype), e, style)
         return (torch.sigmoid(realism.float()).cpu(),
@@ -231,7 +240,7 @@ class Pipeline(InputChecks, ImageTasks):
         not pick the n least varied variations; "all": every candidate in candidate order. Only
         the returned images go through the super-resolution stage."""
         upscale = self.check_bool(upscale, "upscale")
-        realism, match, _ = self._judge(x, e, style_t.to(self.device))
+        realism, match, _ = self.judge(x, e, style_t.to(self.device))
         scored = [Scored(None, seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
                          self.model.cfg.styles[int(style_t[k])])
                   for k in range(len(seeds))]
@@ -336,7 +345,7 @@ class Pipeline(InputChecks, ImageTasks):
         if prompt is not None and prompt.strip():
             e = self.embed([self.check_prompt(prompt)])
         sid = torch.tensor([self.check_style(style)], device=self.device)
-        realism, match, patch = self._judge(x, e, sid)
+        realism, match, patch = self.judge(x, e, sid)
         p = patch[0, 0].numpy()
         return ScoreResult(realism=float(realism[0]), match=None if match is None else float(match[0]),
                            patch=p, heatmap=heatmap_overlay(img, p), image=img)

@@ -80,6 +80,10 @@ class RetrievalPrior(nn.Module):
             self._index = idx
         return self._index
 
+    def rows_of(self, entry: int) -> dict[int, int]:
+        """{style: latent row} of one emoji entry (the styles that have it)."""
+        return self._by_entry()[entry]
+
     def row_for(self, entry: int, style: int, choice: int = 0) -> tuple[int, bool]:
         """The latent row of `entry` drawn in `style`, and whether that style has it. When it
         does not (fluent3d lacks newer emojis), another style's latent of the same emoji is

@@ -82,30 +82,7 @@ def fake_hub(hf_cache, monkeypatch):
     hub.stop()
 
 
-# --- the running app, shared by the API and the browser tests ---
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(model_dir, cache_dir):
-    """app.build_demo on a tiny pipeline (with the shipped upsampler), served from a background
-    thread on a free port."""
-    from types import SimpleNamespace
-
-    import app
-    from model.pipeline import Pipeline
-
-    pipeline = Pipeline.from_pretrained(str(model_dir), device="cpu")
-    demo = app.build_demo(pipeline, examples_cache=cache_dir)
-    port = free_port()
-    demo.launch(**app.launch_options("127.0.0.1", port), prevent_thread_lock=True, quiet=True)
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}/", demo=demo, pipeline=pipeline, cache=cache_dir)
-
+# --- the running app, shared by the API and the browser tests (start_app is in helpers.py) ---
 
 @pytest.fixture(scope="session")
 def tiny_latent_dir(tmp_path_factory):
@@ -119,6 +96,8 @@ def tiny_latent_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tiny_latent_dir, tmp_path_factory):
+    from helpers import start_app
+
     srv = start_app(tiny_latent_dir, tmp_path_factory.mktemp("examples_cache"))
     yield srv
     srv.demo.close()

@@ -50,3 +50,26 @@ def write_colour_folder(root, size: int = 16, styles=("google", "openmoji")):
             rows.append({"file_name": f"{style}/{i}.png", "text": text, "style": style, "keywords": ["thing"]})
     (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(model_dir, cache_dir):
+    """app.build_demo on a tiny pipeline (with the shipped upsampler), served from a background
+    thread on a free port."""
+    from types import SimpleNamespace
+
+    import app
+    from model.pipeline import Pipeline
+
+    pipeline = Pipeline.from_pretrained(str(model_dir), device="cpu")
+    demo = app.build_demo(pipeline, examples_cache=cache_dir)
+    port = free_port()
+    demo.launch(**app.launch_options("127.0.0.1", port), prevent_thread_lock=True, quiet=True)
+    return SimpleNamespace(url=f"http://127.0.0.1:{port}/", demo=demo, pipeline=pipeline, cache=cache_dir)

@@ -20,7 +20,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
 import app
-from conftest import free_port  # tests/ is on sys.path (rootdir conftest)
+from model.api import GENERATE_PARAMS, generate_args
+from helpers import free_port  # tests/ is on sys.path (rootdir conftest)
 
 ROOT = Path(__file__).resolve().parent.parent
 GEN = dict(prompt="red apple", style="any", n=4, seed=0, random_seed=False, diversity=1.0, candidates=8, gate=0.5,
@@ -38,8 +39,7 @@ def client(server):
 def generate(client, sheet=False, **kw):
     """-> (gallery, summary), or with sheet=True (gallery, summary, PNG sheet path)."""
     a = {**GEN, **kw}
-    out = client.predict(a["prompt"], a["style"], a["n"], a["seed"], a["random_seed"], a["diversity"],
-                         a["candidates"], a["gate"], a["upscale"], api_name="/generate")
+    out = client.predict(*generate_args(a.pop("prompt"), **a), api_name="/generate")
     return out if sheet else out[:2]
 
 
@@ -421,7 +421,7 @@ def test_examples_cache_is_keyed_by_the_upsampler(server):
 def test_served_files_are_deleted_on_schedule(tiny_latent_dir, tmp_path, monkeypatch):
     """The images, GIFs and sheets gradio serves do not pile up: with delete_cache (1 s, 2 s old)
     every file one request created is gone a few seconds later (the app runs at (3600, 3600))."""
-    from conftest import start_app
+    from helpers import start_app
 
     monkeypatch.setattr(app, "DELETE_CACHE", (1, 2))
     srv = start_app(tiny_latent_dir, tmp_path / "cache")
@@ -435,3 +435,14 @@ def test_served_files_are_deleted_on_schedule(tiny_latent_dir, tmp_path, monkeyp
         assert not any(f.is_file() for f in files), [f for f in files if f.is_file()]
     finally:
         srv.demo.close()
+
+
+def test_generate_is_named_in_one_place(server):
+    """The app's /generate takes its arguments in GENERATE_PARAMS order (the bench, the load test
+    and these tests build calls from model/api.py)."""
+    info = Client(server.url, verbose=False).view_api(print_info=False, return_format="dict")
+    names = [p["parameter_name"] for p in info["named_endpoints"]["/generate"]["parameters"]]
+    assert names == list(GENERATE_PARAMS)
+    assert generate_args("rocket", n=1)[:3] == ("rocket", "any", 1)
+    with pytest.raises(TypeError, match="no parameter"):
+        generate_args("rocket", size=3)

@@ -28,8 +28,8 @@ def pipe(tmp_path):
     p = Pipeline(model=tiny, info=ModelInfo("tiny", None, tmp_path, "local"), device=torch.device("cpu"),
                  encoder=NoEncoder(), upsampler=Upsampler(UpsamplerConfig(features=4, convs=1)).eval())
     for i, name in enumerate(TINY_NAMES):
-        p._emb_cache[name] = tiny.prior.cap_emb[i].clone()
-    p._emb_cache["something new"] = torch.nn.functional.normalize(torch.randn(384), dim=0)
+        p.set_embedding(name, tiny.prior.cap_emb[i])
+    p.set_embedding("something new", torch.nn.functional.normalize(torch.randn(384), dim=0))
     return p
 
 
@@ -114,7 +114,7 @@ def test_edit_is_the_text_diff(pipe, known_image):
     frames, source, looks = pipe.edit(known_image, "red apple", strength=1.0, steps=3, style="google", upscale=False)
     assert source == looks.reading.names[0] == "rocket"  # empty source: what the image looks like
     prior = pipe.model.prior
-    r_new, r_src = prior.read(torch.stack([pipe._emb_cache["red apple"], pipe._emb_cache["rocket"]]))
+    r_new, r_src = prior.read(pipe.embed(["red apple", "rocket"]))
     diff = prior.mean_latent(r_new, 0) - prior.mean_latent(r_src, 0)
     mu = pipe.encode_image(known_image)
     mu = pipe._in_style(mu, pipe.read_latent(mu), 0)  # the image, moved into the asked style first

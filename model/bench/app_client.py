@@ -48,10 +48,11 @@ def start_app(timeout: float = 180.0, log=print) -> tuple[subprocess.Popen, str,
 
 
 def app_generate_args(prompt: str, seed: int) -> tuple:
-    """Positional inputs of app.py's "generate" event: prompt, style, n, seed, random seed,
-    diversity, candidates, gate, 256 px (candidates = n = 4: the same work as the pipeline
-    latency at 256 px, the app's default)."""
-    return (prompt, "any", 4, seed, False, 1.0, 4, 0.5, True)
+    """Positional inputs of app.py's "generate" event (model/api.py), candidates = n = 4 and gate
+    0.5: the same work as the pipeline latency, at 256 px, the app's default."""
+    from ..api import generate_args
+
+    return generate_args(prompt, n=4, seed=seed, candidates=4, gate=0.5)
 
 
 def app_latency(url: str, calls: int) -> dict:

@@ -130,7 +130,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     if not encode:
         g = torch.Generator().manual_seed(0)
         for p in PROMPTS:
-            pipe._emb_cache[p] = torch.nn.functional.normalize(torch.randn(mc.text_dim, generator=g), dim=0)
+            pipe.set_embedding(p, torch.nn.functional.normalize(torch.randn(mc.text_dim, generator=g), dim=0))
     t = time.perf_counter()
     pipe.generate(PROMPTS[0], n=4, seed=0, upscale=False)  # cold: loads the sentence encoder if needed
     cold = time.perf_counter() - t
@@ -139,7 +139,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     for i in range(n_lat):  # both sizes interleaved in one run, so their ratio sees the same machine load
         for up in (False, True):
             if encode:
-                pipe._emb_cache.clear()
+                pipe.clear_embeddings()
             t = time.perf_counter()
             pipe.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i, upscale=up)
             _sync(device)

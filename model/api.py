@@ -1,0 +1,18 @@
+"""The app's generate call, named in one place: the order of its inputs (the app's components
+and the API's positional arguments) and their defaults. The app, the benchmark, the load test
+and the tests all build the call from here."""
+from __future__ import annotations
+
+GENERATE_PARAMS = ("prompt", "style", "n", "seed", "random_seed", "diversity", "candidates", "gate", "upscale")
+# gate None: the model's calibrated threshold (the app fills it in from the loaded model)
+GENERATE_DEFAULTS = {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0,
+                     "candidates": 16, "gate": None, "upscale": True}
+
+
+def generate_args(prompt: str, **kw) -> tuple:
+    """/generate's positional arguments, defaults filled in: generate_args("rocket", n=1)."""
+    unknown = set(kw) - set(GENERATE_DEFAULTS)
+    if unknown:
+        raise TypeError(f"generate has no parameter {sorted(unknown)}; it takes {', '.join(GENERATE_PARAMS)}")
+    values = {**GENERATE_DEFAULTS, **kw, "prompt": prompt}
+    return tuple(values[k] for k in GENERATE_PARAMS)
