@@ -20,6 +20,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from .images import square_on_white
+
 SAMPLE_PROMPTS = ("grinning face", "red apple", "rocket", "dog face", "pizza", "red heart",
                   "smiling face with sunglasses", "cat face")
 
@@ -45,13 +47,10 @@ class Pack:
 
 
 def _load_rgb(path: Path, size: int) -> np.ndarray:
-    """Any image file -> (size, size, 3) uint8, alpha composited onto white."""
+    """Any image file -> (size, size, 3) uint8: square RGB on white, as the app sees uploads
+    (a non-square image is padded, not stretched)."""
     with Image.open(path) as im:
-        im = im.convert("RGBA")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.LANCZOS)
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(bg, im).convert("RGB"))
+        return np.asarray(square_on_white(im, size))
 
 
 def _skin_keep(rec: dict, skin_tones: str) -> bool:

@@ -26,8 +26,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .dataset import Pack
+from .paths import EVALUATOR_DIR
 
-DEFAULT_EVALUATOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "evaluator"
+DEFAULT_EVALUATOR_DIR = EVALUATOR_DIR
 
 
 @dataclass(frozen=True, kw_only=True)

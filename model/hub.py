@@ -15,10 +15,11 @@ from pathlib import Path
 
 from .gan import WEIGHT_FILES, TextToImageGAN
 from .latent_model import LatentModel, is_latent_folder
+from . import paths
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "model"
+DEFAULT_MODEL_DIR = paths.DEFAULT_MODEL_DIR
 MODEL_FILES = ("config.json", *(f"{n}.safetensors" for n in WEIGHT_FILES))  # the GAN's folder
 DOWNLOAD_PATTERNS = ("config.json", "*.safetensors", "README.md")  # any model folder's files
 

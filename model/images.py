@@ -60,3 +60,21 @@ def heatmap_overlay(img: Image.Image, patch: np.ndarray, size: int = 256) -> Ima
     color = np.concatenate([(1 - p) * 255, p * 255, np.zeros_like(p)], axis=2)  # red -> green
     out = 0.55 * np.asarray(base, dtype=np.float32) + 0.45 * color
     return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+def square_on_white(image: Image.Image, size: int) -> Image.Image:
+    """Any PIL image -> a size x size RGB image: the one "square RGB on white" that the data
+    builder, the training reader and the app all use. Shrunk first when large (aspect kept, to
+    at most max(4 x size, 1024) px: a 16000x100 strip never becomes a 16000x16000 canvas; the
+    emoji sources, at most 1024 px, are untouched by it), padded to a centred square, composited
+    onto white (transparency becomes white), then LANCZOS-resized."""
+    image = to_rgba(image)
+    bound = max(4 * size, 1024)
+    if max(image.size) > bound:
+        image = image.copy()
+        image.thumbnail((bound, bound), Image.LANCZOS)
+    side = max(image.size)
+    canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+    canvas.alpha_composite(image, ((side - image.width) // 2, (side - image.height) // 2))
+    rgb = canvas.convert("RGB")
+    return rgb if rgb.size == (size, size) else rgb.resize((size, size), Image.LANCZOS)

@@ -19,14 +19,15 @@ from .checks import MAX_SEED, InputChecks
 from .gan import TextToImageGAN
 from .hub import ModelInfo, load_model
 from .image_tasks import ImageTasks
-from .images import array_to_image, heatmap_overlay, open_image, to_rgba
+from .images import array_to_image, heatmap_overlay, open_image, square_on_white
 from .latent_model import LatentModel
 from .prior import Reading
 from .sheet import frames_to_gif  # noqa: F401  (re-exported: callers import it from here)
 from .upsample import Upsampler, resize
+from .paths import UPSAMPLER_DIR, pick_device
 
 OUTPUT_SIZE = 256  # what upscale=True returns: the super-resolution stage's output
-UPSAMPLER_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "upsampler"
+UPSAMPLER_FOLDER = UPSAMPLER_DIR
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Pipeline(InputChecks, ImageTasks):
                         upsampler: str | Path | None = UPSAMPLER_FOLDER) -> "Pipeline":
         """upsampler: an Upsampler folder (default: the one shipped in assets/upsampler); None = bicubic."""
         model, info = load_model(model_id, revision)
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = torch.device(pick_device(device))
         dtype = torch.float16 if dev.type == "cuda" else torch.float32
         model = model.to(dev, dtype).eval().requires_grad_(False)
         cpu_bf16 = dev.type == "cpu" and cpu_has_fast_bf16()
@@ -324,17 +325,7 @@ class Pipeline(InputChecks, ImageTasks):
         if image.width * image.height > self.limits.max_upload_pixels:
             raise ValueError(f"The image is {image.width}x{image.height}; the limit is "
                              f"{self.limits.max_upload_pixels / 1e6:g} megapixels.")
-        image = to_rgba(ImageOps.exif_transpose(image))
-        # shrink first (aspect kept), then pad: the square canvas is then at most 4x the model size,
-        # whatever the upload's shape (a 16000x100 strip must not become a 16000x16000 canvas)
-        bound = 4 * self.size
-        if max(image.size) > bound:
-            image = image.copy()
-            image.thumbnail((bound, bound), Image.LANCZOS)
-        side = max(image.size)
-        canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))  # pad to square on white
-        canvas.alpha_composite(image, ((side - image.width) // 2, (side - image.height) // 2))
-        return canvas.convert("RGB").resize((self.size, self.size), Image.LANCZOS)
+        return square_on_white(ImageOps.exif_transpose(image), self.size)
 
     def score(self, image, prompt: str | None = None, style: str = "any") -> ScoreResult:
         img = self.prepare_image(image)

@@ -18,9 +18,11 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+from .paths import UPSAMPLER_DIR
 from .weights import load_checked, read_safetensors
 
-DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "upsampler"
+
+DEFAULT_FOLDER = UPSAMPLER_DIR
 MODEL_TYPE = "emoji-upsampler"
 
 

@@ -444,3 +444,18 @@ print(img.size, (after - before) // 1024)
     assert out.returncode == 0, out.stderr
     size, grown_mib = out.stdout.split(")")[0] + ")", int(out.stdout.split(")")[1])
     assert size == "(64, 64)" and grown_mib < 150, out.stdout
+
+
+def test_training_reader_and_app_see_the_same_square(pipe, tmp_path):
+    """One "square RGB on white": a non-square transparent upload is padded (not stretched) the
+    same way by the training reader (model.dataset) and the app (Pipeline.prepare_image)."""
+    from model.dataset import _load_rgb
+
+    im = Image.new("RGBA", (40, 20), (0, 0, 0, 0))
+    im.paste((200, 20, 20, 255), (0, 0, 40, 20))
+    im.save(tmp_path / "wide.png")
+    train = _load_rgb(tmp_path / "wide.png", CFG.image_size)
+    app_img = np.asarray(pipe.prepare_image(tmp_path / "wide.png"))
+    assert np.array_equal(train, app_img)
+    assert (train[0] > 240).all() and (train[-1] > 240).all()  # padded top and bottom rows are white
+    assert train[CFG.image_size // 2, CFG.image_size // 2, 0] > 150  # the red band in the middle

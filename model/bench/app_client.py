@@ -10,9 +10,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .. import paths
 from .measure import percentiles
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository (app.py)
+ROOT = paths.ROOT  # the repository (app.py)
 PROMPTS = ("grinning face", "red apple", "rocket", "dog face", "pizza", "red heart", "cat face",
            "smiling face with sunglasses", "sun", "snowman", "pine tree", "birthday cake")
 

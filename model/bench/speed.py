@@ -31,6 +31,7 @@ from .measure import (_cpu_name, _sync, count_macs, has_text_encoder, matmul_flo
                       peak_rss_mib, percentiles, proc_rss_mib)
 from .report import speed_markdown
 from .throughput import throughput
+from ..paths import pick_device
 
 TARGETS = {  # printed against, never asserted by a timed test
     "latency_p50_ms": 40.0,  # prompt -> 4 images at 64x64 through the pipeline
@@ -69,7 +70,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
 
     secs = cfg.seconds or (0.5 if cfg.quick else 2.0)
     n_lat = cfg.latency_calls or (20 if cfg.quick else 50)
-    dev_name = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dev_name = pick_device(cfg.device)
     if pipe is None:
         pipe = Pipeline.from_pretrained(cfg.model or None, device=dev_name)
     device, m = pipe.device, pipe.model

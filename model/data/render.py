@@ -8,21 +8,11 @@ import re
 from .packages import OPENMOJI_SVG_RENDER
 
 def _to_square_rgb(im, size: int):
-    """RGBA-aware: pad to square (centered, transparent), composite onto white, LANCZOS."""
-    from PIL import Image
+    """Pad to a centred square on white, LANCZOS to size (model.images.square_on_white: the
+    same conversion training and the app use)."""
+    from ..images import square_on_white
 
-    im = im.convert("RGBA")
-    w, h = im.size
-    if w != h:
-        s = max(w, h)
-        canvas = Image.new("RGBA", (s, s), (255, 255, 255, 0))
-        canvas.paste(im, ((s - w) // 2, (s - h) // 2))
-        im = canvas
-    white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-    rgb = Image.alpha_composite(white, im).convert("RGB")
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.LANCZOS)
-    return rgb
+    return square_on_white(im, size)
 
 
 def _drop_missing_markers(svg: bytes) -> bytes:

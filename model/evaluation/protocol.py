@@ -51,8 +51,10 @@ from . import report
 from .config import DISTRACTORS, NEAREST, PARAPHRASES, ROWS, EvalConfig
 from .metrics import (diversity, group_means, judge_stats, load_results, paired_difference, prompt_means,
                       r_precision, seed_diversity, spectrum_ratio, standard_error)
+from .. import paths
+from ..paths import pick_device
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository
+ROOT = paths.ROOT  # the repository
 
 
 # --- sampling ---
@@ -165,7 +167,7 @@ def _setup(cfg: EvalConfig, encoder, log) -> Setup:
     from ..pipeline import Pipeline
 
     sz = cfg.sizes()
-    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = pick_device(cfg.device)
     pipe = Pipeline.from_pretrained(cfg.model or None, device=dev)
     if encoder is not None:
         pipe.encoder = encoder

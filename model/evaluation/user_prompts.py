@@ -33,9 +33,10 @@ import torch
 from ..dataset import load_dataset
 from .metrics import prompt_means, r_precision, standard_error
 from ..evaluator import DEFAULT_EVALUATOR_DIR, Evaluator, base_name, encode_images, image_names
+from .. import paths
 
-ROOT = Path(__file__).resolve().parents[2]
-NATURAL = ROOT / "assets" / "prompts" / "natural.jsonl"
+ROOT = paths.ROOT
+NATURAL = paths.NATURAL_PROMPTS
 DISTRACTORS = 99
 
 

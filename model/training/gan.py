@@ -29,6 +29,7 @@ from ..gan import TextToImageGAN
 from ..losses import d_hinge, g_hinge, matching_aware, r1_penalty
 from ..text_encoder import kl_divergence
 from .gan_config import TrainConfig, model_config_for, model_fields
+from ..paths import pick_device
 
 
 # --- distributed helpers ---
@@ -54,7 +55,7 @@ def _sync_grads(params: list[nn.Parameter], world: int) -> None:
 class Trainer:
     def __init__(self, tcfg: TrainConfig, pack: Pack | None = None) -> None:
         self.cfg = tcfg
-        dev = tcfg.device if tcfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        dev = pick_device(tcfg.device)
         self.device = torch.device(dev)
         if tcfg.threads:
             torch.set_num_threads(tcfg.threads)

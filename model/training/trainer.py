@@ -30,6 +30,7 @@ from ..latent_model import LatentModel
 from . import distributed as ddp
 from .card import write_card
 from .objective import Weights, generator_loss
+from ..paths import pick_device
 
 
 @dataclass(kw_only=True)
@@ -117,7 +118,7 @@ def prior_captions(pack: Pack, names: list[str]) -> tuple[list[str], list[tuple[
 class Trainer:
     def __init__(self, tcfg: TrainConfig, pack: Pack | None = None) -> None:
         self.cfg = tcfg
-        dev = tcfg.device if tcfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        dev = pick_device(tcfg.device)
         self.world = w = ddp.setup(dev)  # World() (rank 0 of 1) unless started by torchrun
         self.device = torch.device(f"cuda:{w.local_rank}" if dev == "cuda" and w.on else dev)
         if tcfg.threads:
