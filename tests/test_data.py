@@ -254,7 +254,7 @@ def test_cli_no_skin_tones_limit_and_workers(tmp_path, capsys):
 
 def test_missing_npm_and_failed_pack(tmp_path, monkeypatch):
     monkeypatch.setattr(P.shutil, "which", lambda name: None)
-    with pytest.raises(SystemExit, match="npm"):
+    with pytest.raises(D.DataBuildError, match="npm"):
         D.ensure_tarball(D.PACKAGES["openmoji"], tmp_path)
 
     class Proc:
@@ -264,7 +264,7 @@ def test_missing_npm_and_failed_pack(tmp_path, monkeypatch):
 
     monkeypatch.setattr(P.shutil, "which", lambda name: "/usr/bin/npm")
     monkeypatch.setattr(P.subprocess, "run", lambda *a, **k: Proc())
-    with pytest.raises(SystemExit, match="openmoji@17.0.0.*failed"):
+    with pytest.raises(D.DataBuildError, match="openmoji@17.0.0.*failed"):
         D.ensure_tarball(D.PACKAGES["openmoji"], tmp_path)
     assert D.PACKAGES["fluent3d"].tarball == "lobehub-fluent-emoji-3d-1.1.0.tgz"
 
@@ -325,3 +325,13 @@ def test_unrenderable_image_is_skipped(tmp_path, capsys):
     assert res["counts"] == {64: {"openmoji": 4}}
     assert "skipped images/openmoji/1f600.png" in capsys.readouterr().err
     assert "1f600" not in {r["code"] for r in D.read_metadata(tmp_path / "o" / "64")}
+
+
+def test_cli_reports_a_build_error_without_a_traceback(tmp_path, monkeypatch, capsys):
+    """The library raises DataBuildError; only the command line turns it into exit status 1."""
+    from model.data import cli
+
+    monkeypatch.setattr(P.shutil, "which", lambda name: None)
+    assert cli.main(["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "empty-cache"), "--styles", "openmoji"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "npm is not installed" in err and "Traceback" not in err

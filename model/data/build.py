@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .catalog import build_catalog, match_fluent
-from .packages import PACKAGES, STYLES, Package, _dedup_lower, code_str, ensure_tarball, read_members
+from .packages import (PACKAGES, STYLES, DataBuildError, Package, _dedup_lower, code_str, ensure_tarball,
+                       read_members)
 from .render import _import_cairosvg, _render_job
 
 def _style_sizes(style: str, sizes: Iterable[int]) -> list[int]:
@@ -127,7 +128,7 @@ def build(
         emoji_json = json.loads(data[meta_style]["package/emoji.json"])
         openmoji_json = json.loads(data["openmoji"]["package/data/openmoji.json"])
     except KeyError as e:
-        raise SystemExit(f"{e.args[0]} not found in its package tarball") from e
+        raise DataBuildError(f"{e.args[0]} not found in its package tarball") from e
     cat = build_catalog(emoji_json, openmoji_json)
 
     unmatched: list[str] = []

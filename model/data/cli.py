@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from .build import build
-from .packages import STYLES
+from .packages import STYLES, DataBuildError
 
 def _parse_ints(s: str) -> list[int]:
     try:
@@ -56,9 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         ap.error("--limit must be >= 1")
     t0 = time.time()
-    res = build(out=args.out, cache=args.cache, sizes=args.sizes, styles=args.styles,
-                skin_tones=not args.no_skin_tones, limit=args.limit,
-                workers=max(1, args.workers), names=args.names)
+    try:
+        res = build(out=args.out, cache=args.cache, sizes=args.sizes, styles=args.styles,
+                    skin_tones=not args.no_skin_tones, limit=args.limit,
+                    workers=max(1, args.workers), names=args.names)
+    except DataBuildError as e:  # a clear message, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     for size, by_style in res["counts"].items():
         total = sum(by_style.values())
         detail = ", ".join(f"{s} {n}" for s, n in by_style.items())

@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+
+class DataBuildError(RuntimeError):
+    """The dataset cannot be built here (npm, a tarball, cairosvg missing or broken); the message
+    says what to do. The command line prints it and exits 1; library callers can catch it."""
+
+
 STYLES: tuple[str, ...] = ("google", "twitter", "fluent3d", "openmoji")
 
 SKIN_TONES: dict[int, str] = {
@@ -166,7 +172,7 @@ def ensure_tarball(pkg: Package, cache: Path) -> Path:
     spec = f"{pkg.name}@{pkg.version}"
     npm = shutil.which("npm")
     if npm is None:
-        raise SystemExit(
+        raise DataBuildError(
             f"{path} is missing and npm is not installed: install Node.js with npm "
             f"(e.g. `apt-get install -y npm`) or put {pkg.tarball} (from `npm pack {spec}`) "
             f"into {cache}"
@@ -176,10 +182,10 @@ def ensure_tarball(pkg: Package, cache: Path) -> Path:
     try:
         proc = subprocess.run([npm, "pack", spec], cwd=cache, capture_output=True, text=True)
     except OSError as e:
-        raise SystemExit(f"could not run npm to fetch {spec}: {e}") from e
+        raise DataBuildError(f"could not run npm to fetch {spec}: {e}") from e
     if proc.returncode != 0 or not path.is_file():
         tail = (proc.stderr or proc.stdout or "").strip()[-800:]
-        raise SystemExit(
+        raise DataBuildError(
             f"npm pack {spec} failed (exit {proc.returncode}); expected {path}.\n{tail}"
         )
     return path
@@ -196,5 +202,5 @@ def read_members(tgz: Path, wanted) -> dict[str, bytes]:
                     if f is not None:
                         out[m.name] = f.read()
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise SystemExit(f"cannot read {tgz}: {e} (delete it to fetch it again)") from e
+        raise DataBuildError(f"cannot read {tgz}: {e} (delete it to fetch it again)") from e
     return out

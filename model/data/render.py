@@ -5,7 +5,7 @@ import io
 import os
 import re
 
-from .packages import OPENMOJI_SVG_RENDER
+from .packages import OPENMOJI_SVG_RENDER, DataBuildError
 
 def _to_square_rgb(im, size: int):
     """Pad to a centred square on white, LANCZOS to size (model.images.square_on_white: the
@@ -66,7 +66,7 @@ def _import_cairosvg() -> None:
     try:
         import cairosvg  # noqa: F401
     except (ImportError, OSError) as e:
-        raise SystemExit(
+        raise DataBuildError(
             f"cannot import cairosvg ({e}); install it with `pip install cairosvg` and the "
             f"cairo library with `apt-get install -y libcairo2`"
         ) from e
