@@ -27,6 +27,7 @@ from torch import nn
 
 from .dataset import Pack
 from .paths import EVALUATOR_DIR
+from .pixels import to_unit
 
 DEFAULT_EVALUATOR_DIR = EVALUATOR_DIR
 
@@ -198,7 +199,7 @@ def train_evaluator(pack: Pack, arch: EvaluatorConfig | None = None, tcfg: Evalu
         lo, hi = pack.cap_offsets[idx], pack.cap_offsets[idx + 1]
         pick = lo + (torch.rand(bs, generator=gen) * (hi - lo)).long()  # one caption variant each
         e = cap_emb[pack.cap_index[pick]]  # (B, 384)
-        x = _augment(pack.images[idx].float() / 127.5 - 1, gen)  # (B, 3, S, S)
+        x = _augment(to_unit(pack.images[idx]), gen)  # (B, 3, S, S)
         same = name_id[idx][:, None] == name_id[idx][None, :]  # (B, B)
         loss = contrastive_loss(model.image_embed(model.image_features(x)), model.text_embed(e), same,
                                 model.logit_scale.exp().clamp(max=100))
@@ -229,7 +230,7 @@ def encode_images(fn, images: torch.Tensor, batch_size: int = 256, device: torch
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size].to(device)
-        x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
+        x = to_unit(x) if x.dtype == torch.uint8 else x.float()
         out.append(fn(x).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
 

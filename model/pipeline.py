@@ -25,6 +25,7 @@ from .prior import Reading
 from .sheet import frames_to_gif  # noqa: F401  (re-exported: callers import it from here)
 from .upsample import Upsampler, resize
 from .paths import UPSAMPLER_DIR, pick_device
+from .pixels import to_uint8, to_unit
 
 OUTPUT_SIZE = 256  # what upscale=True returns: the super-resolution stage's output
 UPSAMPLER_FOLDER = UPSAMPLER_DIR
@@ -209,7 +210,7 @@ class Pipeline(InputChecks, ImageTasks):
     @staticmethod
     def to_pil(x: torch.Tensor) -> list[Image.Image]:
         """(B, 3, S, S) in [-1, 1] -> PIL images."""
-        arr = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        arr = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()
         return [Image.fromarray(a) for a in arr]
 
     def super_resolve(self, x: torch.Tensor) -> torch.Tensor:
@@ -217,7 +218,7 @@ class Pipeline(InputChecks, ImageTasks):
         The input is first quantised to the 8-bit image the model's size shows, and images go
         through one at a time: the 256-px image is a function of that 64-px image alone (a seed
         gives the same image alone or in any batch; conv kernels may pick per-batch algorithms)."""
-        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+        x = to_unit(to_uint8(x))
         if self.upsampler is None:
             return resize(x, OUTPUT_SIZE, "bicubic")
         with self.autocast():
@@ -230,7 +231,7 @@ class Pipeline(InputChecks, ImageTasks):
     @staticmethod
     def image_tensor(img: Image.Image) -> torch.Tensor:
         """A model-size RGB PIL image -> (1, 3, S, S) in [-1, 1]."""
-        return torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        return to_unit(torch.from_numpy(np.array(img)).permute(2, 0, 1)[None])
 
     def judge_and_rank(self, x: torch.Tensor, e: torch.Tensor, style_t: torch.Tensor, seeds: list[int], *,
                        n: int, gate: float, fill: bool, round_robin_styles: bool, upscale=True,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .config import RPREC_KEYS
+from ..pixels import to_unit
 
 def r_precision(img_emb: torch.Tensor, cand_emb: torch.Tensor) -> torch.Tensor:
     """img_emb (N, D) unit, cand_emb (N, C, D) unit with the true caption at index 0 -> (N,) hit."""
@@ -134,7 +135,7 @@ def judge_stats(pipe, real: torch.Tensor, fake: torch.Tensor, emb: torch.Tensor,
     the realism AUC of real against fake, and the match AUC of real images with their own name
     against the same images with another image's name."""
     def judge(x, e):
-        out = [pipe.judge(x[i:i + batch].float() / 127.5 - 1.0, e[i:i + batch].to(pipe.device, pipe.dtype),
+        out = [pipe.judge(to_unit(x[i:i + batch]), e[i:i + batch].to(pipe.device, pipe.dtype),
                            styles[i:i + batch].to(pipe.device)) for i in range(0, len(x), batch)]
         return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 

@@ -53,6 +53,7 @@ from .metrics import (diversity, group_means, judge_stats, load_results, paired_
                       r_precision, seed_diversity, spectrum_ratio, standard_error)
 from .. import paths
 from ..paths import pick_device
+from .. import pixels
 
 ROOT = paths.ROOT  # the repository
 
@@ -60,8 +61,8 @@ ROOT = paths.ROOT  # the repository
 # --- sampling ---
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, S, S) in [-1, 1] -> uint8, rounded as the app rounds its PNGs."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+    """(B, 3, S, S) in [-1, 1] -> uint8 on the CPU, rounded as the app rounds its PNGs."""
+    return pixels.to_uint8(x).cpu()
 
 
 def sample(pipe, model: TextToImageGAN, emb: torch.Tensor, styles: torch.Tensor, seeds: list[int],

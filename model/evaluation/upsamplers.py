@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..training.upsampler import load_pairs, reconstructions
 from ..upsample import Upsampler, resize
+from ..pixels import to_unit
 
 
 def high_band_power(x: torch.Tensor, cutoff: float = 0.125) -> torch.Tensor:
@@ -68,14 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     for key, fn in methods.items():
         row = {"name": names[key]}
         for kind, src in (("real64", lo), ("decoded64", rec)):
-            x = src.float() / 127.5 - 1
+            x = to_unit(src)
             with torch.inference_mode():
                 y = torch.cat([fn(x[i:i + 32]) for i in range(0, len(x), 32)]).clamp(-1, 1)
             y01 = (y + 1) / 2
             row[kind] = {"psnr": round(psnr(y01, real), 2),
                          "sharpness": round(float((high_band_power(y01) / ref_power).median()), 3)}
             outputs[(key, kind)] = y01
-        x4 = rec[:4].float() / 127.5 - 1
+        x4 = to_unit(rec[:4])
         times = []
         with torch.inference_mode():
             fn(x4)

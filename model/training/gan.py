@@ -30,6 +30,7 @@ from ..losses import d_hinge, g_hinge, matching_aware, r1_penalty
 from ..text_encoder import kl_divergence
 from .gan_config import TrainConfig, model_config_for, model_fields
 from ..paths import pick_device
+from ..pixels import to_unit
 
 
 # --- distributed helpers ---
@@ -136,7 +137,7 @@ class Trainer:
         d = self.device
         idx_d, cap_d = idx.to(d), cap.to(d)
         e = self.cap_emb[cap_d]
-        return dict(real=self.images[idx_d].float() / 127.5 - 1.0, e=e, wrong=e.roll(1, 0),
+        return dict(real=to_unit(self.images[idx_d]), e=e, wrong=e.roll(1, 0),
                     style=style.to(d), z=z.to(d), eps=eps.to(d))
 
     def train_step(self) -> dict[str, float]:

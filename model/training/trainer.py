@@ -12,6 +12,7 @@ processes under DistributedDataParallel (gloo on CPU, nccl on CUDA); --batch-siz
 from __future__ import annotations
 
 import contextlib
+import gc
 import dataclasses
 import hashlib
 import json
@@ -31,6 +32,7 @@ from . import distributed as ddp
 from .card import write_card
 from .objective import Weights, generator_loss
 from ..paths import pick_device
+from ..pixels import to_uint8, to_unit
 
 
 @dataclass(kw_only=True)
@@ -214,7 +216,7 @@ class Trainer:
         off = p.cap_offsets
         k = (off[d_idx] + (torch.rand(b, generator=self.gen) * (off[d_idx + 1] - off[d_idx])).long())
         e = p.cap_emb[p.cap_index[k]].float()  # (B, 384): a caption of each D image
-        to = lambda idx: (p.images[idx].float() / 127.5 - 1.0).to(self.device)  # noqa: E731
+        to = lambda idx: to_unit(p.images[idx]).to(self.device)  # noqa: E731
         bt = {"x": to(src), "y": to(tgt), "style": p.styles[tgt].to(self.device), "real": to(d_idx),
               "real_style": p.styles[d_idx].to(self.device), "e": e.to(self.device),
               "e_wrong": e.roll(1, 0).to(self.device),  # another image's caption: the mismatched pair
@@ -262,7 +264,7 @@ class Trainer:
         """Rows: real images, their reconstructions, and the same latents decoded in each style."""
         from PIL import Image
         idx = torch.linspace(0, len(self.pack) - 1, n).long()
-        x = (self.pack.images[idx].float() / 127.5 - 1.0).to(self.device)
+        x = to_unit(self.pack.images[idx]).to(self.device)
         m = self.model.eval()
         with self.autocast():
             mu, _ = m.encoder(x)
@@ -270,7 +272,7 @@ class Trainer:
             rows += [m.decoder(mu, torch.full((n,), s, device=self.device)).float() for s in range(self.mcfg.num_styles)]
         m.train()
         grid = torch.cat([torch.cat(list(r.clamp(-1, 1)), dim=2) for r in rows], dim=1)  # (3, R*S, n*S)
-        arr = ((grid + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        arr = to_uint8(grid).permute(1, 2, 0).cpu().numpy()
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(arr).resize((arr.shape[1] * 2, arr.shape[0] * 2), Image.NEAREST).save(path)
         return path
@@ -288,7 +290,7 @@ class Trainer:
             names = image_names(p)
         mus, sig = [], []
         for i in range(0, len(p), 256):
-            x = (p.images[i:i + 256].float() / 127.5 - 1.0).to(self.device)
+            x = to_unit(p.images[i:i + 256]).to(self.device)
             mu, logvar = m.encoder(x)
             mus.append(mu.float().cpu())
             sig.append(torch.exp(0.5 * logvar.float()).mean(dim=(2, 3)).cpu())  # (b, C)
@@ -306,7 +308,7 @@ class Trainer:
         and what share of decoded images (their reconstructions) it keeps."""
         m, p = self.model.eval(), self.pack
         idx = torch.nonzero(self.holdout)[:, 0]
-        x = (p.images[idx].float() / 127.5 - 1.0).to(self.device)
+        x = to_unit(p.images[idx]).to(self.device)
         with self.autocast():
             real = torch.sigmoid(m.discriminator(x)[0].float()).cpu()
             y = m.decoder(m.encoder(x)[0], p.styles[idx].to(self.device)).float().clamp(-1, 1)
@@ -362,6 +364,12 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_dataclass(TrainConfig, argv, "Train the latent model (image VAE + prior + discriminator).")
     trainer = Trainer(cfg)
     folder = trainer.fit()
-    ddp.finish(trainer.world)
-    if trainer.world.main:
+    world = trainer.world
+    # the DDP wrappers (their reducers hold the process group) go before the group does: destroyed
+    # at interpreter exit instead, a rank sometimes aborts ("terminate called without an active
+    # exception", 1 run in 3 here)
+    del trainer
+    gc.collect()
+    ddp.finish(world)
+    if world.main:
         print(f"exported {folder}")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..upsample import Upsampler, UpsamplerConfig
+from ..pixels import to_uint8, to_unit
 
 
 def is_held_out(code: str) -> bool:
@@ -53,10 +54,10 @@ def reconstructions(model_folder: str | Path, low: torch.Tensor, styles: list[st
     sid = torch.tensor([model.cfg.styles.index(s) for s in styles])
     out = []
     for i in range(0, len(low), batch):
-        x = low[i:i + batch].float() / 127.5 - 1
+        x = to_unit(low[i:i + batch])
         mu, _ = model.encoder(x)
         y = model.decoder(mu, sid[i:i + batch]).clamp(-1, 1)
-        out.append(((y + 1) * 127.5).round().to(torch.uint8))
+        out.append(to_uint8(y))
     return torch.cat(out)
 
 
