@@ -64,3 +64,18 @@ def test_loadtest_classifies_and_summarizes():
     assert s["ok"] == 3 and s["refused"] == 1 and s["all_answered_or_refused"]
     assert s["latency"]["p50_ms"] == pytest.approx(200.0)
     assert not summarize(recs + [{"outcome": "failed", "seconds": 1, "error": "x"}], 1.0)["all_answered_or_refused"]
+
+
+def test_load_run_against_a_served_app_measures_memory_after_settling(server):
+    """run_load on the tests' own served app (its process is this one): every request answered, and
+    the app's memory measured before, after, and again after an idle wait."""
+    import os
+
+    from model.bench.loadtest import LoadConfig, run_load
+
+    r = run_load(LoadConfig(url=server.url, pid=os.getpid(), clients=2, requests=2, warmup=False,
+                            settle_minutes=0.01), log=lambda *a: None)
+    assert (r["requests"], r["ok"], r["failed"]) == (4, 4, 0)
+    for key in ("app_rss_before", "app_rss_after", "app_rss_after_settling"):
+        assert r[key]["rss_mib"] > 50, key
+    assert r["app_rss_after_settling"]["minutes"] == 0.01

@@ -29,6 +29,7 @@ class LoadConfig:
     requests: int = 10  # sequential requests per client
     warmup: bool = True  # one request before the load (it loads the sentence encoder); reported apart
     out: str = ""  # also write loadtest.json into this folder
+    settle_minutes: float = 0.0  # after the load, wait this long idle and measure the app's RSS again
 
 
 def classify(exc: BaseException | None) -> str:
@@ -92,7 +93,8 @@ def run_load(cfg: LoadConfig, log=print) -> dict:
                 err = e
             warm = {"outcome": classify(err), "seconds": time.perf_counter() - t,
                     "error": None if err is None else f"{type(err).__name__}: {str(err)[:200]}"}
-        before = proc_rss_mib(pid) if pid else None
+        at_start = proc_rss_mib(pid) if pid else None  # after start (and the warm-up request)
+        before = at_start
         records: list[dict] = []
         lock, barrier = threading.Lock(), threading.Barrier(cfg.clients)
         threads = [threading.Thread(target=client_loop, args=(url, i, cfg.requests, records, lock, barrier))
@@ -107,6 +109,10 @@ def run_load(cfg: LoadConfig, log=print) -> dict:
                    "call": "generate(prompt, 'any', n=4, seed, False, 1.0, candidates=4, gate=0.5, 256 px)",
                    **summarize(records, wall),
                    "app_rss_before": before, "app_rss_after": proc_rss_mib(pid) if pid else None}
+        if cfg.settle_minutes > 0 and pid:  # does what the load grew come back, or stay?
+            log(f"waiting {cfg.settle_minutes:g} min idle before measuring the app's memory again")
+            time.sleep(60 * cfg.settle_minutes)
+            summary["app_rss_after_settling"] = {**proc_rss_mib(pid), "minutes": cfg.settle_minutes}
         summary["warmup_request"] = warm
         if start_s is not None:
             summary["app_start_s"] = start_s  # until the app answers HTTP (example caching may go on)
