@@ -9,8 +9,23 @@ from pathlib import Path
 DEFAULT_STYLES = ("google", "twitter", "fluent3d", "openmoji")
 
 
+class DictConfig:
+    """Mixin for the frozen config dataclasses that travel as config.json: tuples are JSON lists,
+    and unknown keys are an error naming the class."""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
 @dataclass(frozen=True, kw_only=True)
-class ModelConfig:
+class ModelConfig(DictConfig):
     """Architecture of the text encoder head, generator and discriminator."""
 
     text_encoder: str = "sentence-transformers/all-MiniLM-L6-v2"  # frozen; only its name travels
@@ -54,18 +69,6 @@ class ModelConfig:
     def num_styles(self) -> int:
         return len(self.styles)
 
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown ModelConfig keys: {sorted(unknown)}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**kw)
-
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
@@ -85,4 +88,4 @@ TINY = dict(cond_dim=16, z_dim=8, style_dim=4, w_dim=32, image_size=16,
             g_channels=(16, 8, 8), d_channels=(8, 8, 16))
 """A tiny architecture for tests (16x16 images)."""
 
-__all__ = ["ModelConfig", "DEFAULT_STYLES", "TINY"]
+__all__ = ["DictConfig", "ModelConfig", "DEFAULT_STYLES", "TINY"]

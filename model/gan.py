@@ -9,14 +9,13 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from .config import ModelConfig
 from .discriminator import Discriminator
 from .generator import Generator
 from .text_encoder import VAEHead
-from .weights import load_checked, read_config, read_safetensors
+from .weights import load_networks, read_config, save_networks
 
 WEIGHT_FILES = ("text_head", "generator", "discriminator")
 
@@ -37,9 +36,7 @@ class TextToImageGAN(nn.Module):
         if extra_config:
             cfg.update(extra_config)
         (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        for name in WEIGHT_FILES:
-            sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in getattr(self, name).state_dict().items()}
-            save_file(sd, str(folder / f"{name}.safetensors"), metadata={"format": "pt"})
+        save_networks(self, WEIGHT_FILES, folder, dtype)
         return folder
 
     @classmethod
@@ -48,7 +45,5 @@ class TextToImageGAN(nn.Module):
         folder = Path(folder)
         cfg, cfg_path = read_config(folder, ModelConfig.load)
         model = cls(cfg)
-        for name in WEIGHT_FILES:
-            path = folder / f"{name}.safetensors"
-            load_checked(getattr(model, name), read_safetensors(path), path, cfg_path)
+        load_networks(model, WEIGHT_FILES, folder, cfg_path)
         return model.eval()

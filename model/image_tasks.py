@@ -52,7 +52,7 @@ class ImageTasks:
 
     def read_latent(self, mu: torch.Tensor) -> ImageReading:
         p = self.model.prior
-        d = (p.latents.flatten(1).float() - mu.flatten()[None]).norm(dim=1)  # (N,)
+        d = p.distances(mu).sqrt()  # (N,)
         per_entry = torch.full((len(p.names),), float("inf"))
         per_entry.scatter_reduce_(0, p.lat_entry, d, "amin")
         top = (-per_entry).topk(min(READ_TOP, len(p.names)))
@@ -60,7 +60,9 @@ class ImageTasks:
         w = torch.softmax(-(dist - dist[0]) / READ_TEMPERATURE, dim=0)
         reading = Reading([p.names[i] for i in top.indices.tolist()], [round(float(x), 4) for x in w],
                           top.indices.tolist())
-        return ImageReading(reading, self.model.cfg.styles[int(p.lat_style[int(d.argmin())])], float(dist[0]))
+        nearest = int(d.argmin())
+        exact = float((p.latents[nearest].float() - mu).norm())  # the expanded form rounds ~0.01 off near 0
+        return ImageReading(reading, self.model.cfg.styles[int(p.lat_style[nearest])], exact)
 
     def read_image(self, image) -> ImageReading:
         self._need_latent("reading an image")

@@ -11,7 +11,6 @@ clamp to [-1, 1].
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import DEFAULT_STYLES
+from .config import DEFAULT_STYLES, DictConfig
 from .layers import Affine, lrelu
 
 
 @dataclass(frozen=True, kw_only=True)
-class LatentConfig:
+class LatentConfig(DictConfig):
     """Architecture of the latent model (image VAE + retrieval prior + discriminator)."""
 
     text_encoder: str = "sentence-transformers/all-MiniLM-L6-v2"  # frozen; only its name travels
@@ -71,17 +70,6 @@ class LatentConfig:
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         return (self.latent_channels, self.latent_size, self.latent_size)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LatentConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown LatentConfig keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentConfig":

@@ -21,7 +21,7 @@ from torch import nn
 from .discriminator import Discriminator
 from .latent import Decoder, ImageEncoder, LatentConfig
 from .prior import RetrievalPrior
-from .weights import load_checked, read_config, read_safetensors
+from .weights import load_networks, read_config, read_safetensors, save_networks
 
 MODEL_TYPE = "emoji-latent-vae"
 NETWORKS = ("encoder", "decoder", "discriminator")
@@ -52,9 +52,7 @@ class LatentModel(nn.Module):
         def cast(v: torch.Tensor) -> torch.Tensor:
             return v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
 
-        for name in NETWORKS:
-            sd = {k: cast(v) for k, v in getattr(self, name).state_dict().items()}
-            save_file(sd, str(folder / f"{name}.safetensors"), metadata={"format": "pt"})
+        save_networks(self, NETWORKS, folder, dtype)
         p = self.prior
         save_file({"cap_emb": cast(p.cap_emb), "cap_entry": cast(p.cap_entry)}, str(folder / "prior.safetensors"),
                   metadata={"format": "pt", "names": json.dumps(p.names)})
@@ -70,9 +68,7 @@ class LatentModel(nn.Module):
         folder = Path(folder)
         cfg, cfg_path = read_config(folder, LatentConfig.load)
         model = cls(cfg)
-        for name in NETWORKS:
-            path = folder / f"{name}.safetensors"
-            load_checked(getattr(model, name), read_safetensors(path), path, cfg_path)
+        load_networks(model, NETWORKS, folder, cfg_path)
         prior_path = folder / "prior.safetensors"
         prior = read_safetensors(prior_path)
         with safe_open(str(prior_path), "pt") as f:

@@ -15,14 +15,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
 from .paths import UPSAMPLER_DIR
-from .weights import load_checked, read_safetensors
+from .weights import load_checked, read_safetensors, save_weights
 
 
-DEFAULT_FOLDER = UPSAMPLER_DIR
 MODEL_TYPE = "emoji-upsampler"
 
 
@@ -78,19 +76,18 @@ class Upsampler(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         cfg = {"model_type": MODEL_TYPE, **dataclasses.asdict(self.cfg), **(extra_config or {})}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        sd = {k: v.detach().cpu().to(torch.float16).contiguous() for k, v in self.state_dict().items()}
-        save_file(sd, str(folder / "upsampler.safetensors"), metadata={"format": "pt"})
+        save_weights(self, folder / "upsampler.safetensors")
         return folder
 
     @classmethod
-    def from_folder(cls, folder: str | Path = DEFAULT_FOLDER) -> "Upsampler":
+    def from_folder(cls, folder: str | Path = UPSAMPLER_DIR) -> "Upsampler":
         folder = Path(folder)
         cfg_path = folder / "config.json"
         if not cfg_path.is_file():
             raise FileNotFoundError(f"no upsampler config at {cfg_path}")
         model = cls(UpsamplerConfig.load(cfg_path))
         path = folder / "upsampler.safetensors"
-        load_checked(model, {k: v.float() for k, v in read_safetensors(path).items()}, path, cfg_path)
+        load_checked(model, read_safetensors(path), path, cfg_path)
         return model.eval().requires_grad_(False)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 
@@ -44,3 +44,23 @@ def load_checked(module: nn.Module, sd: dict, path: Path, cfg_path: Path) -> Non
         raise ValueError(f"{path} does not match {cfg_path}: missing={sorted(missing)[:5]} "
                          f"unexpected={sorted(unexpected)[:5]} wrong_shape={bad_shapes[:5]}")
     module.load_state_dict({k: v.float() for k, v in sd.items()})
+
+
+def save_weights(module: nn.Module, path: Path, dtype: torch.dtype = torch.float16) -> None:
+    """module's state dict as one safetensors file, floating tensors cast to dtype."""
+    sd = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+          for k, v in module.state_dict().items()}
+    save_file(sd, str(path), metadata={"format": "pt"})
+
+
+def save_networks(model: nn.Module, names, folder: Path, dtype: torch.dtype = torch.float16) -> None:
+    """folder/<name>.safetensors for each named sub-network of model."""
+    for name in names:
+        save_weights(getattr(model, name), Path(folder) / f"{name}.safetensors", dtype)
+
+
+def load_networks(model: nn.Module, names, folder: Path, cfg_path: Path) -> None:
+    """Each named sub-network from folder/<name>.safetensors, checked against the config's shapes."""
+    for name in names:
+        path = Path(folder) / f"{name}.safetensors"
+        load_checked(getattr(model, name), read_safetensors(path), path, cfg_path)

@@ -11,7 +11,8 @@ from PIL import Image
 
 from helpers import TINY_NAMES, make_tiny_latent
 from model.hub import ModelInfo
-from model.pipeline import UPSAMPLER_FOLDER, Pipeline
+from model.paths import UPSAMPLER_DIR
+from model.pipeline import Pipeline
 from model.upsample import Upsampler, UpsamplerConfig
 from test_latent import NoEncoder
 
@@ -186,7 +187,7 @@ def test_shipped_variations_and_restyles_keep_the_emoji(shipped):
 def test_shipped_upsampler_is_the_converted_reference():
     """The shipped Real-ESRGAN port: 64 -> 256 px, close to bicubic in colour but sharper (more
     high-frequency power on a hard edge), deterministic per image."""
-    up = Upsampler.from_folder(UPSAMPLER_FOLDER)
+    up = Upsampler.from_folder(UPSAMPLER_DIR)
     assert up.cfg.scale == 4 and "Real-ESRGAN" in up.cfg.source or up.cfg.source
     x = torch.full((1, 3, 64, 64), 1.0)
     x[..., 16:48, 16:48] = -1.0  # a black square on white
