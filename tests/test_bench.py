@@ -1,4 +1,5 @@
-"""Tests of model.bench: the FLOP counter, the DF-GAN peer, a bench run on a TINY model, and the
+"""Tests of model.bench: the FLOP counter, the DF-GAN and LDM-decoder peers, bench runs on TINY
+models (the GAN and the latent model), and the
 load test's bookkeeping (moved here from test_evaluate.py with the bench's move into model/bench/)."""
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from torch import nn
 
 from model.bench import BenchConfig, count_macs, run_bench, speed_markdown
 from model.bench.dfgan import DFGANGenerator
+from model.bench.ldm_decoder import LDMDecoder
 from model.bench.loadtest import classify, summarize
 
 
@@ -30,6 +32,32 @@ def test_dfgan_peer_size_and_output():
     assert 2 * count_macs(g, torch.randn(1, 100), torch.randn(1, 256)) / 1e9 == pytest.approx(0.89, abs=0.02)
 
 
+def test_ldm_peer_output_and_size_near_our_shipped_decoder():
+    from model.latent import Decoder, LatentConfig
+    from model.paths import DEFAULT_MODEL_DIR
+
+    ours = Decoder(LatentConfig.load(DEFAULT_MODEL_DIR / "config.json"))
+    n_ours = sum(p.numel() for p in ours.parameters())
+    peer = LDMDecoder()
+    n = sum(p.numel() for p in peer.parameters())
+    assert n == 3_118_147 and abs(n - n_ours) / n_ours < 0.2, (n, n_ours)
+    with torch.inference_mode():
+        y = peer(torch.randn(2, 16, 8, 8))  # the shipped latent shape
+    assert y.shape == (2, 3, 64, 64) and torch.isfinite(y).all()
+    # conv MACs from the hooks; the middle attention's two 64 x 64 x 128 matmuls added by hand
+    assert peer.attention_macs(1, 8) == 2 * 64 * 64 * 128
+    gflop = 2 * (count_macs(peer, torch.randn(1, 16, 8, 8)) + peer.attention_macs(1, 8)) / 1e9
+    assert gflop == pytest.approx(2.43, abs=0.02)
+    # the attention block mixes positions: moving one latent position changes far-away pixels
+    torch.manual_seed(0)
+    z = torch.randn(1, 16, 8, 8)
+    z2 = z.clone()
+    z2[0, :, 0, 0] += 1
+    with torch.inference_mode():
+        d = (peer(z2) - peer(z)).abs()
+    assert d[0, :, 56:, 56:].max() > 0
+
+
 def test_bench_runs_on_a_tiny_model(tiny_model_dir):
     from model.pipeline import Pipeline
 
@@ -38,18 +66,45 @@ def test_bench_runs_on_a_tiny_model(tiny_model_dir):
     pipe = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
     pipe.encoder = FakeEncoder()
     r = run_bench(BenchConfig(batch_sizes="1,2", seconds=0.01, latency_calls=3, matmul_size=256, threads=1), pipe=pipe, log=lambda *a: None)
-    assert r["params"]["dfgan_peer"] == 4_868_867
+    assert r["params"]["dfgan_peer"] == 4_868_867 and r["params"]["ldm_peer"] == 3_118_147
     assert r["gflop_per_image"]["generator"] > 0 and r["matmul_gflops"]["fp32"] > 0
-    for who in ("ours", "dfgan_peer"):
+    assert r["gflop_per_image"]["ldm_peer"] == pytest.approx(2.43, abs=0.02)
+    for who in ("ours", "dfgan_peer", "ldm_peer"):
         assert r["throughput"][who]["fp32"]["2"] > 0
         assert r["throughput"][who]["channels_last"]["max_abs_diff_vs_fp32"] < 1e-4  # same math
     lat = r["pipeline_latency_4_images"]
     assert lat["calls"] == 3 and 0 < lat["p50_ms"] <= lat["p95_ms"]
     assert r["targets"]["latency_p50_ms"]["met"] in (True, False)
     assert r["targets"]["app_start_s"]["met"] is None
+    assert r["targets"]["throughput_vs_ldm_b16"]["met"] in (True, False)
+    assert r["generator_kind"].startswith("GAN")
+    assert set(r["request_stages_4_images"]) == {"text_encoding", "generator", "gate", "upsampler"}
     assert torch.get_num_threads() == threads  # restored
     md = speed_markdown(r)
     assert "| ours | channels_last_bf16 |" in md and "| dfgan_peer | fp32 |" in md
+    assert "| ldm_peer | fp32 |" in md and "| ldm_peer | channels_last_bf16 |" in md
+    assert "| throughput_vs_ldm_b16 |" in md and "LDM peer decoder 3,118,147" in md
+
+
+def test_bench_times_the_latent_decoder_and_the_retrieval_prior(tiny_latent_dir):
+    """The default model's kind: "ours" is its decoder, and the prior's read and sample are timed."""
+    from model.latent import Decoder
+    from model.pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(str(tiny_latent_dir), device="cpu")
+    pipe.encoder = FakeEncoder()
+    r = run_bench(BenchConfig(batch_sizes="1,2", seconds=0.01, latency_calls=3, matmul_size=256, threads=1),
+                  pipe=pipe, log=lambda *a: None)
+    assert isinstance(pipe.model.decoder, Decoder) and r["generator_kind"].startswith("latent decoder")
+    assert r["params"]["generator"] == sum(p.numel() for p in pipe.model.decoder.parameters())
+    assert r["params"]["text_head"] == 0
+    st = r["request_stages_4_images"]
+    assert list(st) == ["text_encoding", "prior_read", "prior_sample", "decoder", "gate", "upsampler"]
+    assert all(v["calls"] == 3 and v["p50_ms"] > 0 for v in st.values())
+    assert r["throughput"]["ldm_peer"]["fp32"]["2"] > 0
+    md = speed_markdown(r)
+    assert "retrieval prior (similarity, per image)" in md and "prior read" in md and "prior sample" in md
+    assert "| ldm_peer | fp32 |" in md
 
 
 def test_loadtest_classifies_and_summarizes():

@@ -1,8 +1,10 @@
 """Speed, cost and load of the model and the app: ``python -m model.bench`` (speed.py; its
-report, report.py) times our generator against a DF-GAN peer (dfgan.py) at several batch sizes
-and variants (throughput.py) and prompt -> 4 images through the pipeline and the app
-(app_client.py), with the instruments of measure.py; ``python -m model.loadtest`` (loadtest.py)
-runs many concurrent clients against the app."""
+report, report.py) times our generator (the latent model's decoder) against a DF-GAN peer (dfgan.py)
+and a latent-diffusion decoder peer (ldm_decoder.py) at several batch sizes and variants
+(throughput.py), the stages of one request (the retrieval prior's read and sample among them)
+and prompt -> 4 images through the pipeline and the app (app_client.py), with the instruments
+of measure.py; ``python -m model.loadtest`` (loadtest.py) runs many concurrent clients against
+the app."""
 from .app_client import PROMPTS, app_generate_args, app_latency, free_port, start_app
 from .measure import (count_macs, has_text_encoder, matmul_flops, n_params, num_threads, peak_rss_mib, percentiles,
                       proc_rss_mib, time_call)

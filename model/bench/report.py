@@ -10,22 +10,31 @@ def speed_markdown(r: dict) -> str:
              "Throughput: images/s of the fastest timed call at each batch size (the median call is in bench.json).", "",
              "| generator | variant | " + " | ".join(f"images/s @ {b}" for b in bss)
              + " | % of matmul peak | mean / max abs diff vs fp32 |", "|---" * (len(bss) + 4) + "|"]
-    for who in ("ours", "dfgan_peer"):
-        for var, row in r["throughput"][who].items():
+    for who in ("ours", "dfgan_peer", "ldm_peer"):
+        for var, row in r["throughput"].get(who, {}).items():
             if isinstance(row, dict):
                 lines.append(f"| {who} | {var} | " + " | ".join(f"{row[b]:.0f}" for b in bss)
                              + f" | {row['pct_of_matmul_peak']:.1f} | {row['mean_abs_diff_vs_fp32']:.2g} / "
                              f"{row['max_abs_diff_vs_fp32']:.2g} |")
     p, g = r["params"], r["gflop_per_image"]
     lat = r["pipeline_latency_4_images"]
-    lines += ["", f"- parameters: generator {p['generator']:,}, text head {p['text_head']:,}, discriminator "
-              f"{p['discriminator']:,}, MiniLM {p['minilm']:,} (frozen); DF-GAN peer generator {p['dfgan_peer']:,}",
-              f"- GFLOP per image (2 x conv/linear MACs): generator {g['generator']:.3f}, discriminator "
-              f"{g['discriminator']:.3f}, DF-GAN peer {g['dfgan_peer']:.3f}"
+    latent = r.get("generator_kind", "").startswith("latent")
+    head = "retrieval prior (similarity, per image)" if latent else "text head"
+    lines += ["", f"- ours: {r.get('generator_kind', 'generator')}; peers with random weights, timed only: "
+              "DF-GAN generator (dfgan.py), VQGAN / latent-diffusion decoder from an 8x8x16 latent (ldm_decoder.py)",
+              f"- parameters: generator {p['generator']:,}, text head {p['text_head']:,}, discriminator "
+              f"{p['discriminator']:,}, MiniLM {p['minilm']:,} (frozen); DF-GAN peer generator {p['dfgan_peer']:,}"
+              + (f"; LDM peer decoder {p['ldm_peer']:,} ({p['ldm_peer'] / p['generator']:.2f}x ours)"
+                 if "ldm_peer" in p else ""),
+              f"- GFLOP per image (2 x conv/linear MACs): generator {g['generator']:.3f}, {head} {g['text_head']:.4f}, "
+              f"discriminator {g['discriminator']:.3f}, DF-GAN peer {g['dfgan_peer']:.3f}"
+              + (f", LDM peer {g['ldm_peer']:.3f} (attention matmuls included)" if "ldm_peer" in g else "")
               + (f"; MiniLM {g['minilm_per_prompt']:.3f} per prompt" if "minilm_per_prompt" in g else ""),
               "- measured matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in r["matmul_gflops"].items()),
               f"- fastest variant at the largest batch: ours {r['throughput']['ours']['fastest_at_largest_batch']}, "
-              f"DF-GAN peer {r['throughput']['dfgan_peer']['fastest_at_largest_batch']}",
+              f"DF-GAN peer {r['throughput']['dfgan_peer']['fastest_at_largest_batch']}"
+              + (f", LDM peer {r['throughput']['ldm_peer']['fastest_at_largest_batch']}"
+                 if "ldm_peer" in r["throughput"] else ""),
               f"- prompt -> 4 images through the pipeline: p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms "
               f"({lat['calls']} calls, text encoding {lat['text_encoding']}; first call {lat['first_call_ms']:.0f} ms); "
               f"one request is {lat['gflop_per_request']:.2f} GFLOP, so even at the measured matmul rate it needs "
@@ -34,6 +43,11 @@ def speed_markdown(r: dict) -> str:
         l2 = r["pipeline_latency_4_images_256"]
         lines.append(f"- the same at 256 px (the app's default: {l2['upsampler']}): p50 {l2['p50_ms']:.1f} ms, "
                      f"p95 {l2['p95_ms']:.1f} ms, {l2['ratio_p50_vs_raw']:.1f}x the 64-px p50 in the same run")
+    if "request_stages_4_images" in r:
+        st = r["request_stages_4_images"]
+        lines.append("- one request's stages, each timed alone (p50, ms): "
+                     + ", ".join(f"{k.replace('_', ' ')} {v['p50_ms']:.2f}" for k, v in st.items())
+                     + f"; without the upsampler they sum to {sum(v['p50_ms'] for k, v in st.items() if k != 'upsampler'):.1f}")
     if "app" in r:
         a = r["app"]
         if "start_s" in a:

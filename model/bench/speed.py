@@ -1,15 +1,21 @@
-"""Speed and cost of the model, with a DF-GAN generator as a peer in the same run.
+"""Speed and cost of the model, with two published peers of similar size in the same run.
 
     python -m model.bench [--quick] [--device cpu|cuda] [--app-url URL | --start-app] [--out DIR]
 
-Measures generator images/s at several batch sizes (fp32, bf16 autocast, channels_last, both;
-fp16 too on CUDA) for our generator and for model.dfgan (random weights: only speed is
-compared, on the same batch sizes, threads and device); prompt -> 4 images latency through the
-Pipeline (text encoding included: the embedding cache is cleared before each call) and, with
---app-url or --start-app, through the app's API (gradio_client, api_name "generate"); parameters
-and FLOPs per image (conv/linear MACs counted with forward hooks; FLOPs = 2 x MACs); this
-machine's matmul FLOP/s (fp32, bf16) for the ratio; peak RSS. Without the MiniLM package (a
-GPU-only machine) text encoding is skipped: random prompt embeddings stand in, and it says so.
+Measures images/s at several batch sizes (fp32, bf16 autocast, channels_last, both; fp16 too on
+CUDA) for our generator -- the latent model's decoder (model.latent.Decoder, the shipped default)
+or, for the older GAN, its generator -- and for two peers written here from their papers, with
+random weights (only speed is compared, on the same batch sizes, threads and device): a DF-GAN
+generator (dfgan.py) and a VQGAN / latent-diffusion autoencoder's decoder (ldm_decoder.py, from
+the same 8x8x16 latent, parameters within 20% of our decoder's); prompt -> 4 images latency
+through the Pipeline (text encoding included: the embedding cache is cleared before each call)
+and, separately, each stage of one request (text encoding, the retrieval prior's read and
+sample, the decoder, the discriminator gate, the upsampler) and, with --app-url or --start-app,
+through the app's API (gradio_client, api_name "generate"); parameters and FLOPs per image
+(conv/linear MACs counted with forward hooks, plus the LDM peer's attention matmuls; FLOPs =
+2 x MACs); this machine's matmul FLOP/s (fp32, bf16) and each network's share of it; peak RSS.
+Without the MiniLM package (a GPU-only machine) text encoding is skipped: random prompt
+embeddings stand in, and it says so.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from torch import nn
 from ..cli import dataclass_parser
 from .app_client import PROMPTS, app_latency, start_app
 from .dfgan import DFGANGenerator
+from .ldm_decoder import LDMDecoder
 from .measure import (_cpu_name, _sync, count_macs, has_text_encoder, matmul_flops, n_params, num_threads,
                       peak_rss_mib, percentiles, proc_rss_mib)
 from .report import speed_markdown
@@ -36,6 +43,7 @@ from ..paths import pick_device
 TARGETS = {  # printed against, never asserted by a timed test
     "latency_p50_ms": 40.0,  # prompt -> 4 images at 64x64 through the pipeline
     "throughput_vs_dfgan_b16": 1.0,  # our generator / DF-GAN peer images/s at batch 16 (fp32)
+    "throughput_vs_ldm_b16": 1.0,  # our decoder / LDM-decoder peer images/s at batch 16 (fp32)
     "app_start_s": 15.0,
     "rss_mib": 2048.0,
 }
@@ -91,18 +99,24 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
         gen = lambda: copy.deepcopy(m.generator).float()  # noqa: E731
         g_in = lambda b: [torch.randn(b, mc.z_dim), torch.randn(b, mc.cond_dim), torch.arange(b) % (mc.num_styles + 1)]  # noqa: E731
     df_in = lambda b: [torch.randn(b, 100), torch.randn(b, 256)]  # noqa: E731
+    ldm_in = lambda b: [torch.randn(b, 16, 8, 8)]  # noqa: E731  the shipped model's latent shape
     torch.manual_seed(0)
     dfgan = DFGANGenerator(nf=32)
+    ldm = LDMDecoder()
     head = None if latent else m.text_head
+    r["generator_kind"] = ("latent decoder (model.latent.Decoder), retrieval prior" if latent
+                           else "GAN generator (model.networks), text head")
     r["params"] = {"generator": n_params(gen()), "text_head": n_params(head) if head is not None else 0,
-                   "discriminator": n_params(m.discriminator), "minilm": 22_713_216, "dfgan_peer": n_params(dfgan)}
+                   "discriminator": n_params(m.discriminator), "minilm": 22_713_216, "dfgan_peer": n_params(dfgan),
+                   "ldm_peer": n_params(ldm)}
     d_in = [torch.zeros(1, 3, mc.image_size, mc.image_size), torch.zeros(1, mc.text_dim), torch.zeros(1, dtype=torch.long)]
     macs = {"generator": count_macs(gen().cpu(), *g_in(1)),
             "discriminator": count_macs(copy.deepcopy(m.discriminator).float().cpu(), *d_in),
             # the retrieval prior: one (1, 384) x (384, K) similarity per prompt, counted per image
             "text_head": (len(m.prior.cap_emb) * mc.text_dim if latent else
                           count_macs(copy.deepcopy(head).float().cpu(), torch.zeros(1, mc.text_dim))),
-            "dfgan_peer": count_macs(dfgan, *df_in(1))}
+            "dfgan_peer": count_macs(dfgan, *df_in(1)),
+            "ldm_peer": count_macs(ldm, *ldm_in(1)) + ldm.attention_macs(1, 8)}
     r["gflop_per_image"] = {k: 2 * v / 1e9 for k, v in macs.items()}
 
     # --- the machine's limit ---
@@ -113,10 +127,11 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     r["matmul_gflops"] = peak
     log(f"matmul GFLOP/s: {', '.join(f'{k} {v:.0f}' for k, v in peak.items())}")
 
-    # --- generator throughput, ours and the peer's ---
+    # --- generator throughput, ours and the peers' ---
     r["throughput"] = {"ours": throughput(gen, g_in, bss, device, secs),
-                       "dfgan_peer": throughput(lambda: copy.deepcopy(dfgan), df_in, bss, device, secs)}
-    for who, key in (("ours", "generator"), ("dfgan_peer", "dfgan_peer")):
+                       "dfgan_peer": throughput(lambda: copy.deepcopy(dfgan), df_in, bss, device, secs),
+                       "ldm_peer": throughput(lambda: copy.deepcopy(ldm), ldm_in, bss, device, secs)}
+    for who, key in (("ours", "generator"), ("dfgan_peer", "dfgan_peer"), ("ldm_peer", "ldm_peer")):
         for var, row in r["throughput"][who].items():
             lim = peak["bf16" if "bf16" in var else "fp16" if "fp16" in var else "fp32"]
             b = str(max(bss))
@@ -137,7 +152,9 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     cold = time.perf_counter() - t
     pipe.generate(PROMPTS[0], n=4, seed=0, upscale=True)  # warm the upsampler's kernels too
     times = {False: [], True: []}
-    for i in range(n_lat):  # both sizes interleaved in one run, so their ratio sees the same machine load
+    stages: dict[str, list[float]] = {}
+    # both sizes and the staged request interleaved in one run, so their ratios see the same machine load
+    for i in range(n_lat):
         for up in (False, True):
             if encode:
                 pipe.clear_embeddings()
@@ -145,6 +162,8 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
             pipe.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i, upscale=up)
             _sync(device)
             times[up].append(time.perf_counter() - t)
+        for k, v in request_stages(pipe, PROMPTS[i % len(PROMPTS)], i, encode).items():
+            stages.setdefault(k, []).append(v)
     common = {"text_encoding": "included (MiniLM, cache cleared each call)" if encode
               else "skipped: MiniLM package not installed (random embeddings)",
               "candidates": 4, "dtype": str(pipe.dtype).replace("torch.", ""),
@@ -157,6 +176,9 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     for key in ("pipeline_latency_4_images", "pipeline_latency_4_images_256"):
         row = r[key]
         log(f"pipeline prompt -> 4 images at {row['size']} px: p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms")
+    r["request_stages_4_images"] = {k: percentiles(v) for k, v in stages.items()}
+    log("one request's stages, p50: " + ", ".join(f"{k} {v['p50_ms']:.2f} ms"
+                                                  for k, v in r["request_stages_4_images"].items()))
 
     # --- the app ---
     if cfg.start_app or cfg.app_url:
@@ -194,6 +216,42 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     return r
 
 
+def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4) -> dict[str, float]:
+    """Seconds of each stage of one prompt -> n images request, each timed alone: text encoding
+    (the embedding cache cleared first; absent without MiniLM), then for the latent model the
+    retrieval prior's read (prompt -> neighbours and weights) and sample (n latents) and the
+    decoder (n latents -> n images, in the pipeline's precision), or for the GAN its text head +
+    generator; the discriminator gate (n images); the upsampler (n images to 256 px). The same
+    calls generate makes, seeds seed .. seed + n - 1, style "any"."""
+    device, m = pipe.device, pipe.model
+    seeds = list(range(seed, seed + n))
+    out: dict[str, float] = {}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        res = fn()
+        _sync(device)
+        out[name] = time.perf_counter() - t
+        return res
+
+    if encode:
+        pipe.clear_embeddings()
+        e = timed("text_encoding", lambda: pipe.embed([prompt]))
+    else:
+        e = pipe.embed([prompt])
+    style = pipe.seed_styles(torch.full((n,), m.cfg.num_styles, dtype=torch.long), seeds)
+    en = e.expand(n, -1)
+    if pipe.is_latent:
+        reading = timed("prior_read", lambda: m.prior.read(e[:1].float().cpu())[0])
+        z = timed("prior_sample", lambda: m.prior.sample([reading] * n, style.tolist(), seeds))
+        x = timed("decoder", lambda: pipe.decode(z, style))
+    else:
+        x = timed("generator", lambda: pipe.sample(en, style, seeds))
+    timed("gate", lambda: pipe.judge(x, en, style.to(device)))
+    timed("upsampler", lambda: pipe.super_resolve(x))
+    return out
+
+
 def check_targets(r: dict) -> dict:
     """Each target: the measured value, the goal and whether it is met (None when not measured)."""
     t = r["throughput"]
@@ -202,6 +260,7 @@ def check_targets(r: dict) -> dict:
     rss = app.get("rss_after_calls", app.get("rss_after_start", {})).get("peak_rss_mib") or r["peak_rss_mib"]
     vals = {"latency_p50_ms": (r["pipeline_latency_4_images"]["p50_ms"], "<="),
             "throughput_vs_dfgan_b16": (t["ours"]["fp32"][b] / t["dfgan_peer"]["fp32"][b], ">="),
+            "throughput_vs_ldm_b16": (t["ours"]["fp32"][b] / t["ldm_peer"]["fp32"][b], ">="),
             "app_start_s": (app.get("start_s"), "<="),
             "rss_mib": (rss, "<=")}
     out = {}
