@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .batching import Batcher
 from .checks import MAX_SEED, InputChecks
 from .gan import TextToImageGAN
 from .hub import ModelInfo, load_model
@@ -59,6 +60,20 @@ class Generation:
 
 
 @dataclass
+class GenerateRequest:
+    """One validated `Pipeline.generate` call (style: a style id; num_styles means "any")."""
+    prompt: str
+    n: int
+    candidates: int
+    seed: int
+    style: int
+    truncation: float
+    gate: float
+    fill: bool
+    upscale: bool
+
+
+@dataclass
 class ScoreResult:
     realism: float
     match: float | None
@@ -79,6 +94,8 @@ class Pipeline(InputChecks, ImageTasks):
     encoder: object | None = None  # SentenceEncoder; built lazily
     _emb_cache: dict = field(default_factory=dict, repr=False)
     _encoder_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _batcher: Batcher | None = field(default=None, repr=False)
+    max_batch: int = 8  # generate calls drawn together when they arrive while the model is busy
     cpu_bf16: bool = False  # bf16 autocast + channels_last on a CPU with native bf16 (AMX / AVX512-BF16)
 
     @classmethod
@@ -240,14 +257,15 @@ class Pipeline(InputChecks, ImageTasks):
 
     def judge_and_rank(self, x: torch.Tensor, e: torch.Tensor, style_t: torch.Tensor, seeds: list[int], *,
                        n: int, gate: float, fill: bool, round_robin_styles: bool, upscale=True,
-                       order: str = "score") -> Generation:
+                       order: str = "score", scores: tuple | None = None) -> Generation:
         """The gate: D judges every candidate (at the model's size); those with P(real) >= gate pass.
         order "score": the best n by realism x match (with fill, rejected ones make up the count);
         "seed": those that passed in seed order, then (fill) rejected ones, so that D's taste does
         not pick the n least varied variations; "all": every candidate in candidate order. Only
-        the returned images go through the super-resolution stage."""
+        the returned images go through the super-resolution stage. scores: (realism, match) of x
+        already judged (a batch judged together)."""
         upscale = self.check_bool(upscale, "upscale")
-        realism, match, _ = self.judge(x, e, style_t.to(self.device))
+        realism, match = scores if scores is not None else self.judge(x, e, style_t.to(self.device))[:2]
         scored = [Scored(None, seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
                          self.model.cfg.styles[int(style_t[k])])
                   for k in range(len(seeds))]
@@ -271,22 +289,56 @@ class Pipeline(InputChecks, ImageTasks):
         """Draw `candidates` images (seeds seed..seed+N-1), drop those the discriminator judges
         fake (P(real) < gate), return the best n by realism x match. With fill=True, rejected
         images make up the count when too few pass (marked kept=False). gate=None: the model's
-        calibrated default. upscale: 256 px through the super-resolution stage (else the model's 64)."""
-        prompt = self.check_prompt(prompt)
-        n = self.check_int(n, "number of images", 1, self.limits.max_images)
-        candidates = n if candidates is None else self.check_int(candidates, "candidates", n, self.limits.max_candidates)
-        seed = self.check_seed(seed)
-        sid = self.check_style(style)
-        truncation = self.check_truncation(truncation)
-        gate = self.default_gate if gate is None else self.check_fraction(gate, "gate")
-        seeds = [(seed + k) % (MAX_SEED + 1) for k in range(candidates)]
-        e = self.embed([prompt]).expand(candidates, -1)  # (N, text_dim)
-        style_t = self.seed_styles(torch.full((candidates,), sid, dtype=torch.long), seeds)
-        reading = self.model.prior.read(e[:1].float().cpu())[0] if self.is_latent else None
-        x = self.sample(e, style_t, seeds, truncation, readings=[reading] * candidates if reading else None)
-        out = self.judge_and_rank(x, e, style_t, seeds, n=n, gate=gate, fill=fill, upscale=upscale,
-                                  round_robin_styles=sid == self.model.cfg.num_styles)
-        out.reading = reading
+        calibrated default. upscale: 256 px through the super-resolution stage (else the model's 64).
+
+        Thread-safe: calls from several threads that arrive while the model is busy are drawn
+        together in one batch (`model.batching.Batcher`, at most `max_batch` requests); each
+        image depends only on its own seed, so a request's result does not depend on its batch."""
+        candidates_ = n if candidates is None else candidates
+        req = GenerateRequest(
+            prompt=self.check_prompt(prompt),
+            n=self.check_int(n, "number of images", 1, self.limits.max_images),
+            candidates=0, seed=self.check_seed(seed), style=self.check_style(style),
+            truncation=self.check_truncation(truncation),
+            gate=self.default_gate if gate is None else self.check_fraction(gate, "gate"),
+            fill=bool(fill), upscale=self.check_bool(upscale, "upscale"))
+        req.candidates = self.check_int(candidates_, "candidates", req.n, self.limits.max_candidates)
+        if self._batcher is None:
+            with self._encoder_lock:
+                if self._batcher is None:
+                    self._batcher = Batcher(self.generate_batch, self.max_batch)
+        return self._batcher(req)
+
+    def generate_batch(self, requests: list["GenerateRequest"]) -> list[Generation]:
+        """Validated requests -> one Generation each. The prompts are encoded together, every
+        candidate of every request is decoded and judged in shared batches, and only the images
+        each request shows are upscaled."""
+        uniq = list(dict.fromkeys(r.prompt for r in requests))
+        emb = self.embed(uniq)  # (U, text_dim)
+        readings = self.model.prior.read(emb.float().cpu()) if self.is_latent else None
+        parts = []  # per request: (seeds, style ids, embeddings (N, D), reading)
+        for r in requests:
+            seeds = [(r.seed + k) % (MAX_SEED + 1) for k in range(r.candidates)]
+            u = uniq.index(r.prompt)
+            style_t = self.seed_styles(torch.full((r.candidates,), r.style, dtype=torch.long), seeds)
+            parts.append((seeds, style_t, emb[u:u + 1].expand(r.candidates, -1), readings[u] if readings else None))
+        if self.is_latent:  # one decode for every candidate of every request
+            z = torch.cat([self.model.prior.sample([rd] * len(seeds), st.tolist(), seeds, r.truncation)
+                           for r, (seeds, st, _, rd) in zip(requests, parts)])
+            x_all = self.decode(z, torch.cat([st for _, st, _, _ in parts]))
+        else:
+            x_all = torch.cat([self.sample(e, st, seeds, r.truncation) for r, (seeds, st, e, _) in zip(requests, parts)])
+        e_all, st_all = torch.cat([e for _, _, e, _ in parts]), torch.cat([st for _, st, _, _ in parts])
+        scores = self.judge(x_all, e_all, st_all.to(self.device))
+        out, start = [], 0
+        for r, (seeds, st, e, rd) in zip(requests, parts):
+            rows = slice(start, start + len(seeds))
+            start += len(seeds)
+            g = self.judge_and_rank(x_all[rows], e, st, seeds, n=r.n, gate=r.gate, fill=r.fill, upscale=r.upscale,
+                                    round_robin_styles=r.style == self.model.cfg.num_styles,
+                                    scores=tuple(None if s is None else s[rows] for s in scores[:2]))
+            g.reading = rd
+            out.append(g)
         return out
 
     def interpolate(self, prompt_a: str, prompt_b: str | None = None, steps: int = 8,
