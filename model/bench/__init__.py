@@ -10,9 +10,9 @@ from .measure import (count_macs, has_text_encoder, matmul_flops, n_params, num_
                       proc_rss_mib, time_call)
 from .report import speed_markdown
 from .speed import TARGETS, BenchConfig, check_targets, main, parse_args, run_bench
-from .throughput import throughput
+from .throughput import throughput, throughput_many
 
 __all__ = ["PROMPTS", "TARGETS", "BenchConfig", "app_generate_args", "app_latency", "check_targets", "count_macs",
            "free_port", "has_text_encoder", "main", "matmul_flops", "n_params", "num_threads", "parse_args",
            "peak_rss_mib", "percentiles", "proc_rss_mib", "run_bench", "speed_markdown", "start_app", "throughput",
-           "time_call"]
+           "throughput_many", "time_call"]

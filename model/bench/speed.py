@@ -37,7 +37,7 @@ from .ldm_decoder import LDMDecoder
 from .measure import (_cpu_name, _sync, count_macs, has_text_encoder, matmul_flops, n_params, num_threads,
                       peak_rss_mib, percentiles, proc_rss_mib)
 from .report import speed_markdown
-from .throughput import throughput
+from .throughput import throughput_many
 from ..paths import pick_device
 
 TARGETS = {  # printed against, never asserted by a timed test
@@ -128,9 +128,9 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     log(f"matmul GFLOP/s: {', '.join(f'{k} {v:.0f}' for k, v in peak.items())}")
 
     # --- generator throughput, ours and the peers' ---
-    r["throughput"] = {"ours": throughput(gen, g_in, bss, device, secs),
-                       "dfgan_peer": throughput(lambda: copy.deepcopy(dfgan), df_in, bss, device, secs),
-                       "ldm_peer": throughput(lambda: copy.deepcopy(ldm), ldm_in, bss, device, secs)}
+    # timed in turn in one call, so the ratios between the three see the same machine load
+    r["throughput"] = throughput_many({"ours": (gen, g_in), "dfgan_peer": (lambda: copy.deepcopy(dfgan), df_in),
+                                       "ldm_peer": (lambda: copy.deepcopy(ldm), ldm_in)}, bss, device, secs)
     for who, key in (("ours", "generator"), ("dfgan_peer", "dfgan_peer"), ("ldm_peer", "ldm_peer")):
         for var, row in r["throughput"][who].items():
             lim = peak["bf16" if "bf16" in var else "fp16" if "fp16" in var else "fp32"]
