@@ -27,9 +27,9 @@ import gradio as gr  # noqa: E402
 
 from model.api import GENERATE_PARAMS, generate_args  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
-from model.ui import (DISPLAY_SIZE, GALLERY_LABEL, controls_from_caption, edit_upload, generate_images, header,  # noqa: E402,F401
-                      interpolate_frames, interpolate_uploads, restyle_upload, score_upload, send_and_score,
-                      send_and_vary, send_to_edit, vary_upload)
+from model.ui import (DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption, edit_upload,  # noqa: E402,F401
+                      generate_images, header, interpolate_frames, interpolate_uploads, restyle_upload, score_boxes,
+                      score_upload, send_and_score, send_and_vary, send_to_edit, vary_upload)
 
 log = logging.getLogger("app")
 
@@ -128,8 +128,15 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                         elem_id=elem_id, elem_classes="upload-box")
 
     def results(label, elem_id, columns=4):
+        # CSS hooks (assets/style.css): "results" galleries shrink their columns to fit the window,
+        # and a narrow window shows 2 images a row, or 4 frames ("frames": strips of 6 or more)
+        kind = "frames" if columns > 4 else "images"
         return gr.Gallery(label=label, columns=columns, format="png", object_fit="contain", elem_id=elem_id,
-                          buttons=["download", "fullscreen"])
+                          elem_classes=["results", kind], buttons=["download", "fullscreen"])
+
+    def gif_output(elem_id):  # "gif-output": shown whole, below its label and buttons (style.css)
+        return gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id=elem_id,
+                        elem_classes="gif-output")
 
     with gr.Blocks(title="Emoji text-to-image", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Emoji text-to-image\nA prior reads your prompt, an image VAE's decoder draws it in "
@@ -215,7 +222,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                     with gr.Column(scale=3):
                         frames_e = results("From the image (strength 0) to the edit", "frames-e", columns=6)
                         status_e = gr.Markdown(elem_id="edit-status")
-                        gif_e = gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id="gif-e")
+                        gif_e = gif_output("gif-e")
 
             with gr.Tab("Latent interpolation", id="interpolate"):
                 with gr.Tabs():
@@ -242,7 +249,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                             upscale_ii = gr.Checkbox(value=True, label=UPSCALE_LABEL)
                         run_ii = gr.Button("Interpolate the images", variant="primary")
                 frames = results("Frames", "frames", columns=8)
-                gif = gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id="gif")
+                gif = gif_output("gif")
 
             with gr.Tab("Discriminator scoring", id="score"):
                 with gr.Row():
@@ -252,12 +259,13 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                         style_s = gr.Dropdown(styles, value="any", label="Style")
                         run_s = gr.Button("Score", variant="primary")
                     with gr.Column():
-                        # value None: empty until something is scored (not a misleading 0)
+                        # hidden until a score fills them: gradio's number box draws an empty value
+                        # as 0, a score nobody computed; the verdict line says so meanwhile
                         realism = gr.Number(None, label="Realism: P(real)", precision=4, elem_id="realism",
-                                            interactive=False)
+                                            interactive=False, visible=False)
                         match = gr.Number(None, label="Text match: P(fits the prompt)", precision=4,
-                                          elem_id="match", interactive=False)
-                        verdict = gr.Markdown(label="Verdict", elem_id="verdict")
+                                          elem_id="match", interactive=False, visible=False)
+                        verdict = gr.Markdown(NOT_SCORED, label="Verdict", elem_id="verdict")
                         heat = gr.Image(label="Patch map (green = looks real, red = looks fake)",
                                         format="png", elem_classes="pixelated", elem_id="heatmap")
 
@@ -285,7 +293,10 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         run_e.click(**edit_event, api_name="edit")
         score_event = dict(fn=score, inputs=[upload, prompt_s, style_s], outputs=[realism, match, heat, verdict],
                            preprocess=False)
-        run_s.click(**score_event, api_name="score")
+        # the API returns the plain numbers; a second, private step shows each box that holds one
+        run_s.click(**score_event, api_name="score").success(
+            score_boxes, [realism, match], [realism, match], api_name="show_scores", api_visibility="private",
+            queue=False, show_progress="hidden")
         # one event each (not a send chained to the task): an empty gallery only warns, and no
         # output box of the target tab is marked failed
         to_score.click(lambda g, p, s: send_and_score(pipeline, g, p, s), [gallery, prompt, style],

@@ -180,6 +180,15 @@ def score_upload(pipeline: Pipeline, image: str | dict | None, prompt: str | Non
     return round(r.realism, 4), None if r.match is None else round(r.match, 4), r.heatmap, verdict
 
 
+NOT_SCORED = "Not scored yet: upload an image (or send one from the text-to-image tab) and press Score."
+
+
+def score_boxes(realism: float | None, match: float | None):
+    """The realism and text-match boxes as the page shows them: each one visible only when it holds
+    a computed score (an empty number box reads 0 in the browser; no prompt, no text-match box)."""
+    return gr.Number(value=realism, visible=realism is not None), gr.Number(value=match, visible=match is not None)
+
+
 EMPTY_GALLERY = "Generate images first: the gallery is empty."
 
 
@@ -203,7 +212,8 @@ def send_and_score(pipeline: Pipeline, gallery, prompt: str, style: str):
     image = first_image(gallery)
     if image is None:
         return nothing_to_send(8)
-    return (image, prompt, style, gr.Tabs(selected="score"), *score_upload(pipeline, image, prompt, style))
+    realism, match, heatmap, verdict = score_upload(pipeline, image, prompt, style)
+    return (image, prompt, style, gr.Tabs(selected="score"), *score_boxes(realism, match), heatmap, verdict)
 
 
 def send_and_vary(pipeline: Pipeline, gallery, n, seed, strength, style, candidates, gate, upscale_=True):

@@ -160,6 +160,16 @@ def test_score(client, tmp_path):
     assert realism2 == pytest.approx(realism) and match2 is None and "give a prompt" in verdict2
 
 
+def test_score_api_returns_plain_numbers(client):
+    """The page shows the score boxes only once they hold a score (a private step after /score);
+    API callers still get two numbers (match None without a prompt), and see no extra endpoint."""
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    returns = api["/score"]["returns"]
+    assert [r["component"] for r in returns] == ["Number", "Number", "Image", "Markdown"]
+    assert [r["python_type"]["type"] for r in returns[:2]] == ["float", "float"]
+    assert "/show_scores" not in api
+
+
 def test_examples_are_cached(server):
     assert list(server.cache.rglob("log.csv")), "gr.Examples wrote no cache"
     assert len(app.read_examples()) >= 6
