@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from model.api import GENERATE_PARAMS, generate_args  # noqa: E402
+from model.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
 from model.ui import (DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption, edit_upload,  # noqa: E402,F401
                       generate_images, header, interpolate_frames, interpolate_uploads, restyle_upload, score_boxes,
@@ -40,6 +41,10 @@ CSS_FILE = ROOT / "assets" / "style.css"
 EXAMPLES_CACHE_ROOT = Path(os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"))
 
 QUEUE_CONCURRENCY = 1  # per event: torch already uses every core, parallel calls only thrash
+# generate calls run up to the pipeline's max_batch at once: they wait inside the pipeline's
+# batcher while the model is busy and are drawn together (model/batching.py)
+MAX_BATCH = int(os.environ.get("MAX_BATCH", 8))
+MMAP_THRESHOLD = int(os.environ.get("MMAP_THRESHOLD", 0)) or None  # bytes; 0 = glibc's dynamic default
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are refused with "queue is full"
 MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the app sees them
 # gradio deletes the files it served (images, GIFs, sheets, uploads) every hour once they are an
@@ -272,7 +277,8 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         # preprocess=False: the values reach the pipeline as sent, so the pipeline is the one
         # place that checks them (its messages name the field), and an upload reaches it as a
         # file path that it opens itself (gr.Image would open it with PIL first and fail silently)
-        gen_event = dict(fn=generate, inputs=gen_inputs, outputs=[gallery, status, sheet], preprocess=False)
+        gen_event = dict(fn=generate, inputs=gen_inputs, outputs=[gallery, status, sheet], preprocess=False,
+                         concurrency_id="generate", concurrency_limit=pipeline.max_batch)
         run.click(**gen_event, api_name="generate")
         prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private")
         n.change(sync_candidates, [n, candidates], candidates, api_name="sync_candidates",
@@ -329,14 +335,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--share", action="store_true", default=os.environ.get("SHARE", "") == "1",
                    help="also ask for a temporary public gradio.live link (env SHARE=1 does the same); "
                         "without network the app says so and keeps serving locally")
-    return p.parse_args(argv)
+    p.add_argument("--max-batch", type=int, default=MAX_BATCH,
+                   help="generate requests drawn together when they arrive while the model is busy; 1 = one "
+                        "at a time (default: $MAX_BATCH or 8)")
+    args = p.parse_args(argv)
+    if args.max_batch < 1:
+        p.error("--max-batch must be >= 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
+    limit_malloc_arenas(2, mmap_threshold=MMAP_THRESHOLD)  # before the server's threads: bounds what the load leaves behind (model/memory.py)
     pipeline = Pipeline.from_pretrained()
+    pipeline.max_batch = args.max_batch
+    pipeline.on_idle = trim_memory  # after a burst of requests, freed heap memory goes back to the system
     info = pipeline.info
     log.info("model %s (revision %s, %s, %s) on %s loaded in %.1f s", info.model_id, info.revision,
              info.source, info.folder, pipeline.device, time.perf_counter() - t0)

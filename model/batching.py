@@ -5,7 +5,8 @@ its own result is ready. When no batch is running, the caller runs one at once w
 is waiting (a lone request is never held back by a timer); while a batch runs, new arrivals
 queue up and the first of them leads the next batch. Each request gets its own result or its
 own exception: `fn` returns one entry per request, and an entry that is an exception is raised
-in that request's thread only.
+in that request's thread only. `on_idle` runs after a batch when nobody is waiting (the app
+trims the heap there: `model.memory.trim`).
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ class _Slot:
 class Batcher:
     """fn(list of items) -> list of results (same length; an Exception entry is raised to its caller)."""
 
-    def __init__(self, fn: Callable[[list], list], max_batch: int = 8) -> None:
+    def __init__(self, fn: Callable[[list], list], max_batch: int = 8,
+                 on_idle: Callable[[], object] | None = None) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.fn, self.max_batch = fn, max_batch
+        self.fn, self.max_batch, self.on_idle = fn, max_batch, on_idle
         self._cv = threading.Condition()
         self._pending: list[_Slot] = []
         self._busy = False
@@ -63,6 +65,15 @@ class Batcher:
         for s, r in zip(batch, results):
             s.value, s.done = r, True
         self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
+        idle = not self._pending
+        if idle and self.on_idle is not None:  # a burst is over: e.g. hand freed memory back
+            self._cv.release()
+            try:
+                self.on_idle()
+            except Exception:  # noqa: BLE001 - housekeeping must not fail a request
+                pass
+            finally:
+                self._cv.acquire()
         self._busy = False
         self._cv.notify_all()
 

@@ -96,6 +96,7 @@ class Pipeline(InputChecks, ImageTasks):
     _encoder_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _batcher: Batcher | None = field(default=None, repr=False)
     max_batch: int = 8  # generate calls drawn together when they arrive while the model is busy
+    on_idle: object | None = None  # called after a generate batch when no call waits (the app: memory.trim)
     cpu_bf16: bool = False  # bf16 autocast + channels_last on a CPU with native bf16 (AMX / AVX512-BF16)
 
     @classmethod
@@ -306,7 +307,7 @@ class Pipeline(InputChecks, ImageTasks):
         if self._batcher is None:
             with self._encoder_lock:
                 if self._batcher is None:
-                    self._batcher = Batcher(self.generate_batch, self.max_batch)
+                    self._batcher = Batcher(self.generate_batch, self.max_batch, on_idle=self.on_idle)
         return self._batcher(req)
 
     def generate_batch(self, requests: list["GenerateRequest"]) -> list[Generation]:
@@ -329,7 +330,9 @@ class Pipeline(InputChecks, ImageTasks):
         else:
             x_all = torch.cat([self.sample(e, st, seeds, r.truncation) for r, (seeds, st, e, _) in zip(requests, parts)])
         e_all, st_all = torch.cat([e for _, _, e, _ in parts]), torch.cat([st for _, st, _, _ in parts])
-        scores = self.judge(x_all, e_all, st_all.to(self.device))
+        chunks = [self.judge(x_all[i:i + 64], e_all[i:i + 64], st_all[i:i + 64].to(self.device))
+                  for i in range(0, len(x_all), 64)]  # bounded activations, as decode's
+        scores = tuple(None if c[0] is None else torch.cat(c) for c in zip(*(ch[:2] for ch in chunks)))
         out, start = [], 0
         for r, (seeds, st, e, rd) in zip(requests, parts):
             rows = slice(start, start + len(seeds))

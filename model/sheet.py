@@ -13,6 +13,11 @@ CAPTION_H = 22
 COLUMNS = 4
 
 
+# zlib level of the PNGs the app writes: level 1 encodes a 256-px emoji in 3.9 ms against 15.4 ms
+# at PIL's default 6, for files 18 % larger (90 vs 76 KiB); PNG encoding was 39 % of a request
+PNG_LEVEL = 1
+
+
 def contact_sheet(images: list[Image.Image], captions: list[str], metadata: dict, path: str | Path,
                   *, tile: int = TILE, columns: int = COLUMNS) -> Path:
     """images (any size; each is resized to `tile` px, nearest when enlarging 64-px ones) with their
@@ -34,7 +39,7 @@ def contact_sheet(images: list[Image.Image], captions: list[str], metadata: dict
     for k, v in metadata.items():
         info.add_text(str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
     info.add_text("parameters", json.dumps(metadata, ensure_ascii=False))
-    sheet.save(path, pnginfo=info)
+    sheet.save(path, pnginfo=info, compress_level=PNG_LEVEL)
     return Path(path)
 
 

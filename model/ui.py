@@ -8,6 +8,7 @@ import functools
 import os
 import re
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import gradio as gr
 from PIL import Image
 
 from .pipeline import Generation, Pipeline, Scored
-from .sheet import contact_sheet, frames_to_gif
+from .sheet import PNG_LEVEL, contact_sheet, frames_to_gif
 
 DISPLAY_SIZE = 256  # the super-resolution stage's output; raw 64-px images are shown enlarged by nearest neighbour
 CAPTION_RE = re.compile(r"^(?P<style>\w+) · seed (?P<seed>\d+)")
@@ -33,6 +34,14 @@ def user_errors():
 def upscale(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
     """Display size: a 256-px image as it is, a raw 64-px one enlarged by nearest neighbour."""
     return image if image.size == (size, size) else image.resize((size, size), Image.NEAREST)
+
+
+def shown(image: Image.Image) -> str:
+    """A gallery image as a PNG file written at zlib level 1 (gradio would encode a PIL image at
+    level 6 itself: 4x the time, and that was a third of a request under load)."""
+    path = new_file_path(".png")
+    upscale(image).save(path, compress_level=PNG_LEVEL)
+    return path
 
 
 def caption(s: Scored) -> str:
@@ -72,7 +81,7 @@ def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: i
                                 truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_)
     sheet = result_sheet(pipeline, out.images, prompt=" ".join(prompt.split()), style=style, diversity=diversity,
                          candidates=candidates, gate=out.gate, upscale=upscale_) if out.images else None
-    return [(upscale(s.image), caption(s)) for s in out.images], summary(out), sheet
+    return [(shown(s.image), caption(s)) for s in out.images], summary(out), sheet
 
 
 # the gallery's label is fixed (an API caller gets the images, not a component update), so it
@@ -138,7 +147,7 @@ def vary_upload(pipeline: Pipeline, image, n: int, seed: int | None, strength: f
     text = f"The image looks like: {looks}.  \n" + summary(out).split("  \n")[-1]
     sheet = result_sheet(pipeline, out.images, task="variations", looks_like=str(looks), strength=strength,
                          style=style, gate=out.gate, upscale=upscale_)
-    return [(upscale(s.image), caption(s)) for s in out.images], text, sheet
+    return [(shown(s.image), caption(s)) for s in out.images], text, sheet
 
 
 def restyle_upload(pipeline: Pipeline, image, upscale_: bool = True):
@@ -149,7 +158,7 @@ def restyle_upload(pipeline: Pipeline, image, upscale_: bool = True):
     text = (f"The image looks like: {looks}. Drawn in each of the {len(images)} styles "
             f"(realism against the gate {pipeline.default_gate:.2f}).")
     sheet = result_sheet(pipeline, images, task="restyle", looks_like=str(looks), upscale=upscale_)
-    return [(upscale(s.image), caption(s)) for s in images], text, sheet
+    return [(shown(s.image), caption(s)) for s in images], text, sheet
 
 
 def edit_upload(pipeline: Pipeline, image, prompt: str, source: str | None, strength: float, steps: int,
@@ -249,13 +258,24 @@ def gif_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="emoji-t2i-files-"))  # GIFs and PNG sheets; one per process
 
 
-def new_file_path(suffix: str, keep: int = 64) -> str:
-    """A fresh file for a GIF or a PNG sheet; only the newest `keep` of each kind are kept
-    (gradio copies each one into its own cache before it is served)."""
-    old = sorted(gif_dir().glob(f"*{suffix}"), key=lambda p: p.stat().st_mtime)
-    for p in old[: max(0, len(old) - keep + 1)]:
-        p.unlink(missing_ok=True)
-    fd, path = tempfile.mkstemp(suffix=suffix, dir=gif_dir())
+_ROTATE = threading.Lock()
+
+
+def new_file_path(suffix: str, keep: int = 256) -> str:
+    """A fresh file for a gallery image, a GIF or a PNG sheet; only the newest `keep` of each kind
+    are kept (gradio copies each one into its own cache when the request's outputs are
+    processed, so a file only has to outlive its own request; 256 covers 50 requests at once)."""
+    with _ROTATE:  # concurrent requests: one rotation at a time
+        old = []
+        for p in gif_dir().glob(f"*{suffix}"):
+            try:
+                old.append((p.stat().st_mtime, p))
+            except FileNotFoundError:  # removed since the listing
+                pass
+        old.sort()
+        for _, p in old[: max(0, len(old) - keep + 1)]:
+            p.unlink(missing_ok=True)
+        fd, path = tempfile.mkstemp(suffix=suffix, dir=gif_dir())
     os.close(fd)
     return path
 

@@ -456,3 +456,46 @@ def test_generate_is_named_in_one_place(server):
     assert generate_args("rocket", n=1)[:3] == ("rocket", "any", 1)
     with pytest.raises(TypeError, match="no parameter"):
         generate_args("rocket", size=3)
+
+
+def test_result_files_rotate_safely_under_concurrent_requests(monkeypatch, tmp_path):
+    """Many requests writing result files at once: none fails (a file another thread removed
+    between the listing and its stat used to raise FileNotFoundError), and only `keep` stay."""
+    import threading
+
+    from model import ui
+
+    monkeypatch.setattr(ui, "gif_dir", lambda: tmp_path)
+    errors, paths = [], []
+
+    def worker():
+        try:
+            for _ in range(25):
+                paths.append(ui.new_file_path(".png", keep=8))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=worker) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[:3]
+    left = {str(p) for p in tmp_path.glob("*.png")}
+    assert len(paths) == 200 and 1 <= len(left) <= 8 and left <= set(paths)
+
+
+def test_gallery_images_are_written_as_fast_pngs(tmp_path, monkeypatch):
+    """Gallery images reach gradio as PNG files we wrote at zlib level 1 (gradio would encode a
+    PIL image at level 6 itself), pixel-identical to the image."""
+    from model import ui
+
+    monkeypatch.setattr(ui, "gif_dir", lambda: tmp_path)
+    im = Image.effect_noise((64, 64), 40).convert("RGB")
+    path = ui.shown(im)
+    back = Image.open(path)
+    assert back.size == (256, 256) and back.format == "PNG"
+    assert list(back.getdata()) == list(im.resize((256, 256), Image.NEAREST).getdata())
+    slow = io.BytesIO()
+    im.resize((256, 256), Image.NEAREST).save(slow, "png")  # PIL's default level
+    assert Path(path).stat().st_size >= len(slow.getvalue())  # level 1 compresses less: it was not level 6

@@ -164,3 +164,31 @@ def req_of(pipe, call):
         pipe.generate_batch = orig
         pipe._batcher = None
     return got[0]
+
+
+def test_on_idle_runs_once_a_burst_is_over():
+    """The app trims the heap after a burst: on_idle runs after a batch only when nobody waits."""
+    started, release, idle = threading.Event(), threading.Event(), []
+
+    def fn(items):
+        if items == ["first"]:
+            started.set()
+            release.wait(10)
+        return items
+
+    b = Batcher(fn, max_batch=2, on_idle=lambda: idle.append(list(b.batch_sizes)))
+    first = threading.Thread(target=lambda: b("first"))
+    first.start()
+    assert started.wait(10)
+    ts = [threading.Thread(target=b, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    deadline = time.time() + 10
+    while len(b._pending) < 4 and time.time() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for t in ts + [first]:
+        t.join(10)
+    assert b.batch_sizes == [1, 2, 2] and idle == [[1, 2, 2]]  # not after the first two batches: others waited
+    b2 = Batcher(lambda items: items, on_idle=lambda: 1 / 0)  # a failing housekeeping step loses nothing
+    assert b2("x") == "x" and b2("y") == "y"

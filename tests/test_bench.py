@@ -134,3 +134,40 @@ def test_load_run_against_a_served_app_measures_memory_after_settling(server):
     for key in ("app_rss_before", "app_rss_after", "app_rss_after_settling"):
         assert r[key]["rss_mib"] > 50, key
     assert r["app_rss_after_settling"]["minutes"] == 0.01
+
+
+def test_load_levels_run_in_turn_against_a_served_app(server):
+    """--levels runs each client count against the same app; each level answers every request."""
+    import os
+
+    from model.bench.loadtest import LoadConfig, run_load
+
+    r = run_load(LoadConfig(url=server.url, pid=os.getpid(), levels="1,3", requests=1, warmup=False),
+                 log=lambda *a: None)
+    assert [lv["clients"] for lv in r["levels"]] == [1, 3]
+    assert [(lv["requests"], lv["ok"], lv["failed"]) for lv in r["levels"]] == [(1, 1, 0), (3, 3, 0)]
+
+
+def test_compare_batches_starts_one_app_per_setting_and_reports_ratios(monkeypatch):
+    from model.bench import loadtest
+
+    started = []
+
+    def fake_run(cfg, log=print, app_args=()):
+        b = int(app_args[1])
+        started.append(app_args)
+        return {"levels": [{"clients": c, "answered_per_s": float(c * (2 if b > 1 else 1))} for c in (1, 8)]}
+
+    monkeypatch.setattr(loadtest, "run_load", fake_run)
+    out = loadtest.compare_batches(loadtest.LoadConfig(start_app=True, levels="1,8", compare_batch="1,8"))
+    assert started == [("--max-batch", "1"), ("--max-batch", "8")]
+    assert out["throughput_ratio_vs_first"] == {"1": {"1": 1.0, "8": 1.0}, "8": {"1": 2.0, "8": 2.0}}
+    with pytest.raises(SystemExit):
+        loadtest.parse_args(["--compare-batch", "1,8"])  # it starts the app itself: needs --start-app
+
+
+def test_malloc_arenas_can_be_capped_here():
+    """The app caps glibc's arenas (model/memory.py); on this Linux both calls reach glibc."""
+    from model.memory import limit_malloc_arenas
+
+    assert limit_malloc_arenas(2) is True

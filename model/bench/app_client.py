@@ -24,13 +24,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(timeout: float = 180.0, log=print) -> tuple[subprocess.Popen, str, float]:
-    """Launch `python app.py` on a free port; returns (process, url, seconds until it answers)."""
+def start_app(timeout: float = 180.0, log=print, args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str, float]:
+    """Launch `python app.py --port P *args` on a free port; returns (process, url, seconds until it answers)."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}
     logf = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"app-{port}.log", "w")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=ROOT, env=env,
                             stdout=logf, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     while time.perf_counter() - t0 < timeout:
@@ -48,12 +48,13 @@ def start_app(timeout: float = 180.0, log=print) -> tuple[subprocess.Popen, str,
     raise TimeoutError(f"app.py did not answer within {timeout} s; see {logf.name}")
 
 
-def app_generate_args(prompt: str, seed: int) -> tuple:
-    """Positional inputs of app.py's "generate" event (model/api.py), candidates = n = 4 and gate
-    0.5: the same work as the pipeline latency, at 256 px, the app's default."""
+def app_generate_args(prompt: str, seed: int, app_defaults: bool = False) -> tuple:
+    """Positional inputs of app.py's "generate" event (model/api.py): candidates = n = 4 and gate
+    0.5, the same work as the pipeline latency, at 256 px; app_defaults: everything as a user
+    who changes nothing gets it (16 candidates, the model's calibrated gate)."""
     from ..api import generate_args
 
-    return generate_args(prompt, n=4, seed=seed, candidates=4, gate=0.5)
+    return generate_args(prompt, seed=seed) if app_defaults else generate_args(prompt, n=4, seed=seed, candidates=4, gate=0.5)
 
 
 def app_latency(url: str, calls: int) -> dict:

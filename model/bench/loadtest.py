@@ -2,6 +2,8 @@
 
     python -m model.loadtest --url http://127.0.0.1:7860 --pid APP_PID [--clients 32 --requests 10]
     python -m model.loadtest --start-app            # launches app.py on a free port itself
+    python -m model.loadtest --start-app --levels 1,8,32 --compare-batch 1,8 --requests 6
+        # before/after batching in one run: the app started once per --max-batch, each load level in turn
 
 Every request must be answered or cleanly refused by the queue ("queue is full"); anything
 else counts as failed. Prints a JSON summary: counts, p50/p95 latency of answered requests,
@@ -30,6 +32,9 @@ class LoadConfig:
     warmup: bool = True  # one request before the load (it loads the sentence encoder); reported apart
     out: str = ""  # also write loadtest.json into this folder
     settle_minutes: float = 0.0  # after the load, wait this long idle and measure the app's RSS again
+    levels: str = ""  # comma-separated client counts run one after another (e.g. 1,8,32); "" = --clients
+    compare_batch: str = ""  # with --start-app: comma-separated app --max-batch values, the app started once each
+    app_defaults: bool = False  # call /generate with the app's defaults (16 candidates, calibrated gate), not 4 / 0.5
 
 
 def classify(exc: BaseException | None) -> str:
@@ -50,7 +55,8 @@ def summarize(records: list[dict], wall_s: float) -> dict:
             "answered_per_s": len(ok) / wall_s if wall_s > 0 else None, "failed_examples": errors}
 
 
-def client_loop(url: str, cid: int, n: int, records: list[dict], lock: threading.Lock, barrier: threading.Barrier) -> None:
+def client_loop(url: str, cid: int, n: int, records: list[dict], lock: threading.Lock, barrier: threading.Barrier,
+                app_defaults: bool = False) -> None:
     from gradio_client import Client
 
     try:
@@ -64,7 +70,7 @@ def client_loop(url: str, cid: int, n: int, records: list[dict], lock: threading
     for j in range(n):
         t, err = time.perf_counter(), None
         try:
-            client.predict(*app_generate_args(f"{PROMPTS[(cid + j) % len(PROMPTS)]}", cid * 1000 + j),
+            client.predict(*app_generate_args(f"{PROMPTS[(cid + j) % len(PROMPTS)]}", cid * 1000 + j, app_defaults),
                            api_name="/generate")
         except Exception as e:  # noqa: BLE001 - classified below
             err = e
@@ -74,41 +80,60 @@ def client_loop(url: str, cid: int, n: int, records: list[dict], lock: threading
             records.append(rec)
 
 
-def run_load(cfg: LoadConfig, log=print) -> dict:
+def one_level(url: str, pid: int | None, clients: int, requests: int, app_defaults: bool) -> dict:
+    """`clients` threads x `requests` sequential calls, all started together -> summary with RSS before/after."""
+    before = proc_rss_mib(pid) if pid else None
+    records: list[dict] = []
+    lock, barrier = threading.Lock(), threading.Barrier(clients)
+    threads = [threading.Thread(target=client_loop, args=(url, i, requests, records, lock, barrier, app_defaults))
+               for i in range(clients)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    call = ("generate(prompt, 'any', n=4, seed, candidates=16, the calibrated gate, 256 px): the app's defaults"
+            if app_defaults else "generate(prompt, 'any', n=4, seed, False, 1.0, candidates=4, gate=0.5, 256 px)")
+    return {"url": url, "clients": clients, "requests_per_client": requests, "call": call,
+            **summarize(records, wall), "app_rss_before": before, "app_rss_after": proc_rss_mib(pid) if pid else None}
+
+
+def warm_up(url: str, app_defaults: bool) -> dict:
+    """One request before the load (it loads the sentence encoder); reported apart."""
+    from gradio_client import Client
+
+    t, err = time.perf_counter(), None
+    try:
+        Client(url, verbose=False).predict(*app_generate_args(PROMPTS[0], 0, app_defaults), api_name="/generate")
+    except Exception as e:  # noqa: BLE001 - reported, the load test goes on
+        err = e
+    return {"outcome": classify(err), "seconds": time.perf_counter() - t,
+            "error": None if err is None else f"{type(err).__name__}: {str(err)[:200]}"}
+
+
+def run_load(cfg: LoadConfig, log=print, app_args: tuple[str, ...] = ()) -> dict:
+    """One app (started here, or cfg.url): the warm-up, then each load level; with --levels the
+    summary holds one entry per level under "levels"."""
     proc, url, pid, start_s = None, cfg.url, cfg.pid or None, None
     try:
         if cfg.start_app:
-            proc, url, start_s = start_app(log=log)
+            proc, url, start_s = start_app(log=log, args=app_args)
             pid = proc.pid
         if not url:
             raise ValueError("give --url of a running app, or --start-app")
-        warm = None
-        if cfg.warmup:
-            from gradio_client import Client
-
-            t, err = time.perf_counter(), None
-            try:
-                Client(url, verbose=False).predict(*app_generate_args(PROMPTS[0], 0), api_name="/generate")
-            except Exception as e:  # noqa: BLE001 - reported, the load test goes on
-                err = e
-            warm = {"outcome": classify(err), "seconds": time.perf_counter() - t,
-                    "error": None if err is None else f"{type(err).__name__}: {str(err)[:200]}"}
+        warm = warm_up(url, cfg.app_defaults) if cfg.warmup else None
         at_start = proc_rss_mib(pid) if pid else None  # after start (and the warm-up request)
-        before = at_start
-        records: list[dict] = []
-        lock, barrier = threading.Lock(), threading.Barrier(cfg.clients)
-        threads = [threading.Thread(target=client_loop, args=(url, i, cfg.requests, records, lock, barrier))
-                   for i in range(cfg.clients)]
-        t0 = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t0
-        summary = {"url": url, "clients": cfg.clients, "requests_per_client": cfg.requests,
-                   "call": "generate(prompt, 'any', n=4, seed, False, 1.0, candidates=4, gate=0.5, 256 px)",
-                   **summarize(records, wall),
-                   "app_rss_before": before, "app_rss_after": proc_rss_mib(pid) if pid else None}
+        levels = [int(x) for x in cfg.levels.split(",") if x.strip()] if cfg.levels else [cfg.clients]
+        runs = []
+        for c in levels:
+            runs.append(one_level(url, pid, c, cfg.requests, cfg.app_defaults))
+            lat = runs[-1]["latency"] or {}
+            log(f"{' '.join(app_args) or 'app'}: {c} clients x {cfg.requests}: {runs[-1]['ok']} answered, "
+                f"{runs[-1]['answered_per_s'] or 0:.2f} req/s, p50 {lat.get('p50_ms', float('nan')):.0f} ms")
+        summary = dict(runs[0]) if len(runs) == 1 else {"url": url, "levels": runs, "app_rss_after_start": at_start,
+                                                         "app_rss_after": proc_rss_mib(pid) if pid else None}
+        summary["app_rss_before"] = at_start
         if cfg.settle_minutes > 0 and pid:  # does what the load grew come back, or stay?
             log(f"waiting {cfg.settle_minutes:g} min idle before measuring the app's memory again")
             time.sleep(60 * cfg.settle_minutes)
@@ -116,6 +141,8 @@ def run_load(cfg: LoadConfig, log=print) -> dict:
         summary["warmup_request"] = warm
         if start_s is not None:
             summary["app_start_s"] = start_s  # until the app answers HTTP (example caching may go on)
+        if app_args:
+            summary["app_args"] = list(app_args)
         return summary
     finally:
         if proc is not None:
@@ -123,17 +150,34 @@ def run_load(cfg: LoadConfig, log=print) -> dict:
             proc.wait(timeout=30)
 
 
+def compare_batches(cfg: LoadConfig, log=print) -> dict:
+    """The same load levels against the app started with each --max-batch, one after another,
+    and the throughput ratio of each setting to the first at every level."""
+    settings = [int(x) for x in cfg.compare_batch.split(",") if x.strip()]
+    out = {"compare_batch": settings, "runs": {}}
+    for b in settings:
+        out["runs"][str(b)] = run_load(cfg, log, app_args=("--max-batch", str(b)))
+    base = out["runs"][str(settings[0])]
+    as_levels = lambda r: r["levels"] if "levels" in r else [r]  # noqa: E731
+    out["throughput_ratio_vs_first"] = {
+        str(b): {str(lv["clients"]): round((lv["answered_per_s"] or 0) / max(b0["answered_per_s"] or 1e-9, 1e-9), 3)
+                 for lv, b0 in zip(as_levels(out["runs"][str(b)]), as_levels(base))} for b in settings}
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> LoadConfig:
     ap = dataclass_parser(LoadConfig, __doc__.splitlines()[0])
     cfg = LoadConfig(**vars(ap.parse_args(argv)))
     if cfg.clients < 1 or cfg.requests < 1:
         ap.error("--clients and --requests must be >= 1")
+    if cfg.compare_batch and not cfg.start_app:
+        ap.error("--compare-batch starts the app itself: add --start-app")
     return cfg
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(argv)
-    summary = run_load(cfg)
+    summary = compare_batches(cfg) if cfg.compare_batch else run_load(cfg)
     text = json.dumps(summary, indent=2)
     print(text)
     if cfg.out:
