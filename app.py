@@ -136,8 +136,10 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         # CSS hooks (assets/style.css): "results" galleries shrink their columns to fit the window,
         # and a narrow window shows 2 images a row, or 4 frames ("frames": strips of 6 or more)
         kind = "frames" if columns > 4 else "images"
+        # interactive=False: a results gallery is an output (it is also an input of the send
+        # buttons, which would otherwise give it Upload / Clear / Delete buttons)
         return gr.Gallery(label=label, columns=columns, format="png", object_fit="contain", elem_id=elem_id,
-                          elem_classes=["results", kind], buttons=["download", "fullscreen"])
+                          elem_classes=["results", kind], buttons=["download", "fullscreen"], interactive=False)
 
     def gif_output(elem_id):  # "gif-output": shown whole, below its label and buttons (style.css)
         return gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id=elem_id,

@@ -130,6 +130,15 @@ def test_text_to_image(page):
     page.locator("#gen-status").get_by_text("candidates").wait_for()
     gallery_images(page, "gallery").nth(3).wait_for()
     assert gallery_images(page, "gallery").count() >= 4
+    # a results gallery is an output: no Upload / Clear / per-image Delete controls on it
+    gal = page.locator("#gallery")
+    assert gal.locator("input[type=file]").count() == 0
+    assert gal.get_by_role("button", name=re.compile(r"^(Upload|Clear|Delete)", re.I)).count() == 0
+    # each caption sits under its image, not over it (a wrapped caption hid half the emoji)
+    boxes = page.locator("#gallery .thumbnail-item").evaluate_all(
+        "els => els.map(e => [e.querySelector('img').getBoundingClientRect().bottom,"
+        " e.querySelector('.caption-label').getBoundingClientRect().top])")
+    assert boxes and all(cap_top >= img_bottom - 1 for img_bottom, cap_top in boxes), boxes
     page.get_by_text("Model ").first.wait_for()
     assert "device" in page.locator("#header").inner_text()
     page.screenshot(path=str(OUTPUT / "1_text_to_image.png"), full_page=True)
