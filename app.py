@@ -44,7 +44,6 @@ QUEUE_CONCURRENCY = 1  # per event: torch already uses every core, parallel call
 # generate calls run up to the pipeline's max_batch at once: they wait inside the pipeline's
 # batcher while the model is busy and are drawn together (model/batching.py)
 MAX_BATCH = int(os.environ.get("MAX_BATCH", 8))
-MMAP_THRESHOLD = int(os.environ.get("MMAP_THRESHOLD", 0)) or None  # bytes; 0 = glibc's dynamic default
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are refused with "queue is full"
 MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the app sees them
 # gradio deletes the files it served (images, GIFs, sheets, uploads) every hour once they are an
@@ -350,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
-    limit_malloc_arenas(2, mmap_threshold=MMAP_THRESHOLD)  # before the server's threads: bounds what the load leaves behind (model/memory.py)
+    limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/memory.py)
     pipeline = Pipeline.from_pretrained()
     pipeline.max_batch = args.max_batch
     pipeline.on_idle = trim_memory  # after a burst of requests, freed heap memory goes back to the system

@@ -1,21 +1,24 @@
 """The app process's memory under load: glibc's allocator, bounded.
 
-Measured (model/EXPERIMENTS.md, `python -m model.loadtest --start-app --clients 32 --requests 5`):
-the app's resident memory grew 1,105 -> 1,231 MiB over the load and stayed; with glibc's malloc
-arenas capped at 2, 1,101 -> 1,164 MiB. Every thread that allocates under contention gets an
+Measured (model/EXPERIMENTS.md, `python -m model.loadtest`): 8 clients x 8 requests left the app
+at +460-620 MiB that stayed; with glibc's arenas capped at 2 and a trim after each burst of
+requests, +38-53 MiB at the same speed. Every thread that allocates under contention gets an
 arena of its own (up to 8 per core), and what a request frees inside one is rarely handed back to
-the system: memory that is free to Python but still counted against the Space. Capping the arenas
-(and trimming after a burst) bounds it; torch's tensors are large blocks served by mmap anyway.
+the system: memory that is free to Python but still counted against the Space. glibc also raises
+its mmap threshold after each large block is freed, so freed tensors stay in the heap too (which
+is faster: fixing the threshold at 1 MiB cost 20 % of the throughput). Capping the arenas and
+trimming after a burst bounds what stays.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter numbers (malloc.h)
-M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
 
 
+@functools.cache
 def _libc():
     name = ctypes.util.find_library("c")
     if not name:
@@ -27,15 +30,11 @@ def _libc():
         return None
 
 
-def limit_malloc_arenas(n: int = 2, mmap_threshold: int | None = None) -> bool:
-    """Cap glibc's malloc arenas at n (call before the server starts its threads); mmap_threshold:
-    serve every allocation of at least this many bytes by mmap (a fixed threshold: glibc otherwise
-    raises it to the size of each large block freed, up to 32 MB, and then keeps tensors of that
-    size in the heap after they are freed). False where the C library is not glibc (nothing changes)."""
+def limit_malloc_arenas(n: int = 2) -> bool:
+    """Cap glibc's malloc arenas at n (call before the server starts its threads). False where
+    the C library is not glibc (nothing changes there)."""
     libc = _libc()
-    if libc is None or libc.mallopt(M_ARENA_MAX, int(n)) != 1:
-        return False
-    return mmap_threshold is None or libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
+    return bool(libc is not None and libc.mallopt(M_ARENA_MAX, int(n)) == 1)
 
 
 def trim() -> bool:

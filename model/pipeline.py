@@ -10,6 +10,7 @@ import contextlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -99,7 +100,7 @@ class Pipeline(InputChecks, ImageTasks):
     _encoder_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _batcher: Batcher | None = field(default=None, repr=False)
     max_batch: int = 8  # generate calls drawn together when they arrive while the model is busy
-    on_idle: object | None = None  # called after a generate batch when no call waits (the app: memory.trim)
+    on_idle: Callable[[], object] | None = None  # called after a generate batch when no call waits (the app: memory.trim)
     cpu_bf16: bool = False  # bf16 autocast + channels_last on a CPU with native bf16 (AMX / AVX512-BF16)
 
     @classmethod
@@ -298,15 +299,14 @@ class Pipeline(InputChecks, ImageTasks):
         Thread-safe: calls from several threads that arrive while the model is busy are drawn
         together in one batch (`model.batching.Batcher`, at most `max_batch` requests); each
         image depends only on its own seed, so a request's result does not depend on its batch."""
-        candidates_ = n if candidates is None else candidates
+        prompt = self.check_prompt(prompt)
+        n = self.check_int(n, "number of images", 1, self.limits.max_images)
+        candidates = n if candidates is None else self.check_int(candidates, "candidates", n, self.limits.max_candidates)
         req = GenerateRequest(
-            prompt=self.check_prompt(prompt),
-            n=self.check_int(n, "number of images", 1, self.limits.max_images),
-            candidates=0, seed=self.check_seed(seed), style=self.check_style(style),
+            prompt=prompt, n=n, candidates=candidates, seed=self.check_seed(seed), style=self.check_style(style),
             truncation=self.check_truncation(truncation),
             gate=self.default_gate if gate is None else self.check_fraction(gate, "gate"),
             fill=bool(fill), upscale=self.check_bool(upscale, "upscale"))
-        req.candidates = self.check_int(candidates_, "candidates", req.n, self.limits.max_candidates)
         if self._batcher is None:
             with self._encoder_lock:
                 if self._batcher is None:

@@ -47,29 +47,35 @@ def test_lone_call_runs_at_once_in_a_batch_of_one():
     assert b.batch_sizes == [1]
 
 
-def test_calls_arriving_while_busy_are_batched_and_get_their_own_results():
-    started, release = threading.Event(), threading.Event()
+def burst(waiting: int, max_batch: int, on_idle=None) -> tuple[Batcher, dict]:
+    """A "first" call holds the model busy until `waiting` more calls have queued, then all run.
+    -> the batcher and {i: result of call i}."""
+    started, release, results = threading.Event(), threading.Event(), {}
 
     def fn(items):
-        if items == ["first"]:  # hold the model busy until the others have queued
+        if items == ["first"]:
             started.set()
             release.wait(10)
         return [f"{x}!" for x in items]
 
-    b = Batcher(fn, max_batch=4)
+    b = Batcher(fn, max_batch=max_batch, on_idle=on_idle and (lambda: on_idle(b)))
     first = threading.Thread(target=lambda: b("first"))
     first.start()
     assert started.wait(10)
-    results = {}
-    ts = [threading.Thread(target=lambda i=i: results.__setitem__(i, b(i))) for i in range(6)]
+    ts = [threading.Thread(target=lambda i=i: results.__setitem__(i, b(i))) for i in range(waiting)]
     for t in ts:
         t.start()
     deadline = time.time() + 10
-    while len(b._pending) < 6 and time.time() < deadline:
+    while len(b._pending) < waiting and time.time() < deadline:
         time.sleep(0.01)
     release.set()
     for t in ts + [first]:
         t.join(10)
+    return b, results
+
+
+def test_calls_arriving_while_busy_are_batched_and_get_their_own_results():
+    b, results = burst(6, max_batch=4)
     assert results == {i: f"{i}!" for i in range(6)}
     assert b.batch_sizes[0] == 1 and sorted(b.batch_sizes[1:]) == [2, 4], b.batch_sizes  # 6 waiting -> 4 + 2
 
@@ -168,27 +174,9 @@ def req_of(pipe, call):
 
 def test_on_idle_runs_once_a_burst_is_over():
     """The app trims the heap after a burst: on_idle runs after a batch only when nobody waits."""
-    started, release, idle = threading.Event(), threading.Event(), []
-
-    def fn(items):
-        if items == ["first"]:
-            started.set()
-            release.wait(10)
-        return items
-
-    b = Batcher(fn, max_batch=2, on_idle=lambda: idle.append(list(b.batch_sizes)))
-    first = threading.Thread(target=lambda: b("first"))
-    first.start()
-    assert started.wait(10)
-    ts = [threading.Thread(target=b, args=(i,)) for i in range(4)]
-    for t in ts:
-        t.start()
-    deadline = time.time() + 10
-    while len(b._pending) < 4 and time.time() < deadline:
-        time.sleep(0.01)
-    release.set()
-    for t in ts + [first]:
-        t.join(10)
+    idle = []
+    b, results = burst(4, max_batch=2, on_idle=lambda b: idle.append(list(b.batch_sizes)))
+    assert len(results) == 4
     assert b.batch_sizes == [1, 2, 2] and idle == [[1, 2, 2]]  # not after the first two batches: others waited
     b2 = Batcher(lambda items: items, on_idle=lambda: 1 / 0)  # a failing housekeeping step loses nothing
     assert b2("x") == "x" and b2("y") == "y"

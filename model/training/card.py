@@ -25,6 +25,12 @@ def command_of(config: dict, cls) -> str:
     return "python -m model.training " + " ".join(flags)
 
 
+def front_matter(*tags: str) -> str:
+    """The Hub card's YAML header (licence of the training data's strictest set, OpenMoji's)."""
+    return ("---\nlicense: cc-by-sa-4.0\npipeline_tag: text-to-image\nlibrary_name: pytorch\ntags:\n"
+            + "".join(f"- {t}\n" for t in tags) + "---\n")
+
+
 def write_card(folder: Path, cfg, training: dict, cls, *, notes: str = "") -> Path:
     """folder/README.md for a latent model (cfg: LatentConfig, training: the export's record)."""
     rows = "\n".join(f"| {s} | `{p}` | {lic} | {who} |" for s, p, lic, who in SOURCES if s in cfg.styles)
@@ -32,16 +38,7 @@ def write_card(folder: Path, cfg, training: dict, cls, *, notes: str = "") -> Pa
     gate = (f"{cal['gate']:.3f}: it keeps {cal['real_kept']:.0%} of {cal['held_out_real']} real images the "
             f"discriminator never trained on, and {cal['decoded_kept']:.0%} of their reconstructions"
             if "real_kept" in cal else f"{cfg.gate} (not calibrated: the discriminator never trained)")
-    text = f"""---
-license: cc-by-sa-4.0
-pipeline_tag: text-to-image
-library_name: pytorch
-tags:
-- text-to-image
-- vae
-- emoji
----
-
+    text = front_matter("text-to-image", "vae", "emoji") + f"""
 # Emoji latent text-to-image model ({cfg.image_size}x{cfg.image_size})
 
 DALL·E 2's arrangement at emoji scale: a frozen all-MiniLM-L6-v2 sentence encoder reads the

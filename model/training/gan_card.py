@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import ModelConfig
 from ..data.packages import SOURCES
+from .card import front_matter
 from .gan_config import TrainConfig
 
 FLAG_ORDER = ("data", "init_from", "init_d_from", "model_config", "batch_size", "steps", "max_minutes", "amp", "adv_weight", "recon_weight",
@@ -52,17 +53,7 @@ def write_model_card(folder: Path, cfg: ModelConfig, training: dict, *, dataset_
         f"| {i + 1} | {p.get('device')} | {_steps(r)} | {r.get('minutes', '–')} | `{command_of(r.get('config', {}))}` |"
         for i, p in enumerate(phases) for r in sessions_of(p))
     rows = "\n".join(f"| {s} | `{p}` | {lic} | {who} |" for s, p, lic, who in SOURCES)
-    text = f"""---
-license: cc-by-sa-4.0
-pipeline_tag: text-to-image
-library_name: pytorch
-tags:
-- text-to-image
-- gan
-- vae
-- emoji
----
-
+    text = front_matter("text-to-image", "gan", "vae", "emoji") + f"""
 # Emoji VAE-GAN ({cfg.image_size}x{cfg.image_size})
 
 A small text-to-image GAN: a frozen all-MiniLM-L6-v2 sentence encoder with a trainable VAE head
