@@ -144,7 +144,9 @@ def load_dataset(path: str | Path, *, size: int, skin_tones: str = "all") -> Pac
     meta = path / "metadata.jsonl"
     if not meta.is_file():
         raise FileNotFoundError(f"{path} is neither a pack file nor an imagefolder with metadata.jsonl")
-    key = hashlib.md5(meta.read_bytes() + f"{size}/{skin_tones}".encode()).hexdigest()[:12]
+    from .data.records import CAPTIONS_VERSION
+
+    key = hashlib.md5(meta.read_bytes() + f"{size}/{skin_tones}/captions-{CAPTIONS_VERSION}".encode()).hexdigest()[:12]
     cache = path / ".cache" / f"pack-{size}-{skin_tones}-{key}.safetensors"
     if cache.is_file():
         return load_pack(cache)

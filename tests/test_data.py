@@ -271,7 +271,7 @@ def test_missing_npm_and_failed_pack(tmp_path, monkeypatch):
 
 def test_caption_variants():
     rec = {"text": "Grinning Face", "style": "google",
-           "keywords": ["grinning", "face", "cheerful", "happy", "smile"]}
+           "keywords": ["grinning", "face", "cheerful", "happy", "smile", "grinning face"]}
     caps = D.caption_variants(rec)
     assert caps == [
         "grinning face",
@@ -280,6 +280,7 @@ def test_caption_variants():
         "grinning face in google style",
         "grinning face, cheerful",
         "grinning face, happy",
+        "grinning face, smile",  # every keyword that adds a word, not the first two
     ]
     assert D.caption_variants(rec) == caps  # deterministic
     # user datasets: "caption" column, no style, no keywords

@@ -58,6 +58,16 @@ def test_pack_reads_any_imagefolder(tiny_folder):
     assert torch.equal(again.images, pack.images) and again.captions == pack.captions
 
 
+def test_pack_cache_is_rebuilt_when_the_captions_change(tiny_folder, monkeypatch):
+    import model.data.records as records
+
+    load_dataset(tiny_folder, size=16)
+    before = set((tiny_folder / ".cache").glob("pack-*"))
+    monkeypatch.setattr(records, "CAPTIONS_VERSION", records.CAPTIONS_VERSION + 1)
+    load_dataset(tiny_folder, size=16)
+    assert len(set((tiny_folder / ".cache").glob("pack-*")) - before) == 1  # a pack of the new captions
+
+
 def test_one_step_changes_parameters(tmp_path, tiny_folder):
     tr = Trainer(_cfg(tmp_path, tiny_folder))
     before_g = [p.detach().clone() for p in tr.model.generator.parameters()]
