@@ -43,11 +43,21 @@ class ImageTasks:
             raise ValueError(f"{what} needs a model with an image encoder; this model has none")
 
     def encode_image(self, image) -> torch.Tensor:
-        """Any image (path, PIL, array) -> its latent mu (C, h, w) on the CPU."""
+        """Any image (path, PIL, array) -> its latent (C, h, w) on the CPU: the encoder's mean, then
+        (when the model says refine_steps) fitted through the decoder in the style it looks like,
+        as the prior's tables were at export, so an upload is drawn as well as a generation."""
         img = self.prepare_image(image)
-        x = self.image_tensor(img)
+        x = self.image_tensor(img).to(self.device, self.dtype)
         with torch.inference_mode(), self.autocast():
-            mu, _ = self.model.encoder(x.to(self.device, self.dtype))
+            mu, _ = self.model.encoder(x)
+        mu = mu.float()
+        steps = self.model.cfg.refine_steps
+        if steps and len(self.model.prior):
+            from .training.objective import Weights, refine_latents
+
+            sid = self.model.cfg.styles.index(self.read_latent(mu[0].cpu()).style)
+            mu = refine_latents(self.model.decoder, x, torch.tensor([sid], device=self.device), mu.clone(),
+                                steps=steps, lr=self.model.cfg.refine_lr, w=Weights(), autocast=self.autocast)
         return mu[0].float().cpu()
 
     def read_latent(self, mu: torch.Tensor) -> ImageReading:

@@ -42,6 +42,10 @@ class LatentConfig(DictConfig):
     # neighbour 0.02 closer than the next; seeds sample among neighbours with these weights
     prior_temperature: float = 0.02
     gate: float = 0.5  # default realism threshold (P(real)); training sets it from held-out real images
+    # an encoded image's latent is fitted through the decoder by this many Adam steps (semi-amortised
+    # inference): the prior's tables at export and uploaded images alike; 0 = the encoder's mean
+    refine_steps: int = 0
+    refine_lr: float = 0.1
 
     def __post_init__(self) -> None:
         n = len(self.channels) - 1
@@ -56,6 +60,8 @@ class LatentConfig(DictConfig):
         for name in ("latent_channels", "style_dim", "prior_top_k", "prior_temperature"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.refine_steps < 0 or self.refine_lr <= 0:
+            raise ValueError(f"refine_steps must be >= 0 and refine_lr > 0, got {self.refine_steps}, {self.refine_lr}")
         if not 0.0 <= self.gate <= 1.0:
             raise ValueError(f"gate must be in [0, 1], got {self.gate}")
 

@@ -157,3 +157,45 @@ def test_score_works_on_a_latent_model(pipe):
     r = pipe.score(img, "rocket", "google")
     assert 0 <= r.realism <= 1 and 0 <= r.match <= 1
     assert r.patch.ndim == 2 and ((r.patch >= 0) & (r.patch <= 1)).all()
+
+
+# --- latent refinement (semi-amortised inference) ---
+
+def test_refine_latents_fits_the_image_and_leaves_the_decoder_alone(tiny):
+    from model.training.objective import Weights, reconstruction, refine_latents
+
+    g = torch.Generator().manual_seed(3)
+    style = torch.tensor([0, 1, 0, 1])
+    with torch.no_grad():  # images the decoder can draw; the (untrained) encoder's guess misses them
+        x = tiny.decoder(torch.randn(4, *tiny.cfg.latent_shape, generator=g), style)
+        mu, _ = tiny.encoder(x)
+    before = {k: v.clone() for k, v in tiny.decoder.state_dict().items()}
+    tiny.decoder.requires_grad_(True)
+    z = refine_latents(tiny.decoder, x, style, mu, steps=20, lr=0.1, w=Weights())
+    assert z.shape == mu.shape and not z.requires_grad and not torch.equal(z, mu)
+    with torch.no_grad():
+        err = lambda lat: float(sum(reconstruction(tiny.decoder(lat, style), x, Weights()).values()))
+        assert err(z) < 0.7 * err(mu)  # the encoder's one-shot guess leaves a gap that the steps close
+    assert all(torch.equal(v, before[k]) for k, v in tiny.decoder.state_dict().items())
+    assert all(p.requires_grad for p in tiny.decoder.parameters())  # given back as it was
+    assert refine_latents(tiny.decoder, x, style, mu, steps=0, lr=0.1, w=Weights()) is mu
+    fast = refine_latents(tiny.decoder, x, style, mu, steps=20, lr=0.1, w=Weights(), channels_last=True)
+    assert torch.allclose(fast, z, atol=1e-4)  # the export's CPU layout: same latents
+    assert all(p.is_contiguous() for p in tiny.decoder.parameters())  # layout given back
+
+
+def test_encode_image_refines_when_the_model_says_so(pipe):
+    from model.training.objective import Weights, reconstruction
+
+    img = pipe.generate("red apple", n=1, seed=0, style="google", truncation=0.0).images[0].image
+    plain = pipe.encode_image(img)
+    pipe.model.cfg = LatentConfig(**{**pipe.model.cfg.to_dict(), "refine_steps": 15})
+    fitted = pipe.encode_image(img)
+    assert fitted.shape == plain.shape and not torch.allclose(fitted, plain)
+    x = pipe.image_tensor(pipe.prepare_image(img))
+    sid = torch.tensor([pipe.model.cfg.styles.index(pipe.read_latent(plain).style)])
+    with torch.no_grad():
+        assert float(sum(reconstruction(pipe.model.decoder(fitted[None], sid), x, Weights()).values())) < \
+            float(sum(reconstruction(pipe.model.decoder(plain[None], sid), x, Weights()).values()))
+    with pytest.raises(ValueError, match="refine_steps"):
+        LatentConfig(**{**TINY_LATENT, "refine_steps": -1})

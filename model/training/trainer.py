@@ -30,7 +30,7 @@ from ..latent import TINY_LATENT, LatentConfig
 from ..latent_model import LatentModel
 from . import distributed as ddp
 from .card import write_card
-from .objective import Weights, generator_loss
+from .objective import Weights, generator_loss, refine_latents
 from ..paths import pick_device
 from ..pixels import to_uint8, to_unit
 
@@ -64,6 +64,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (bf16 on cuda and on CPUs with native bf16) | bf16 | none
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    refine_steps: int = 8  # at export, Adam steps fitting each stored latent to its image through the frozen decoder (0 = the encoder's means)
+    refine_lr: float = 0.1
     prior_data: str = ""  # pack or imagefolder whose images fill the prior's latent tables at export ("" = --data); e.g. data/emoji/64 with every skin tone
     card_notes: str = ""  # a markdown file appended to the exported model card (the recipe's limits, measurements)
 
@@ -85,6 +87,9 @@ class TrainConfig:
         if self.model_config == "tiny":
             return dict(TINY_LATENT)
         return json.loads(self.model_config) if self.model_config else {}
+
+
+EXPORT_FIELDS = ("refine_steps", "refine_lr")  # set at export, never during training
 
 
 def held_out(n: int, frac: float, seed: int) -> torch.Tensor:
@@ -166,7 +171,9 @@ class Trainer:
                 "seconds": self.seconds, "images": self.images, "config": json.dumps(self.mcfg.to_dict())}
 
     def load_state(self, s: dict) -> None:
-        if json.loads(s["config"]) != self.mcfg.to_dict():
+        defaults = LatentConfig().to_dict()  # fields a checkpoint written before they existed lacks
+        saved = {**{k: defaults[k] for k in EXPORT_FIELDS}, **json.loads(s["config"])}
+        if saved != self.mcfg.to_dict():
             raise ValueError(f"{self.out / 'ckpt.pt'} was trained with another model config; use another --out")
         for k in ("encoder", "decoder", "discriminator"):
             getattr(self.model, k).load_state_dict(s[k])
@@ -279,8 +286,8 @@ class Trainer:
 
     @torch.no_grad()
     def build_prior(self) -> None:
-        """Encode every image of --prior-data (default: the training data) into the prior's tables
-        (posterior means and stds)."""
+        """Encode every image of --prior-data (default: the training data) into the prior's tables:
+        posterior means, each refined by --refine-steps through the frozen decoder, and stds."""
         m, p = self.model.eval(), self.pack
         names = self.names
         if self.cfg.prior_data:
@@ -288,10 +295,18 @@ class Trainer:
             if p.style_names != self.pack.style_names:
                 raise ValueError(f"--prior-data has styles {p.style_names}, the model {self.pack.style_names}")
             names = image_names(p)
+        from tqdm import tqdm
+
         mus, sig = [], []
-        for i in range(0, len(p), 256):
+        for i in tqdm(range(0, len(p), 256), desc=f"prior latents (refine {self.cfg.refine_steps} steps)", unit="x256",
+                      disable=not self.world.main):
             x = to_unit(p.images[i:i + 256]).to(self.device)
             mu, logvar = m.encoder(x)
+            for j in range(0, len(x), 32):  # small batches: 3x the img-steps/s of 256 on a CPU
+                mu[j:j + 32] = refine_latents(m.decoder, x[j:j + 32], p.styles[i + j:i + j + 32].to(self.device),
+                                              mu[j:j + 32], steps=self.cfg.refine_steps, lr=self.cfg.refine_lr,
+                                              w=self.cfg.weights(), autocast=self.autocast,
+                                              channels_last=self.device.type == "cpu")
             mus.append(mu.float().cpu())
             sig.append(torch.exp(0.5 * logvar.float()).mean(dim=(2, 3)).cpu())  # (b, C)
         entries, pairs = prior_captions(p, names)
@@ -321,7 +336,8 @@ class Trainer:
     def export(self) -> Path:
         self.build_prior()
         cal = self.calibrate_gate() if self.step > self.cfg.adv_start else {"gate": 0.5, "note": "D never trained"}
-        self.model.cfg = self.mcfg = dataclasses.replace(self.mcfg, gate=cal["gate"])
+        self.model.cfg = self.mcfg = dataclasses.replace(self.mcfg, gate=cal["gate"], refine_steps=self.cfg.refine_steps,
+                                                         refine_lr=self.cfg.refine_lr)  # uploads are refined alike
         folder = self.out / "export"
         training = {"config": dataclasses.asdict(self.cfg), "steps": self.step, "minutes": round(self.seconds / 60, 1),
                     "device": str(self.device), "images": len(self.pack), "gate_calibration": cal,
