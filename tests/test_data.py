@@ -283,6 +283,8 @@ def test_caption_variants():
         "grinning face, smile",  # every keyword that adds a word, not the first two
     ]
     assert D.caption_variants(rec) == caps  # deterministic
+    toned = {**rec, "text": "waving hand: dark skin tone", "skin_tone": "dark skin tone"}
+    assert not any(", " in c[len("waving hand: dark skin tone"):] for c in D.caption_variants(toned))  # its base has them
     # user datasets: "caption" column, no style, no keywords
     assert D.caption_variants({"caption": "A Cat"}) == ["a cat", "an emoji of a cat", "a cat emoji"]
     assert len(set(caps)) == len(caps) and all(c == c.lower() for c in caps)

@@ -102,6 +102,25 @@ def test_save_load_round_trip(tiny, tmp_path):
     # rows come back grouped by style file, each still paired with its entry
     assert sorted(zip(m.prior.lat_entry.tolist(), m.prior.lat_style.tolist())) == \
         sorted(zip(tiny.prior.lat_entry.tolist(), tiny.prior.lat_style.tolist()))
+    # the caption table travels as int8 rows with a scale: close, and the readings unchanged
+    from safetensors.torch import load_file
+    stored = load_file(str(folder / "prior.safetensors"))
+    assert stored["cap_emb_q"].dtype == torch.int8 and "cap_emb" not in stored
+    assert (m.prior.cap_emb - tiny.prior.cap_emb).abs().max() < 0.01
+    q = torch.nn.functional.normalize(tiny.prior.cap_emb + 0.3 * torch.randn_like(tiny.prior.cap_emb), dim=1)
+    assert [r.names[0] for r in m.prior.read(q)] == [r.names[0] for r in tiny.prior.read(q)]
+
+
+def test_a_folder_with_a_float_caption_table_still_loads(tiny, tmp_path):
+    from safetensors.torch import load_file, save_file
+    folder = tiny.save_pretrained(tmp_path / "m")
+    t = load_file(str(folder / "prior.safetensors"))
+    from safetensors import safe_open
+    with safe_open(str(folder / "prior.safetensors"), "pt") as f:
+        meta = f.metadata()
+    save_file({"cap_emb": tiny.prior.cap_emb.half(), "cap_entry": t["cap_entry"]}, str(folder / "prior.safetensors"), metadata=meta)
+    m = load_folder(folder)  # folders written before the int8 table (the Hub's copies)
+    assert torch.allclose(m.prior.cap_emb, tiny.prior.cap_emb, atol=1e-3)
 
 
 def test_missing_or_mismatched_prior_files_are_named(tiny, tmp_path):

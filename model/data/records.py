@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .packages import _dedup_lower
 
-CAPTIONS_VERSION = 2  # part of the imagefolder pack cache's key: a change here rebuilds the cache
+CAPTIONS_VERSION = 3  # part of the imagefolder pack cache's key: a change here rebuilds the cache
 
 
 def _words(s: str) -> set[str]:
@@ -22,7 +22,10 @@ def caption_variants(record: dict) -> list[str]:
     every keyword that adds a word the name does not already have: they are what a person's
     words ("dark shades", "cheesy slice") meet. Only the first two were kept before
     (CAPTIONS_VERSION 1): the prior read 0.28 of the held-out natural descriptions right at
-    first guess with them, 0.36 with all (model/EXPERIMENTS.md, 2026-12-01).
+    first guess with them, 0.36 with all on every record, 0.36 with all on records without a
+    skin tone only (model/EXPERIMENTS.md, 2026-12-01). A skin-tone variant keeps its name and
+    templates: its keywords are its base emoji's, which already carries them, and a description
+    without a tone should read as the base emoji.
     """
     name = " ".join(str(record.get("text") or record.get("caption") or "").lower().split())
     if not name:
@@ -31,7 +34,7 @@ def caption_variants(record: dict) -> list[str]:
     caps = [name, f"an emoji of {name}", f"{name} emoji"]
     if style:
         caps.append(f"{name} in {style} style")
-    kws = record.get("keywords") or []
+    kws = [] if record.get("skin_tone") else record.get("keywords") or []
     if isinstance(kws, str):
         kws = kws.split(",")
     name_words = _words(name)
