@@ -164,3 +164,31 @@ def test_training_code_never_imports_the_style_judge():
         if f.is_file():
             text = f.read_text(encoding="utf-8")
             assert not re.search(r"style_judge|StyleJudge|StyleNet", text), f"{f} refers to the style judge"
+
+
+def test_user_prompts_reports_both_instruments_split_by_seen_and_unseen_pairs():
+    from model.evaluation.user_prompts import judged_drawn_style, to_markdown
+
+    pack, names = tiny_pack(n=4, styles=("google", "openmoji"))  # thing 0 and thing 1, each in both styles
+    pack.styles = torch.tensor([0, 1, 0, 0])  # thing 1 exists only in google
+    sc = {"styles": torch.tensor([0, 1, 1, 0]), "styles_probe": torch.tensor([1, 1, 1, 1])}
+    drawn = ["google", "openmoji", "openmoji", "google"]
+    out = judged_drawn_style(sc, drawn, ["thing 0", "thing 0", "thing 1", "thing 1"], pack)
+    assert out["images_seen"] == 3 and out["images_unseen"] == 1
+    assert out["cnn_seen"] == {"google": 1.0, "openmoji": 1.0, "all": 1.0}
+    assert out["cnn_unseen"] == {"openmoji": 1.0, "all": 1.0}
+    assert out["cnn_seen_confusion"] == [[2, 0], [0, 1]]
+    assert out["probe_seen"] == {"google": 0.0, "openmoji": 1.0, "all": pytest.approx(1 / 3, abs=1e-4)}
+
+    s = {"mean": 0.5, "se": 0.1}
+    row = {"rprec": s}
+    model = {"model": "m", "kind": "latent", "gate": 0.3, "natural": {**row, "shown_passed_gate": 1.0, "prior_top1": 0.3},
+             "exact": {**row, "shown_passed_gate": 1.0, "prior_top1": 1.0, "judged_drawn_style": out},
+             "unseen": {"pairs": 3, "rprec": s, "judged_style": 0.61, "judged_style_probe": 0.74, "shown_passed_gate": 0.9},
+             "nearest_train_rms": {"median": 0.07}, "vs_search": {}}
+    acc = {"google": 0.96, "openmoji": 0.99}
+    md = to_markdown({"rows": {"search": {"natural": row, "exact": row}, "real": {"natural": row, "exact": row}},
+                      "models": [model], "style_judge_real_acc": acc, "style_judge_blur16_acc": acc,
+                      "style_probe_names_real_acc": acc, "style_probe_names_blur16_acc": acc})
+    assert "style classifier (CNN on pixels, held-out names)" in md
+    assert "judged fluent3d by the style classifier (CNN on pixels, held-out names) 0.61 (old feature probe: 0.74)" in md

@@ -1,5 +1,7 @@
 """Measure the image features on real emojis, with the instruments the model never trained on
-(the project's evaluator and a style probe on its features):
+(the project's evaluator, the style classifier of model.evaluation.style_judge: a small CNN on
+pixels trained on real images of held-out names, and the old linear style probe on the
+evaluator's features, reported beside it):
 
     python -m model.evaluation.image_features --out runs/image-eval
 
@@ -8,7 +10,8 @@
   beside the input itself and the model's plain redraw (strength 0); and how much they vary
   (RMS between variations of one image, and to the input).
 - restyle: the same images drawn in each other style; R-precision and how often the style
-  probe judges them the asked style, with and without the style-mean shift.
+  classifier (and, as a second field, the old probe) judges them the asked style, with and
+  without the style-mean shift.
 Results go to OUT/image_features.json and a sample sheet OUT/image_features.png.
 """
 from __future__ import annotations
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             sheet.append([img, redraw.images[0].image, *v, *[s.image for s in out]])
     item_names = [names[idx] for idx in pick]
     res = {"images": len(pick), "k": k, "seconds": round(time.time() - t0, 1),
-           "style_probe_real_acc": round(judge.style_acc_real, 4)}
+           "style_probe_real_acc": round(judge.style_acc_real, 4), **judge.style_summary()}
     for key, imgs in rows.items():
         sc = judge.score(to_uint8_pil(imgs), torch.tensor(owners[key]), item_names)
         res[f"rprec_{key}"] = round(float(sc["per_prompt"].mean()), 4)
@@ -97,11 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         sc = judge.score(to_uint8_pil(imgs), torch.tensor(own), item_names)
         want_t = torch.tensor(want)
         judged = sc["styles"] == want_t
+        judged_probe = sc["styles_probe"] == want_t
         res[f"restyle_{mode}"] = {
             "rprec": round(float(sc["hits"].float().mean()), 4),
             "judged_style": round(float(judged.float().mean()), 4),
             "judged_by_target": {styles[t]: round(float(judged[want_t == t].float().mean()), 4)
-                                 for t in range(len(styles)) if (want_t == t).any()}}
+                                 for t in range(len(styles)) if (want_t == t).any()},
+            "judged_style_probe": round(float(judged_probe.float().mean()), 4),
+            "judged_by_target_probe": {styles[t]: round(float(judged_probe[want_t == t].float().mean()), 4)
+                                       for t in range(len(styles)) if (want_t == t).any()}}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "image_features.json").write_text(json.dumps(res, indent=2) + "\n")

@@ -16,8 +16,11 @@ Measures: R-precision (the evaluator ranks the target name among 1 + 99 random o
 the prompt is the unit of the standard error), per style; the share of calls showing >= 1
 image that passed the gate; how often the prior's first reading is the target; how far shown
 images are from their nearest training image; unseen pairs (emojis a style lacks, asked in
-that style) recognised and judged that style by a classifier trained on real images. Models
-are compared on the same prompts and seeds: paired differences with standard errors.
+that style) recognised and judged that style, and every shown image judged the style it was
+drawn in, by a style classifier trained here on real images (a small CNN on pixels, held-out
+names, model.evaluation.style_judge; the old linear probe on the evaluator's features is
+reported beside it). Models are compared on the same prompts and seeds: paired differences
+with standard errors.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from ..dataset import load_dataset
 from .metrics import prompt_means, r_precision, standard_error
 from ..evaluator import DEFAULT_EVALUATOR_DIR, Evaluator, base_name, encode_images, image_names
 from .. import paths
+from . import style_judge
 
 ROOT = paths.ROOT
 NATURAL = paths.NATURAL_PROMPTS
@@ -50,31 +54,84 @@ def to_uint8_pil(images) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1) for im in images])
 
 
-class Judge:
-    """The evaluator (R-precision) and a style classifier on its image features, trained here on
-    the real images (a linear probe: 300 full-batch Adam steps)."""
+def fit_probe(feats: torch.Tensor, styles: torch.Tensor, train: torch.Tensor, classes: int, steps: int = 300):
+    """A linear probe on standardised features, fitted on the rows train (full-batch Adam)
+    -> (probe, (mean, std))."""
+    mu, sd = feats[train].mean(0), feats[train].std(0) + 1e-6
+    probe = torch.nn.Linear(feats.shape[1], classes)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    x = (feats[train] - mu) / sd
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(probe(x), styles[train]).backward()
+        opt.step()
+    return probe.requires_grad_(False), (mu, sd)
 
-    def __init__(self, pack, names: list[str], evaluator_dir=DEFAULT_EVALUATOR_DIR, seed: int = 0) -> None:
+
+class Judge:
+    """The evaluator (R-precision) and two style instruments trained here on the real images:
+
+    * ``style_judge``: a small CNN on pixels (model.evaluation.style_judge), trained on 80% of
+      the base names with resolution/blur augmentations, cached under runs/style_judge/. It
+      gives score()'s "styles".
+    * the old linear probe on the evaluator's image features (300 full-batch Adam steps, a
+      random 80% of the images): score()'s "styles_probe". Those features are built to be
+      style-invariant, so the probe reads style poorly (and reads blur as fluent3d); kept for
+      comparison.
+
+    ``style_report``: both on the CNN's held-out names, clean and blurred through 16 and 32 px
+    (the probe refitted on the CNN's training names for this, so both are scored on emojis
+    they never saw), and the old probe on its own held-out images."""
+
+    def __init__(self, pack, names: list[str], evaluator_dir=DEFAULT_EVALUATOR_DIR, seed: int = 0,
+                 style_cache=style_judge.DEFAULT_CACHE, log=print) -> None:
         self.ev, _ = Evaluator.load(evaluator_dir)
         self.uniq = sorted(set(names))
         self.idx = {n: i for i, n in enumerate(self.uniq)}
         self.name_txt = self.ev.text_embed(torch.stack([pack.embedding_of(n) for n in self.uniq]))  # (U, D)
         feats = self.features(pack.images)
+        classes = len(pack.style_names)
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(feats), generator=g)
         tr, te = perm[: int(0.8 * len(perm))], perm[int(0.8 * len(perm)):]
-        mu, sd = feats[tr].mean(0), feats[tr].std(0) + 1e-6
-        self.norm = (mu, sd)
-        probe = torch.nn.Linear(feats.shape[1], len(pack.style_names))
-        opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
-        x = (feats - mu) / sd
-        for _ in range(300):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(probe(x[tr]), pack.styles[tr]).backward()
-            opt.step()
-        self.probe = probe.requires_grad_(False)
-        self.style_acc_real = float((probe(x[te]).argmax(1) == pack.styles[te]).float().mean())
+        self.probe, self.norm = fit_probe(feats, pack.styles, tr, classes)
+        self.style_acc_real = float((self.probe_predict_features(feats[te]) == pack.styles[te]).float().mean())
+        self.style_judge = style_judge.load_or_train(pack, names, style_cache, log=log)
+        # the instruments' own report: CNN vs a probe fitted on the same training names, on held-out names
+        cfg = style_judge.StyleJudgeConfig()
+        ntr, nte = style_judge.name_split(names, cfg.test_frac, cfg.seed)
+        probe_n, norm_n = fit_probe(feats, pack.styles, ntr, classes)
+
+        def probe_names(x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return probe_n((self.features(x) - norm_n[0]) / norm_n[1]).argmax(1)
+
+        self.style_report = style_judge.instrument_report(
+            {"cnn": self.style_judge.predict, "probe": probe_names}, pack.images[nte], pack.styles[nte], pack.style_names)
+        self.style_report_probe_as_used = style_judge.instrument_report(
+            {"probe": self.probe_predict}, pack.images[te], pack.styles[te], pack.style_names)
         self.rng = np.random.default_rng(seed)
+
+    def probe_predict_features(self, f: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.probe((f - self.norm[0]) / self.norm[1]).argmax(1)
+
+    def probe_predict(self, images: torch.Tensor) -> torch.Tensor:
+        """The old linear probe's style ids for (M, 3, S, S) uint8 images."""
+        return self.probe_predict_features(self.features(images))
+
+    def style_summary(self) -> dict:
+        """Per-style held-out accuracies of both instruments (clean and blurred) for results.json."""
+        rep, old = self.style_report, self.style_report_probe_as_used
+        out = {}
+        for v in rep["cnn"]:
+            key = "real_acc" if v == "clean" else f"{v}_acc"
+            out[f"style_judge_{key}"] = rep["cnn"][v]["per_style"]
+            out[f"style_probe_names_{key}"] = rep["probe"][v]["per_style"]
+            out[f"style_probe_{key}_per_style"] = old["probe"][v]["per_style"]
+        out["style_judge_blur16_read_as_fluent3d"] = rep["cnn"]["blur16"].get("read_as_fluent3d")
+        out["style_probe_names_blur16_read_as_fluent3d"] = rep["probe"]["blur16"].get("read_as_fluent3d")
+        return out
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -88,14 +145,17 @@ class Judge:
 
     def score(self, images: torch.Tensor, owners: torch.Tensor, names: list[str], seed: int = 0) -> dict:
         """images (M, 3, S, S) uint8 of prompts owners (M,) whose targets are names -> hits (M,),
-        per-prompt means, predicted styles (M,)."""
+        per-prompt means, predicted styles (M,): "styles" by the style classifier (CNN on pixels),
+        "styles_probe" by the old probe on the evaluator's features."""
         with torch.no_grad():
             f = self.features(images)
             emb = self.ev.image_embed(f)
             cands = torch.stack([self.name_txt[torch.tensor(self.candidates(n, seed))] for n in names])  # (P, C, D)
             hits = r_precision(emb, cands[owners])
-            styles = self.probe((f - self.norm[0]) / self.norm[1]).argmax(1)
-        return {"hits": hits, "per_prompt": prompt_means(hits, owners, len(names)), "styles": styles}
+            styles_probe = self.probe((f - self.norm[0]) / self.norm[1]).argmax(1)
+        styles = self.style_judge.predict(images)
+        return {"hits": hits, "per_prompt": prompt_means(hits, owners, len(names)), "styles": styles,
+                "styles_probe": styles_probe}
 
 
 def nearest_distance(images: torch.Tensor, train: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -120,6 +180,28 @@ def per_style(hits: torch.Tensor, styles: list[str]) -> dict[str, float]:
 
 def _summary(per_prompt: torch.Tensor) -> dict:
     return {"mean": round(float(per_prompt.mean()), 4), "se": round(standard_error(per_prompt.numpy()), 4)}
+
+
+def judged_drawn_style(sc: dict, styles: list[str], targets: list[str], pack) -> dict:
+    """The share of images judged the style they were drawn in (style "any" draws every style in
+    turn), by the style classifier and by the old probe, per style, split into seen pairs (the
+    target exists in that style among the real images) and unseen ones; and the classifier's
+    confusion on the seen ones ([drawn][judged])."""
+    have: dict[str, set[str]] = {}
+    for n, s in zip(image_names(pack), pack.styles.tolist()):
+        have.setdefault(n, set()).add(pack.style_names[s])
+    want = torch.tensor([pack.style_names.index(s) for s in styles])
+    seen = torch.tensor([s in have.get(t, set()) for s, t in zip(styles, targets)], dtype=torch.bool)
+    out = {}
+    for key, pred in (("cnn", sc["styles"]), ("probe", sc["styles_probe"])):
+        ok = (pred == want).float()
+        for part, m in (("seen", seen), ("unseen", ~seen)):
+            out[f"{key}_{part}"] = {s: round(float(ok[m & (want == k)].mean()), 4)
+                                    for k, s in enumerate(pack.style_names) if (m & (want == k)).any()}
+            out[f"{key}_{part}"]["all"] = round(float(ok[m].mean()), 4) if m.any() else None
+    out["cnn_seen_confusion"] = style_judge.confusion(sc["styles"][seen], want[seen], len(pack.style_names))
+    out["images_seen"], out["images_unseen"] = int(seen.sum()), int((~seen).sum())
+    return out
 
 
 def evaluate_model(model_id: str, sets: dict[str, list[tuple[str, str]]], judge: Judge, pack, *,
@@ -147,7 +229,8 @@ def evaluate_model(model_id: str, sets: dict[str, list[tuple[str, str]]], judge:
         res[kind] = {"rprec": _summary(sc["per_prompt"]), "by_prompt": [round(float(v), 4) for v in sc["per_prompt"]],
                      "per_style": per_style(sc["hits"], styles),
                      "shown_passed_gate": round(float(np.mean(passed)), 4),
-                     "prior_top1": round(float(np.mean(read_ok)), 4) if read_ok else None}
+                     "prior_top1": round(float(np.mean(read_ok)), 4) if read_ok else None,
+                     "judged_drawn_style": judged_drawn_style(sc, styles, [items[o][1] for o in owners], pack)}
         log(f"  {model_id} {kind}: R-precision {res[kind]['rprec']}, passed gate {res[kind]['shown_passed_gate']}, "
             f"prior top-1 {res[kind]['prior_top1']} ({time.time() - t:.0f} s)")
     # unseen pairs: the exact name, asked in a style that lacks it
@@ -164,6 +247,7 @@ def evaluate_model(model_id: str, sets: dict[str, list[tuple[str, str]]], judge:
         want = torch.tensor([unseen[o][1] for o in owners])
         res["unseen"] = {"pairs": len(unseen), "rprec": _summary(sc["per_prompt"]),
                          "judged_style": round(float((sc["styles"] == want).float().mean()), 4),
+                         "judged_style_probe": round(float((sc["styles_probe"] == want).float().mean()), 4),
                          "shown_passed_gate": round(float(np.mean(passed)), 4)}
         log(f"  {model_id} unseen pairs: {res['unseen']}")
     shown = torch.cat(shown_all)
@@ -217,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--evaluator", default=str(DEFAULT_EVALUATOR_DIR), help="evaluator folder")
     ap.add_argument("--out", default="runs/user-eval", help="folder for results.json")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--style-cache", default=str(style_judge.DEFAULT_CACHE),
+                    help="folder of the style classifier's built weights ('': train, never cache)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     pack = load_dataset(a.data, size=64)
@@ -229,10 +315,14 @@ def main(argv: list[str] | None = None) -> None:
         by_name.setdefault(n, set()).add(s)
     unseen = [(n, s) for n in sorted(by_name) for s in range(len(pack.style_names))
               if s not in by_name[n] and len(by_name[n]) >= 2 and pack.style_names[s] == "fluent3d"]
-    judge = Judge(pack, names, a.evaluator)
+    judge = Judge(pack, names, a.evaluator, style_cache=a.style_cache or None)
     print(f"{len(natural)} natural prompts, {len(unseen)} unseen pairs; style probe accuracy on real images "
           f"{judge.style_acc_real:.3f}")
+    print(style_judge.report_markdown(judge.style_report))
     results = {"prompts": len(natural), "unseen_pairs": len(unseen), "style_probe_real_acc": judge.style_acc_real,
+               **judge.style_summary(), "style_instruments": {"held_out_names": judge.style_report,
+                                                              "probe_as_used": judge.style_report_probe_as_used,
+                                                              "style_judge_training": judge.style_judge.info},
                "rows": reference_rows(sets, judge, pack, names), "models": []}
     for m in a.models:
         results["models"].append(evaluate_model(m, sets, judge, pack, unseen=unseen))
@@ -260,12 +350,27 @@ def to_markdown(r: dict) -> str:
                     f"{m['natural']['shown_passed_gate']:.2f} / {m['exact']['shown_passed_gate']:.2f} | "
                     f"{m['natural']['prior_top1']} / {m['exact']['prior_top1']} |")
     lines = rows + [""]
+    sj = r.get("style_judge_real_acc")
+    if sj:
+        fmt = lambda d: ", ".join(f"{k} {v:.2f}" for k, v in d.items())  # noqa: E731
+        lines.append(f"- style classifier (CNN on pixels, held-out names), accuracy on real images: {fmt(sj)}; "
+                     f"blurred through 16 px: {fmt(r['style_judge_blur16_acc'])}; the old probe on the evaluator's "
+                     f"features, same images: {fmt(r['style_probe_names_real_acc'])}; blurred through 16 px: "
+                     f"{fmt(r['style_probe_names_blur16_acc'])}")
     for m in r["models"]:
         if "unseen" in m:
             u = m["unseen"]
+            probe = f" (old feature probe: {u['judged_style_probe']:.2f})" if "judged_style_probe" in u else ""
             lines.append(f"- {m['model']}: unseen pairs ({u['pairs']}, fluent3d): R-prec {f(u['rprec'])}, judged fluent3d "
-                         f"{u['judged_style']:.2f}, shown passed gate {u['shown_passed_gate']:.2f}; nearest training image "
+                         f"by the style classifier (CNN on pixels, held-out names) {u['judged_style']:.2f}{probe}, "
+                         f"shown passed gate {u['shown_passed_gate']:.2f}; nearest training image "
                          f"RMS median {m['nearest_train_rms']['median']:.3f}; vs search {m['vs_search']}")
+        for kind in ("exact", "natural"):
+            j = m.get(kind, {}).get("judged_drawn_style")
+            if j:
+                unseen_part = f", unseen pairs {j['cnn_unseen']}" if j["images_unseen"] else ""
+                lines.append(f"- {m['model']} {kind} prompts (style \"any\"): judged the style drawn, by the style "
+                             f"classifier, seen pairs {j['cnn_seen']}{unseen_part}; by the old probe, seen {j['probe_seen']}")
         if "paired_vs_first" in m:
             lines.append(f"- {m['model']} minus {r['models'][0]['model']} (paired): {m['paired_vs_first']}")
     return "\n".join(lines) + "\n"
