@@ -64,7 +64,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (bf16 on cuda and on CPUs with native bf16) | bf16 | none
     threads: int = 0  # torch CPU threads; 0 = torch's default
-    refine_steps: int = 8  # at export, Adam steps fitting each stored latent to its image through the frozen decoder (0 = the encoder's means)
+    refine_steps: int = 16  # at export, Adam steps fitting each stored latent to its image through the frozen decoder (semi-amortised inference; 0 = the encoder's means)
     refine_lr: float = 0.1
     prior_data: str = ""  # pack or imagefolder whose images fill the prior's latent tables at export ("" = --data); e.g. data/emoji/64 with every skin tone
     card_notes: str = ""  # a markdown file appended to the exported model card (the recipe's limits, measurements)
