@@ -56,7 +56,7 @@ class ImageTasks:
             from .training.objective import Weights, refine_latents
 
             sid = self.model.cfg.styles.index(self.read_latent(mu[0].cpu()).style)
-            mu = refine_latents(self.model.decoder, x, torch.tensor([sid], device=self.device), mu.clone(),
+            mu = refine_latents(self.model.decoder, x, torch.tensor([sid], device=self.device), mu,
                                 steps=steps, lr=self.model.cfg.refine_lr, w=Weights(), autocast=self.autocast)
         return mu[0].float().cpu()
 

@@ -152,7 +152,7 @@ class Judge:
             emb = self.ev.image_embed(f)
             cands = torch.stack([self.name_txt[torch.tensor(self.candidates(n, seed))] for n in names])  # (P, C, D)
             hits = r_precision(emb, cands[owners])
-            styles_probe = self.probe((f - self.norm[0]) / self.norm[1]).argmax(1)
+        styles_probe = self.probe_predict_features(f)
         styles = self.style_judge.predict(images)
         return {"hits": hits, "per_prompt": prompt_means(hits, owners, len(names)), "styles": styles,
                 "styles_probe": styles_probe}
