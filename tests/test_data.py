@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from PIL import Image, ImageDraw
 from model import data as D
 from model.data import packages as P
 from model.data.render import _render_job
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _png(size=(64, 64), color=(255, 0, 0, 255), fmt="PNG") -> bytes:
@@ -190,6 +193,54 @@ def test_keywords_reuse_openmoji_tags(built):
     # skin-tone variants reuse their base's tags; short names get "_" -> " "
     assert _by(recs, "google")["1f44b-1f3fd"]["keywords"] == ["wave", "hand", "waving"]
     assert _by(recs, "google")["1f680"]["keywords"] == ["rocket ship"]
+
+
+def test_descriptions_reach_base_records_only(tmp_path):
+    descs = tmp_path / "d.jsonl"
+    descs.write_text(json.dumps({"code": "1F600", "name": "grinning face",
+                                 "descriptions": ["A Big  Toothy Smile", "beaming yellow head"]}) + "\n\n"
+                     + json.dumps({"code": "1f44b", "descriptions": ["a palm saying hello"]}) + "\n")
+    cache = make_cache(tmp_path / "cache")
+    D.build(out=tmp_path / "o", cache=cache, sizes=[64], styles=["google"], workers=1, progress=False,
+            descriptions=descs)
+    g = _by(D.read_metadata(tmp_path / "o" / "64"), "google")
+    assert g["1f600"]["descriptions"] == ["a big toothy smile", "beaming yellow head"]
+    assert g["1f44b"]["descriptions"] == ["a palm saying hello"]
+    assert g["1f44b-1f3fd"]["descriptions"] == []  # a skin tone reads as its base
+    assert g["1f680"]["descriptions"] == []
+    assert D.caption_variants(g["1f600"])[-2:] == ["a big toothy smile", "beaming yellow head"]
+    D.build(out=tmp_path / "n", cache=cache, sizes=[64], styles=["google"], workers=1, progress=False,
+            descriptions=None)
+    assert all(r["descriptions"] == [] for r in D.read_metadata(tmp_path / "n" / "64"))
+    descs.write_text('{"code": "1f600", "descriptions": ["ok"]}\n{"name": "no code"}\n')
+    with pytest.raises(ValueError, match=r"d.jsonl:2"):
+        D.read_descriptions(descs)
+
+
+def test_shipped_descriptions_are_apart_from_the_held_out_prompts():
+    """The project's descriptions train the prior; the natural descriptions the evaluation
+    reads (assets/prompts/natural.jsonl) must never be among them."""
+    descs = D.read_descriptions()
+    rows = [json.loads(l) for l in open(D.DESCRIPTIONS, encoding="utf-8") if l.strip()]
+    assert len(descs) == len(rows) > 2000  # one row per base emoji code
+    assert all(descs.values()) and sum(map(len, descs.values())) > 3500
+    texts = {t for ts in descs.values() for t in ts}
+    held = [json.loads(l)["prompt"] for l in open(ROOT / "assets" / "prompts" / "natural.jsonl", encoding="utf-8")]
+    norm = lambda s: " ".join(s.lower().split())
+    assert len(held) >= 200 and not {norm(p) for p in held} & texts
+    assert not {norm(r["name"]) for r in rows} & texts  # never a name (its own or another emoji's)
+    # nor a near-copy: no description of an emoji shares half the content words of a held-out
+    # prompt (or a grid row) for that emoji; independent writers often converge on one phrase
+    from model.evaluation.grid import NATURAL_EXAMPLES, NATURAL_TARGETS
+    stop = set("a an the of with and in on to for its it is that one two his her their at by from as or like".split())
+    words = lambda s: {w for w in re.findall(r"[a-z0-9']+", s.lower()) if w not in stop}
+    tests = [(json.loads(l)["name"], json.loads(l)["prompt"]) for l in open(ROOT / "assets/prompts/natural.jsonl")]
+    tests += list(zip(NATURAL_TARGETS, NATURAL_EXAMPLES))
+    by_name = {r["name"]: r["descriptions"] for r in rows}
+    for name, prompt in tests:
+        p = words(prompt)
+        near = [t for t in by_name.get(name, []) if len(p & words(t)) >= 0.5 * len(p)]
+        assert not near, (name, prompt, near)
 
 
 def test_images_white_background_and_sizes(built):

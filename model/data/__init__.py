@@ -26,7 +26,7 @@ ATTRIBUTION.md), ``records`` (``read_metadata`` and ``caption_variants``, which 
 reads packs with) and ``cli`` (``main``, what ``python -m model.data`` runs). None of them
 imports torch.
 """
-from .build import build, write_attribution
+from .build import DESCRIPTIONS, build, read_descriptions, write_attribution
 from .catalog import FLUENT3D_TONE_FIX, Entry, build_catalog, match_fluent
 from .cli import main
 from .packages import (OPENMOJI_SVG_RENDER, PACKAGES, SKIN_TONES, SOURCES, STYLES, DataBuildError, Package, code_key, code_str,

@@ -15,6 +15,26 @@ from .packages import (PACKAGES, STYLES, DataBuildError, Package, _dedup_lower, 
                        read_members)
 from .render import _import_cairosvg, _render_job
 
+DESCRIPTIONS = Path(__file__).with_name("descriptions.jsonl")
+
+
+def read_descriptions(path: str | Path = DESCRIPTIONS) -> dict[str, list[str]]:
+    """code -> plain-word descriptions ("a spaceship taking off"), from a jsonl of
+    {"code": ..., "descriptions": [...]} (other columns, e.g. "name", are for people)."""
+    out: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                code, texts = str(row["code"]).lower(), row["descriptions"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{lineno}: expected {{\"code\": ..., \"descriptions\": [...]}} ({e})") from e
+            out.setdefault(code, []).extend(_dedup_lower(texts))
+    return out
+
+
 def _style_sizes(style: str, sizes: Iterable[int]) -> list[int]:
     return [s for s in sizes if s <= PACKAGES[style].native]
 
@@ -43,7 +63,7 @@ def write_attribution(folder: Path, used: dict[str, str], licenses: dict[str, st
         "Images were rasterized/resized, composited onto a white background and saved as PNG. "
         "Captions are CLDR short names from OpenMoji's `openmoji.json` and/or the names of "
         "`emoji.json` (emoji-datasource); keywords are emoji-datasource short names and "
-        "OpenMoji/CLDR tags.",
+        "OpenMoji/CLDR tags; descriptions in plain words were written by this project.",
         "",
         "| style | package | version | license | copyright | used for |",
         "|---|---|---|---|---|---|",
@@ -85,8 +105,13 @@ def build(
     workers: int = 2,
     names: str = "cldr",
     progress: bool = True,
+    descriptions: str | Path | None = DESCRIPTIONS,
 ) -> dict[str, Any]:
     """Build the datasets.
+
+    ``descriptions``: a jsonl of {"code", "descriptions"} (default: the project's own, written
+    in plain words for every base emoji); each record of that code gets them in a
+    ``descriptions`` column (skin-tone variants get none). ``None``: no descriptions.
 
     Returns {"counts": {size: {style: n}}, "written": files written, "unmatched": fluent3d
     files matching no code, "failed": file_names whose source could not be rendered}.
@@ -130,6 +155,7 @@ def build(
     except KeyError as e:
         raise DataBuildError(f"{e.args[0]} not found in its package tarball") from e
     cat = build_catalog(emoji_json, openmoji_json)
+    descs = read_descriptions(descriptions) if descriptions is not None else {}
 
     unmatched: list[str] = []
     if "fluent3d" in styles:
@@ -158,6 +184,7 @@ def build(
                 "category": ent.category or "Extras",
                 "code": code,
                 "skin_tone": ent.skin_tone,
+                "descriptions": [] if ent.skin_tone else descs.get(code, []),
                 "_member": member,
             })
         recs.sort(key=lambda r: r["code"])

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .build import build
+from .build import DESCRIPTIONS, build
 from .packages import STYLES, DataBuildError
 
 def _parse_ints(s: str) -> list[int]:
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--names", choices=("cldr", "unicode"), default="cldr",
                     help="caption source: CLDR short names from openmoji.json, the same for "
                     "every style, or emoji.json's Unicode names (default: %(default)s)")
+    ap.add_argument("--descriptions", default=str(DESCRIPTIONS), metavar="JSONL",
+                    help="plain-word descriptions per emoji code, added to the captions; 'none' "
+                    "for names and keywords only (default: the project's own, %(default)s)")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error("--limit must be >= 1")
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = build(out=args.out, cache=args.cache, sizes=args.sizes, styles=args.styles,
                     skin_tones=not args.no_skin_tones, limit=args.limit,
-                    workers=max(1, args.workers), names=args.names)
+                    workers=max(1, args.workers), names=args.names,
+                    descriptions=None if args.descriptions.lower() == "none" else args.descriptions)
     except DataBuildError as e:  # a clear message, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .packages import _dedup_lower
 
-CAPTIONS_VERSION = 3  # part of the imagefolder pack cache's key: a change here rebuilds the cache
+CAPTIONS_VERSION = 4  # part of the imagefolder pack cache's key: a change here rebuilds the cache
 
 
 def _words(s: str) -> set[str]:
@@ -16,7 +16,8 @@ def _words(s: str) -> set[str]:
 
 
 def caption_variants(record: dict) -> list[str]:
-    """Training captions for a record: the name, 3 templates and a keyword phrase per keyword.
+    """Training captions for a record: the name, 3 templates, a keyword phrase per keyword and
+    the record's plain-word descriptions (its ``descriptions`` column, if any).
 
     Deterministic order, deduplicated, lowercase. Keyword phrases are "{name}, {keyword}" for
     every keyword that adds a word the name does not already have: they are what a person's
@@ -25,7 +26,8 @@ def caption_variants(record: dict) -> list[str]:
     first guess with them, 0.36 with all on every record, 0.36 with all on records without a
     skin tone only (model/EXPERIMENTS.md, 2026-12-01). A skin-tone variant keeps its name and
     templates: its keywords are its base emoji's, which already carries them, and a description
-    without a tone should read as the base emoji.
+    without a tone should read as the base emoji. Descriptions ("a spaceship taking off") are
+    what a person types when they do not know the name (CAPTIONS_VERSION 4).
     """
     name = " ".join(str(record.get("text") or record.get("caption") or "").lower().split())
     if not name:
@@ -42,6 +44,10 @@ def caption_variants(record: dict) -> list[str]:
         kw = " ".join(str(kw).lower().split())
         if kw and not _words(kw) <= name_words:
             caps.append(f"{name}, {kw}")
+    descs = [] if record.get("skin_tone") else record.get("descriptions") or []
+    if isinstance(descs, str):
+        descs = [descs]
+    caps.extend(str(d) for d in descs)
     return _dedup_lower(caps)
 
 

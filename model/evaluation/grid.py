@@ -17,6 +17,7 @@ from ..dataset import SAMPLE_PROMPTS
 
 NATURAL_EXAMPLES = ("a cute puppy's head", "a spaceship blasting off", "a slice of cheesy italian pie",
                     "a yellow smiley wearing dark shades")
+NATURAL_TARGETS = ("dog face", "rocket", "pizza", "smiling face with sunglasses")  # what a person means by each
 
 
 def grid(pipe, prompts, *, scale: int = 2, label_w: int = 300) -> Image.Image:
