@@ -2,6 +2,7 @@
 export, the gate calibration and the model card."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -46,6 +47,14 @@ def test_partners_and_prior_captions(pack):
     texts = {pack.captions[c] for c, _ in pairs}
     assert "red apple" in texts and "red apple, thing" in texts
     assert not any(t.endswith(" style") or t.endswith(" emoji") for t in texts)  # templates left out
+    # a description that happens to end like a template stays: only the name's templates go
+    p2 = copy.copy(pack)
+    k = pack.cap_offsets[0].item()
+    p2.captions = list(pack.captions) + ["a crisp red fruit, japanese style"]
+    p2.cap_index = pack.cap_index.clone()
+    p2.cap_index[k] = len(pack.captions)  # the first image's name caption becomes a description
+    texts2 = {p2.captions[c] for c, _ in prior_captions(p2, names)[1]}
+    assert "a crisp red fruit, japanese style" in texts2
 
 
 def test_steps_train_every_network_and_export_loads(tmp_path, folder, pack):

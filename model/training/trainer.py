@@ -107,18 +107,19 @@ def partners(names: list[str]) -> list[list[int]]:
 
 
 def prior_captions(pack: Pack, names: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
-    """Entry names and (caption id, entry id) pairs for the prior: each emoji's name and keyword
-    captions; the style and 'emoji' templates add nothing to a search and are left out."""
+    """Entry names and (caption id, entry id) pairs for the prior: each emoji's name, keyword and
+    description captions; the style and 'emoji' templates of its name add nothing to a search and
+    are left out (only those: a description may end in "... japanese style")."""
     entries = sorted(set(names))
     eid = {n: i for i, n in enumerate(entries)}
     pairs = set()
     off = pack.cap_offsets.tolist()
     for i, n in enumerate(names):
+        style = pack.style_names[int(pack.styles[i])]
+        templates = {f"an emoji of {n}", f"{n} emoji", f"{n} in {style} style"}
         for c in pack.cap_index[off[i]:off[i + 1]].tolist():
-            text = pack.captions[c]
-            if text.endswith(" style") or text.startswith("an emoji of ") or text.endswith(" emoji"):
-                continue
-            pairs.add((c, eid[n]))
+            if pack.captions[c] not in templates:
+                pairs.add((c, eid[n]))
     return entries, sorted(pairs)
 
 
