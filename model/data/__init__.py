@@ -31,8 +31,8 @@ from .catalog import FLUENT3D_TONE_FIX, Entry, build_catalog, match_fluent
 from .cli import main
 from .packages import (OPENMOJI_SVG_RENDER, PACKAGES, SKIN_TONES, SOURCES, STYLES, DataBuildError, Package, code_key, code_str,
                        ensure_tarball, read_members)
-from .records import caption_variants, read_metadata
+from .records import caption_templates, caption_variants, read_metadata
 
 __all__ = ["FLUENT3D_TONE_FIX", "OPENMOJI_SVG_RENDER", "PACKAGES", "SKIN_TONES", "SOURCES", "STYLES", "DataBuildError", "Entry", "Package",
-           "build", "build_catalog", "caption_variants", "code_key", "code_str", "ensure_tarball", "main",
-           "match_fluent", "read_members", "read_metadata", "write_attribution"]
+           "DESCRIPTIONS", "build", "build_catalog", "caption_templates", "caption_variants", "code_key", "code_str", "ensure_tarball", "main",
+           "match_fluent", "read_descriptions", "read_members", "read_metadata", "write_attribution"]

@@ -15,6 +15,12 @@ def _words(s: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", s.lower()))
 
 
+def caption_templates(name: str, style: str = "") -> list[str]:
+    """The template captions of a name ("an emoji of {name}", ...): they help the networks learn
+    the caption space but add nothing to a search, so the prior leaves exactly these out."""
+    return [f"an emoji of {name}", f"{name} emoji", *([f"{name} in {style} style"] if style else [])]
+
+
 def caption_variants(record: dict) -> list[str]:
     """Training captions for a record: the name, 3 templates, a keyword phrase per keyword and
     the record's plain-word descriptions (its ``descriptions`` column, if any).
@@ -33,9 +39,7 @@ def caption_variants(record: dict) -> list[str]:
     if not name:
         return []
     style = str(record.get("style") or "").lower().strip()
-    caps = [name, f"an emoji of {name}", f"{name} emoji"]
-    if style:
-        caps.append(f"{name} in {style} style")
+    caps = [name, *caption_templates(name, style)]
     kws = [] if record.get("skin_tone") else record.get("keywords") or []
     if isinstance(kws, str):
         kws = kws.split(",")

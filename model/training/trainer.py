@@ -25,6 +25,7 @@ import torch
 from ..cli import parse_dataclass
 from ..augment import diff_augment
 from ..dataset import Pack, load_dataset
+from ..data.records import caption_templates
 from ..evaluator import image_names
 from ..latent import TINY_LATENT, LatentConfig
 from ..latent_model import LatentModel
@@ -115,8 +116,7 @@ def prior_captions(pack: Pack, names: list[str]) -> tuple[list[str], list[tuple[
     pairs = set()
     off = pack.cap_offsets.tolist()
     for i, n in enumerate(names):
-        style = pack.style_names[int(pack.styles[i])]
-        templates = {f"an emoji of {n}", f"{n} emoji", f"{n} in {style} style"}
+        templates = set(caption_templates(n, pack.style_names[int(pack.styles[i])]))
         for c in pack.cap_index[off[i]:off[i + 1]].tolist():
             if pack.captions[c] not in templates:
                 pairs.add((c, eid[n]))
