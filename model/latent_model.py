@@ -4,7 +4,8 @@
     encoder.safetensors          ImageEncoder (image -> latent): variations, restyling, edits
     decoder.safetensors          Decoder = the generator (latent, style -> image)
     discriminator.safetensors    realism / text-match / patch map: the gate
-    prior.safetensors            caption embeddings of the known emojis (+ names in its metadata)
+    prior.safetensors            caption embeddings of the known emojis, the query map
+                                 (+ names in its metadata)
     latents-<style>.safetensors  the prior's latents of that style's images (one file per style,
                                  so each stays under 10 MB at fp16)
 """
@@ -55,7 +56,8 @@ class LatentModel(nn.Module):
         save_networks(self, NETWORKS, folder, dtype)
         p = self.prior
         q, scale = quantize_rows(p.cap_emb)
-        save_file({"cap_emb_q": q, "cap_emb_scale": scale, "cap_entry": cast(p.cap_entry)}, str(folder / "prior.safetensors"),
+        save_file({"cap_emb_q": q, "cap_emb_scale": scale, "cap_entry": cast(p.cap_entry),
+                   "query_map": cast(p.query_map)}, str(folder / "prior.safetensors"),
                   metadata={"format": "pt", "names": json.dumps(p.names)})
         for s, style in enumerate(self.cfg.styles):
             rows = p.lat_style == s
@@ -87,13 +89,18 @@ class LatentModel(nn.Module):
         if tables["latents"].shape[1:] != cfg.latent_shape or "cap_emb" not in prior or "cap_entry" not in prior:
             raise ValueError(f"the prior files in {folder} do not match {cfg_path} (latent shape "
                              f"{tuple(tables['latents'].shape[1:])}, config wants {cfg.latent_shape})")
+        qmap = prior.get("query_map")
+        if qmap is not None and tuple(qmap.shape) != (cfg.text_dim, cfg.text_dim):
+            raise ValueError(f"{prior_path}: query_map is {tuple(qmap.shape)}, the config's text_dim wants "
+                             f"{(cfg.text_dim, cfg.text_dim)}")
         n = len(names)
         top = max(int(t.max()) if t.numel() else -1 for t in (prior["cap_entry"], tables["lat_entry"]))
         if n == 0 or top >= n:
             raise ValueError(f"{prior_path}: the caption/latent tables name entries its {n} names do not have")
         model.prior.fill(names=names, cap_emb=prior["cap_emb"].float(), cap_entry=prior["cap_entry"],
                          latents=tables["latents"].float(), sigmas=tables["sigmas"].float(),
-                         lat_entry=tables["lat_entry"], lat_style=tables["lat_style"])
+                         lat_entry=tables["lat_entry"], lat_style=tables["lat_style"],
+                         query_map=qmap)  # absent in folders from before it: plain MiniLM
         return model.eval()
 
 

@@ -3,7 +3,10 @@
 A retrieval prior (RDM / KNN-Diffusion style): the prompt is compared with the captions of
 every known emoji (cosine of unit MiniLM vectors), the top-k emojis get softmax weights at a
 temperature, and a sample picks one neighbour by those weights (Gumbel-max, seeded) and adds
-the image encoder's own posterior noise around its latent. The weights are what the model
+the image encoder's own posterior noise around its latent. Before the comparison the prompt
+passes a learned linear map (e + e W, renormalised; W = 0 is plain MiniLM), trained at export on
+the emojis' own plain-word descriptions (model/training/query_map.py): it learns how a person's
+wording sits in MiniLM space relative to the captions, which MiniLM alone gets wrong. The weights are what the model
 "read" the prompt as, and are shown to the user. Every image is still drawn by the decoder:
 the prior holds latents (8x8x16 numbers per image), never pixels.
 """
@@ -40,14 +43,18 @@ class RetrievalPrior(nn.Module):
         self.top_k, self.temperature, self.num_styles = top_k, temperature, num_styles
         self.names = list(names or [])
         self.register_buffer("cap_emb", torch.zeros(0, text_dim))
+        self.register_buffer("query_map", torch.zeros(text_dim, text_dim))  # W of e + e W (0: plain MiniLM)
         self.register_buffer("cap_entry", torch.zeros(0, dtype=torch.long))
         self.register_buffer("latents", torch.zeros(0, *latent_shape))
         self.register_buffer("sigmas", torch.zeros(0, latent_shape[0]))
         self.register_buffer("lat_entry", torch.zeros(0, dtype=torch.long))
         self.register_buffer("lat_style", torch.zeros(0, dtype=torch.long))
 
-    def fill(self, *, names, cap_emb, cap_entry, latents, sigmas, lat_entry, lat_style) -> "RetrievalPrior":
+    def fill(self, *, names, cap_emb, cap_entry, latents, sigmas, lat_entry, lat_style,
+             query_map: torch.Tensor | None = None) -> "RetrievalPrior":
         self.names = list(names)
+        self.query_map = (torch.zeros_like(self.query_map) if query_map is None
+                          else query_map.to(self.query_map.dtype).reshape(self.query_map.shape))
         for k, v in dict(cap_emb=cap_emb, cap_entry=cap_entry, latents=latents, sigmas=sigmas,
                          lat_entry=lat_entry, lat_style=lat_style).items():
             setattr(self, k, v.to(getattr(self, k).dtype))
@@ -60,11 +67,16 @@ class RetrievalPrior(nn.Module):
         return len(self.names)
 
     # --- reading a prompt ---
+    def query(self, e: torch.Tensor) -> torch.Tensor:
+        """(P, text_dim) unit MiniLM embeddings -> the unit vectors compared with the captions."""
+        e = e.float()
+        return nn.functional.normalize(e + e @ self.query_map.float().to(e.device), dim=-1)
+
     def read(self, e: torch.Tensor) -> list[Reading]:
         """e (P, text_dim) unit MiniLM embeddings -> one Reading per prompt."""
         if not len(self.names):
             raise ValueError("the prior is empty: the model folder holds no latents")
-        sim = e.float() @ self.cap_emb.float().t()  # (P, K)
+        sim = self.query(e) @ self.cap_emb.float().t()  # (P, K)
         per_entry = torch.full((e.shape[0], len(self.names)), -2.0, device=sim.device)
         per_entry.scatter_reduce_(1, self.cap_entry.expand(e.shape[0], -1), sim, "amax")  # (P, U): best caption each
         top = per_entry.topk(min(self.top_k, len(self.names)), dim=1)

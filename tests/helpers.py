@@ -33,6 +33,8 @@ def make_tiny_latent(seed: int = 0, styles=("google", "openmoji")) -> LatentMode
 
 COLOURS = {"red apple": (220, 30, 30), "green apple": (40, 200, 40), "blue heart": (30, 60, 220),
            "yellow star": (240, 220, 20), "black cat": (10, 10, 10), "white cloud": (250, 250, 250)}
+COLOUR_DESCRIPTIONS = {"red apple": ["a shiny fruit the colour of a fire engine"],
+                       "black cat": ["a dark kitty", "a night-coloured pet that purrs"]}
 
 
 def write_colour_folder(root, size: int = 16, styles=("google", "openmoji")):
@@ -47,7 +49,8 @@ def write_colour_folder(root, size: int = 16, styles=("google", "openmoji")):
         for i, (text, rgb) in enumerate(COLOURS.items()):
             shade = tuple(min(255, c + 20 * styles.index(style)) for c in rgb)  # styles differ a little
             Image.new("RGB", (size, size), shade).save(root / style / f"{i}.png")
-            rows.append({"file_name": f"{style}/{i}.png", "text": text, "style": style, "keywords": ["thing"]})
+            rows.append({"file_name": f"{style}/{i}.png", "text": text, "style": style, "keywords": ["thing"],
+                         "descriptions": COLOUR_DESCRIPTIONS.get(text, [])})
     (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
 

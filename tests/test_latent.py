@@ -65,6 +65,40 @@ def test_prior_reads_a_known_caption_as_its_emoji(tiny):
     assert str(r).startswith("rocket 1.00")
 
 
+def test_the_query_map_moves_what_a_prompt_reads_as(tiny):
+    prior = tiny.prior
+    assert prior.query_map.abs().max() == 0  # W = 0: plain MiniLM
+    e = prior.cap_emb[1:2].clone()  # rocket's caption
+    assert torch.allclose(prior.query(e), e, atol=1e-6)
+    target = prior.cap_emb[0] - prior.cap_emb[1]  # a map that carries the rocket caption onto the first emoji's
+    prior.query_map = torch.outer(prior.cap_emb[1], target)
+    try:
+        assert prior.read(e)[0].names[0] == TINY_NAMES[0] != "rocket"
+    finally:
+        prior.query_map = torch.zeros_like(prior.query_map)
+
+
+def test_fit_query_map_learns_to_ignore_a_nuisance_direction():
+    """Captions = an emoji's direction + large noise on a few 'nuisance' dimensions (as MiniLM's
+    wording directions): held-out queries read right more often once the map is fitted."""
+    from model.training.query_map import best_per_entry, fit_query_map
+    g = torch.Generator().manual_seed(0)
+    U, per, d = 40, 4, 32
+    centres = torch.randn(U, d, generator=g) * torch.cat([torch.ones(d - 8), torch.zeros(8)])
+    def draw(n):
+        noise = torch.randn(n, U, d, generator=g) * torch.cat([0.15 * torch.ones(d - 8), 3 * torch.ones(8)])
+        return torch.nn.functional.normalize(centres + noise, dim=-1)
+    cap = draw(per).transpose(0, 1).reshape(U * per, d)  # rows grouped by entry
+    ent = torch.arange(U).repeat_interleave(per)
+    held, held_y = draw(1)[0], torch.arange(U)
+    def acc(W):
+        q = torch.nn.functional.normalize(held + held @ W, dim=-1)
+        return (best_per_entry(q @ cap.t(), ent, U).argmax(1) == held_y).float().mean().item()
+    W = fit_query_map(cap, ent, torch.arange(len(cap)), torch.arange(len(cap)), steps=150, batch=64, lr=1e-2)
+    assert acc(torch.zeros(d, d)) < 0.6 and acc(W) > acc(torch.zeros(d, d)) + 0.2
+    assert torch.equal(fit_query_map(cap, ent, torch.arange(len(cap)), torch.arange(0), steps=5), torch.zeros(d, d))
+
+
 def test_prior_sample_is_per_seed_and_truncation_zero_is_the_best_latent(tiny):
     prior = tiny.prior
     rd = prior.read(prior.cap_emb[0:1])[0]
@@ -109,6 +143,7 @@ def test_save_load_round_trip(tiny, tmp_path):
     assert (m.prior.cap_emb - tiny.prior.cap_emb).abs().max() < 0.01
     q = torch.nn.functional.normalize(tiny.prior.cap_emb + 0.3 * torch.randn_like(tiny.prior.cap_emb), dim=1)
     assert [r.names[0] for r in m.prior.read(q)] == [r.names[0] for r in tiny.prior.read(q)]
+    assert stored["query_map"].shape == (384, 384) and torch.equal(m.prior.query_map, tiny.prior.query_map)
 
 
 def test_a_folder_with_a_float_caption_table_still_loads(tiny, tmp_path):
@@ -119,8 +154,12 @@ def test_a_folder_with_a_float_caption_table_still_loads(tiny, tmp_path):
     with safe_open(str(folder / "prior.safetensors"), "pt") as f:
         meta = f.metadata()
     save_file({"cap_emb": tiny.prior.cap_emb.half(), "cap_entry": t["cap_entry"]}, str(folder / "prior.safetensors"), metadata=meta)
-    m = load_folder(folder)  # folders written before the int8 table (the Hub's copies)
+    m = load_folder(folder)  # folders written before the int8 table and the query map (the Hub's copies)
     assert torch.allclose(m.prior.cap_emb, tiny.prior.cap_emb, atol=1e-3)
+    assert m.prior.query_map.abs().max() == 0  # no map stored: plain MiniLM
+    save_file({**t, "query_map": torch.zeros(16, 16)}, str(folder / "prior.safetensors"), metadata=meta)
+    with pytest.raises(ValueError, match="query_map is"):
+        load_folder(folder)
 
 
 def test_missing_or_mismatched_prior_files_are_named(tiny, tmp_path):

@@ -57,6 +57,14 @@ def test_partners_and_prior_captions(pack):
     assert "a crisp red fruit, japanese style" in texts2
 
 
+def test_only_descriptions_are_the_query_maps_training_queries():
+    from model.data.records import caption_variants, is_description
+    rec = {"text": "Red Apple", "style": "google", "keywords": ["fruit"], "descriptions": ["a crisp fruit"]}
+    kinds = {c: is_description(c, "red apple") for c in caption_variants(rec)}
+    assert kinds == {"red apple": False, "an emoji of red apple": False, "red apple emoji": False,
+                     "red apple in google style": False, "red apple, fruit": False, "a crisp fruit": True}
+
+
 def test_steps_train_every_network_and_export_loads(tmp_path, folder, pack):
     t = Trainer(_cfg(tmp_path, folder), pack=pack)
     before = {k: [p.detach().clone() for p in getattr(t.model, k).parameters()]
@@ -72,6 +80,8 @@ def test_steps_train_every_network_and_export_loads(tmp_path, folder, pack):
     assert sorted(m.prior.names) == sorted(set(image_names(pack))) and len(m.prior.latents) == len(pack)
     rd = m.prior.read(pack.embedding_of("blue heart")[None])[0]
     assert rd.names[0] == "blue heart"
+    # the query map trained on the folder's three descriptions and travelled with the prior
+    assert cfg["training"]["query_map_descriptions"] == 3 and m.prior.query_map.abs().max() > 0
     card = (out / "README.md").read_text()
     assert "python -m model.training" in card and "--adv-start 1" in card and "--holdout 0.25" in card
 

@@ -21,6 +21,13 @@ def caption_templates(name: str, style: str = "") -> list[str]:
     return [f"an emoji of {name}", f"{name} emoji", *([f"{name} in {style} style"] if style else [])]
 
 
+def is_description(caption: str, name: str) -> bool:
+    """Whether one of a name's captions is a plain-word description: not the name itself, not one
+    of its templates and not a keyword phrase ("{name}, {keyword}")."""
+    return caption != name and caption not in caption_templates(name) and not caption.startswith(f"{name}, ") \
+        and not (caption.startswith(f"{name} in ") and caption.endswith(" style"))
+
+
 def caption_variants(record: dict) -> list[str]:
     """Training captions for a record: the name, 3 templates, a keyword phrase per keyword and
     the record's plain-word descriptions (its ``descriptions`` column, if any).

@@ -25,13 +25,14 @@ import torch
 from ..cli import parse_dataclass
 from ..augment import diff_augment
 from ..dataset import Pack, load_dataset
-from ..data.records import caption_templates
+from ..data.records import caption_templates, is_description
 from ..evaluator import image_names
 from ..latent import TINY_LATENT, LatentConfig
 from ..latent_model import LatentModel
 from . import distributed as ddp
 from .card import write_card
 from .objective import Weights, generator_loss, refine_latents
+from .query_map import fit_query_map
 from ..paths import pick_device
 from ..pixels import to_uint8, to_unit
 
@@ -57,6 +58,7 @@ class TrainConfig:
     r1_gamma: float = Weights.r1_gamma  # R1 on real images
     augment: str = "translation"  # DiffAugment policy for what D sees ("" = off)
     gate_keep: float = 0.9  # the exported gate keeps this share of held-out real images
+    query_map_steps: int = 400  # steps of the prior's query map on the descriptions at export (0 = plain MiniLM)
     holdout: float = 0.05  # share of images D never trains on (the gate is calibrated on them)
     log_every: int = 50
     sample_every: int = 500
@@ -313,7 +315,12 @@ class Trainer:
         entries, pairs = prior_captions(p, names)
         eid = {n: i for i, n in enumerate(entries)}
         caps = torch.tensor([c for c, _ in pairs])
-        m.prior.fill(names=entries, cap_emb=p.cap_emb[caps].float(), cap_entry=torch.tensor([e for _, e in pairs]),
+        cap_emb, cap_entry = p.cap_emb[caps].float(), torch.tensor([e for _, e in pairs])
+        queries = torch.tensor([k for k, (c, e) in enumerate(pairs) if is_description(p.captions[c], entries[e])],
+                               dtype=torch.long)
+        self.query_map_queries = len(queries)
+        query_map = fit_query_map(cap_emb, cap_entry, caps, queries, steps=self.cfg.query_map_steps)
+        m.prior.fill(names=entries, cap_emb=cap_emb, cap_entry=cap_entry, query_map=query_map,
                      latents=torch.cat(mus), sigmas=torch.cat(sig),
                      lat_entry=torch.tensor([eid[n] for n in names]), lat_style=p.styles.clone())
         m.train()
@@ -344,6 +351,7 @@ class Trainer:
                     "device": str(self.device), "images": len(self.pack), "gate_calibration": cal,
                     "world_size": self.world.size, "images_seen": self.images,  # batch_size x steps x world
                     "prior_images": len(self.model.prior.latents),
+                    "query_map_descriptions": self.query_map_queries,
                     "last_log": self.log[-1] if self.log else {}}
         self.model.save_pretrained(folder, extra_config={"training": training})
         self.sample_grid(folder / "samples.png")
