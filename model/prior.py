@@ -20,6 +20,12 @@ from torch import nn
 RESTYLE_NEIGHBOURS = 16  # emojis whose style difference moves a latent into another style
 
 
+def best_per_entry(sim: torch.Tensor, cap_entry: torch.Tensor, num_entries: int) -> torch.Tensor:
+    """(P, K) query-caption similarities -> (P, U): each entry's best caption."""
+    out = torch.full((sim.shape[0], num_entries), -2.0, device=sim.device, dtype=sim.dtype)
+    return out.scatter_reduce(1, cap_entry.expand(sim.shape[0], -1), sim, "amax")
+
+
 @dataclass
 class Reading:
     """What the prior read one prompt as: the top-k emoji names and their weights (sum to 1)."""
@@ -77,8 +83,7 @@ class RetrievalPrior(nn.Module):
         if not len(self.names):
             raise ValueError("the prior is empty: the model folder holds no latents")
         sim = self.query(e) @ self.cap_emb.float().t()  # (P, K)
-        per_entry = torch.full((e.shape[0], len(self.names)), -2.0, device=sim.device)
-        per_entry.scatter_reduce_(1, self.cap_entry.expand(e.shape[0], -1), sim, "amax")  # (P, U): best caption each
+        per_entry = best_per_entry(sim, self.cap_entry, len(self.names))  # (P, U): best caption each
         top = per_entry.topk(min(self.top_k, len(self.names)), dim=1)
         w = torch.softmax(top.values / self.temperature, dim=1)  # (P, k)
         return [Reading([self.names[i] for i in idx.tolist()], [round(float(x), 4) for x in wi], idx.tolist())

@@ -81,7 +81,8 @@ def test_the_query_map_moves_what_a_prompt_reads_as(tiny):
 def test_fit_query_map_learns_to_ignore_a_nuisance_direction():
     """Captions = an emoji's direction + large noise on a few 'nuisance' dimensions (as MiniLM's
     wording directions): held-out queries read right more often once the map is fitted."""
-    from model.training.query_map import best_per_entry, fit_query_map
+    from model.prior import best_per_entry
+    from model.training.query_map import fit_query_map
     g = torch.Generator().manual_seed(0)
     U, per, d = 40, 4, 32
     centres = torch.randn(U, d, generator=g) * torch.cat([torch.ones(d - 8), torch.zeros(8)])

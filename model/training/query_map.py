@@ -20,11 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def best_per_entry(sim: torch.Tensor, cap_entry: torch.Tensor, num_entries: int) -> torch.Tensor:
-    """(P, K) query-caption similarities -> (P, U): each entry's best caption."""
-    out = torch.full((sim.shape[0], num_entries), -2.0, device=sim.device, dtype=sim.dtype)
-    return out.scatter_reduce(1, cap_entry.expand(sim.shape[0], -1), sim, "amax")
+from ..prior import best_per_entry
 
 
 def fit_query_map(cap_emb: torch.Tensor, cap_entry: torch.Tensor, cap_id: torch.Tensor, queries: torch.Tensor,
