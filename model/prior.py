@@ -6,9 +6,9 @@ temperature, and a sample picks one neighbour by those weights (Gumbel-max, seed
 the image encoder's own posterior noise around its latent. Before the comparison the prompt
 passes a learned linear map (e + e W, renormalised; W = 0 is plain MiniLM), trained at export on
 the emojis' own plain-word descriptions (model/training/query_map.py): it learns how a person's
-wording sits in MiniLM space relative to the captions, which MiniLM alone gets wrong. The weights are what the model
-"read" the prompt as, and are shown to the user. Every image is still drawn by the decoder:
-the prior holds latents (8x8x16 numbers per image), never pixels.
+wording sits in MiniLM space relative to the captions, which MiniLM alone gets wrong. The
+weights are what the model "read" the prompt as, and are shown to the user. Every image is still
+drawn by the decoder: the prior holds latents (8x8x16 numbers per image), never pixels.
 """
 from __future__ import annotations
 
@@ -59,8 +59,7 @@ class RetrievalPrior(nn.Module):
     def fill(self, *, names, cap_emb, cap_entry, latents, sigmas, lat_entry, lat_style,
              query_map: torch.Tensor | None = None) -> "RetrievalPrior":
         self.names = list(names)
-        self.query_map = (torch.zeros_like(self.query_map) if query_map is None
-                          else query_map.to(self.query_map.dtype).reshape(self.query_map.shape))
+        self.query_map = torch.zeros_like(self.query_map) if query_map is None else query_map.to(self.query_map.dtype)
         for k, v in dict(cap_emb=cap_emb, cap_entry=cap_entry, latents=latents, sigmas=sigmas,
                          lat_entry=lat_entry, lat_style=lat_style).items():
             setattr(self, k, v.to(getattr(self, k).dtype))

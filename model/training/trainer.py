@@ -288,9 +288,10 @@ class Trainer:
         return path
 
     @torch.no_grad()
-    def build_prior(self) -> None:
+    def build_prior(self) -> int:
         """Encode every image of --prior-data (default: the training data) into the prior's tables:
-        posterior means, each refined by --refine-steps through the frozen decoder, and stds."""
+        posterior means, each refined by --refine-steps through the frozen decoder, and stds; fit
+        the query map on the table's descriptions. Returns how many descriptions it learned from."""
         m, p = self.model.eval(), self.pack
         names = self.names
         if self.cfg.prior_data:
@@ -318,12 +319,12 @@ class Trainer:
         cap_emb, cap_entry = p.cap_emb[caps].float(), torch.tensor([e for _, e in pairs])
         queries = torch.tensor([k for k, (c, e) in enumerate(pairs) if is_description(p.captions[c], entries[e])],
                                dtype=torch.long)
-        self.query_map_queries = len(queries)
         query_map = fit_query_map(cap_emb, cap_entry, caps, queries, steps=self.cfg.query_map_steps)
         m.prior.fill(names=entries, cap_emb=cap_emb, cap_entry=cap_entry, query_map=query_map,
                      latents=torch.cat(mus), sigmas=torch.cat(sig),
                      lat_entry=torch.tensor([eid[n] for n in names]), lat_style=p.styles.clone())
         m.train()
+        return len(queries)
 
     @torch.no_grad()
     def calibrate_gate(self) -> dict:
@@ -342,7 +343,7 @@ class Trainer:
                 "decoded_kept": float((fake >= gate).float().mean())}
 
     def export(self) -> Path:
-        self.build_prior()
+        described = self.build_prior()
         cal = self.calibrate_gate() if self.step > self.cfg.adv_start else {"gate": 0.5, "note": "D never trained"}
         self.model.cfg = self.mcfg = dataclasses.replace(self.mcfg, gate=cal["gate"], refine_steps=self.cfg.refine_steps,
                                                          refine_lr=self.cfg.refine_lr)  # uploads are refined alike
@@ -351,7 +352,7 @@ class Trainer:
                     "device": str(self.device), "images": len(self.pack), "gate_calibration": cal,
                     "world_size": self.world.size, "images_seen": self.images,  # batch_size x steps x world
                     "prior_images": len(self.model.prior.latents),
-                    "query_map_descriptions": self.query_map_queries,
+                    "query_map_descriptions": described,
                     "last_log": self.log[-1] if self.log else {}}
         self.model.save_pretrained(folder, extra_config={"training": training})
         self.sample_grid(folder / "samples.png")
