@@ -160,3 +160,36 @@ def test_two_process_resume_is_exact(tmp_path, folder):
     for k in ("encoder", "decoder", "discriminator"):
         for x, y in zip(getattr(a, k).parameters(), getattr(b, k).parameters()):
             assert torch.equal(x, y), k
+
+
+def test_reprior_rebuilds_only_the_text_side(tmp_path, folder, pack):
+    """New descriptions reach an exported model's prior without retraining: the networks and
+    latent tables stay byte for byte, the caption table and query map come from the new data."""
+    from model.training.reprior import rebuild_text_side
+
+    out = Trainer(_cfg(tmp_path / "run", folder), pack=pack).fit()
+    data = write_colour_folder(tmp_path / "described")
+    meta = data / "metadata.jsonl"
+    rows = [json.loads(line) for line in meta.read_text().splitlines()]
+    for r in rows:
+        if r["text"] == "blue heart":
+            r["descriptions"] = ["a sapphire love symbol"]
+    meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    new = rebuild_text_side(out, data, tmp_path / "re")
+    kept = ["encoder", "decoder", "discriminator", *(f"latents-{s}" for s in ("google", "openmoji"))]
+    for k in kept:
+        assert (new / f"{k}.safetensors").read_bytes() == (out / f"{k}.safetensors").read_bytes(), k
+    before, after = load_folder(out), load_folder(new)
+    assert len(after.prior.cap_emb) == len(before.prior.cap_emb) + 1
+    assert not torch.equal(after.prior.query_map, before.prior.query_map)
+    training = json.loads((new / "config.json").read_text())["training"]
+    assert training["query_map_descriptions"] == 4 and training["prior_rebuilt"]["prior_data"] == str(data)
+    card = (new / "README.md").read_text()
+    assert training["steps"] == 3 and "python -m model.training " in card and "model.training.reprior" in card
+    assert "model.training.reprior" not in (out / "README.md").read_text()
+    # a data folder with other emojis cannot reuse the latent tables
+    other = write_colour_folder(tmp_path / "other")
+    meta = other / "metadata.jsonl"
+    meta.write_text(meta.read_text().replace('"red apple"', '"green apple"'))
+    with pytest.raises(ValueError, match="does not hold the model's emojis"):
+        rebuild_text_side(out, other, tmp_path / "bad")

@@ -31,6 +31,17 @@ def front_matter(*tags: str) -> str:
             + "".join(f"- {t}\n" for t in tags) + "---\n")
 
 
+def rebuilt_line(training: dict) -> str:
+    """The card's note that the prior's text side was rebuilt after training (model.training.reprior)."""
+    r = training.get("prior_rebuilt")
+    if not r:
+        return ""
+    return (f"\nThe prior's caption table and query map were then rebuilt on the same networks and latents:\n\n"
+            f"    python -m model.training.reprior --prior-data {r.get('prior_data')} "
+            f"--query-map-steps {r.get('query_map_steps')}\n\n"
+            f"({r.get('captions')} captions; the data's metadata.jsonl md5 {r.get('metadata_md5')}).\n")
+
+
 def write_card(folder: Path, cfg, training: dict, cls, *, notes: str = "") -> Path:
     """folder/README.md for a latent model (cfg: LatentConfig, training: the export's record)."""
     rows = "\n".join(f"| {s} | `{p}` | {lic} | {who} |" for s, p, lic, who in SOURCES if s in cfg.styles)
@@ -62,7 +73,7 @@ under CC-BY-SA-4.0.
 {training.get('steps')} steps in {training.get('minutes')} minutes on {training.get('device')}:
 
     {command_of(training.get('config', {}), cls)}
-
+{rebuilt_line(training)}
 Gate: P(real) >= {gate}.
 
 ## Architecture

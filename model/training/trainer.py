@@ -125,6 +125,29 @@ def prior_captions(pack: Pack, names: list[str]) -> tuple[list[str], list[tuple[
     return entries, sorted(pairs)
 
 
+@dataclass
+class TextTables:
+    """The prior's text side: entry names, caption table (K, D) unit, each caption's entry (K,),
+    the query map (D, D) and how many descriptions it was fitted on."""
+    names: list[str]
+    cap_emb: torch.Tensor
+    cap_entry: torch.Tensor
+    query_map: torch.Tensor
+    described: int
+
+
+def text_tables(pack: Pack, names: list[str], query_map_steps: int) -> TextTables:
+    """The prior's caption table from a pack's captions, and the query map fitted on its
+    descriptions (the export's text side; model.training.reprior rebuilds only this)."""
+    entries, pairs = prior_captions(pack, names)
+    caps = torch.tensor([c for c, _ in pairs])
+    cap_emb, cap_entry = pack.cap_emb[caps].float(), torch.tensor([e for _, e in pairs])
+    queries = torch.tensor([k for k, (c, e) in enumerate(pairs) if is_description(pack.captions[c], entries[e])],
+                           dtype=torch.long)
+    query_map = fit_query_map(cap_emb, cap_entry, caps, queries, steps=query_map_steps)
+    return TextTables(entries, cap_emb, cap_entry, query_map, len(queries))
+
+
 class Trainer:
     def __init__(self, tcfg: TrainConfig, pack: Pack | None = None) -> None:
         self.cfg = tcfg
@@ -313,18 +336,13 @@ class Trainer:
                                               channels_last=self.device.type == "cpu")
             mus.append(mu.float().cpu())
             sig.append(torch.exp(0.5 * logvar.float()).mean(dim=(2, 3)).cpu())  # (b, C)
-        entries, pairs = prior_captions(p, names)
-        eid = {n: i for i, n in enumerate(entries)}
-        caps = torch.tensor([c for c, _ in pairs])
-        cap_emb, cap_entry = p.cap_emb[caps].float(), torch.tensor([e for _, e in pairs])
-        queries = torch.tensor([k for k, (c, e) in enumerate(pairs) if is_description(p.captions[c], entries[e])],
-                               dtype=torch.long)
-        query_map = fit_query_map(cap_emb, cap_entry, caps, queries, steps=self.cfg.query_map_steps)
-        m.prior.fill(names=entries, cap_emb=cap_emb, cap_entry=cap_entry, query_map=query_map,
+        text = text_tables(p, names, self.cfg.query_map_steps)
+        eid = {n: i for i, n in enumerate(text.names)}
+        m.prior.fill(names=text.names, cap_emb=text.cap_emb, cap_entry=text.cap_entry, query_map=text.query_map,
                      latents=torch.cat(mus), sigmas=torch.cat(sig),
                      lat_entry=torch.tensor([eid[n] for n in names]), lat_style=p.styles.clone())
         m.train()
-        return len(queries)
+        return text.described
 
     @torch.no_grad()
     def calibrate_gate(self) -> dict:
