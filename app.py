@@ -28,9 +28,10 @@ import gradio as gr  # noqa: E402
 from model.api import GENERATE_PARAMS, generate_args  # noqa: E402
 from model.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
-from model.ui import (DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption, edit_upload,  # noqa: E402,F401
-                      generate_images, header, interpolate_frames, interpolate_uploads, restyle_upload, score_boxes,
-                      score_upload, send_and_score, send_and_vary, send_to_edit, vary_upload)
+from model.ui import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption,  # noqa: E402,F401
+                      edit_upload, generate_images, header, interpolate_frames, interpolate_uploads,
+                      offer_alternatives, pick_alternative, restyle_upload, score_boxes, score_upload,
+                      send_and_score, send_and_vary, send_to_edit, vary_upload)
 
 log = logging.getLogger("app")
 
@@ -173,6 +174,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                     with gr.Column(scale=3):
                         status = gr.Markdown("Press Generate: what the prompt was read as and how many "
                                              "candidates passed the gate will show here.", elem_id="gen-status")
+                        did_you_mean = gr.Radio([], label=ALTERNATIVES_LABEL, visible=False, elem_id="did-you-mean")
                         gallery = results(GALLERY_LABEL, "gallery")
                         sheet = gr.File(label="Download the whole result (PNG sheet; prompt, style and seeds "
                                         "in its metadata)", elem_id="sheet")
@@ -280,8 +282,19 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         # file path that it opens itself (gr.Image would open it with PIL first and fail silently)
         gen_event = dict(fn=generate, inputs=gen_inputs, outputs=[gallery, status, sheet], preprocess=False,
                          concurrency_id="generate", concurrency_limit=pipeline.max_batch)
-        run.click(**gen_event, api_name="generate")
-        prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private")
+        offer = dict(fn=lambda p: offer_alternatives(pipeline, p), inputs=[prompt], outputs=[did_you_mean],
+                     api_visibility="private", queue=False, show_progress="hidden")
+        # .then, not .success: a refused prompt also clears the last prompt's choices
+        run.click(**gen_event, api_name="generate").then(**offer, api_name="offer_alternatives")
+        prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private").then(
+            **offer, api_name="offer_alternatives_on_submit")
+        # picking another reading puts its name in the prompt and draws it
+        # (preprocess=False: the choices were set in the browser; pick_alternative checks the name)
+        did_you_mean.input(lambda name: pick_alternative(pipeline, name), [did_you_mean], [prompt],
+                           api_name="pick_alternative", api_visibility="private", queue=False,
+                           show_progress="hidden", preprocess=False).success(
+            **gen_event, api_name="generate_alternative", api_visibility="private").then(
+            **offer, api_name="offer_alternatives_after_pick")
         n.change(sync_candidates, [n, candidates], candidates, api_name="sync_candidates",
                  api_visibility="private", queue=False, show_progress="hidden")
         gallery.select(reuse, None, [style, seed, random_seed], api_name="reuse", api_visibility="private",

@@ -84,6 +84,40 @@ def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: i
     return [(shown(s.image), caption(s)) for s in out.images], summary(out), sheet
 
 
+ALTERNATIVE_MIN = 0.02  # other readings at least this likely are offered instead
+MAX_ALTERNATIVES = 4
+ALTERNATIVES_LABEL = "Not what you meant? Draw one of the prompt's other readings"
+
+
+def alternatives(pipeline: Pipeline, prompt: str | None) -> list[str]:
+    """The prior's other readings of a prompt ("a spaceship blasting off" read as collision 0.81:
+    rocket, bomb, ...), at least ALTERNATIVE_MIN likely, best first: the emoji names the app
+    offers to draw instead when the first reading was not what the user meant. [] for a
+    confident reading, a model without a prior, or a prompt the pipeline refuses (generate
+    reports that one)."""
+    if not pipeline.is_latent:
+        return []
+    try:
+        rd = pipeline.read(prompt)
+    except ValueError:
+        return []
+    return [n for n, w in zip(rd.names[1:], rd.weights[1:]) if w >= ALTERNATIVE_MIN][:MAX_ALTERNATIVES]
+
+
+def offer_alternatives(pipeline: Pipeline, prompt: str | None):
+    """The "Not what you meant?" choices for a prompt, as a component update (hidden when none)."""
+    names = alternatives(pipeline, prompt)
+    return gr.Radio(choices=names, value=None, visible=bool(names), label=ALTERNATIVES_LABEL)
+
+
+def pick_alternative(pipeline: Pipeline, name) -> str:
+    """A picked reading -> the prompt that draws it (its emoji name); the choice list lives in the
+    browser, so the value is checked here against the prior's names."""
+    if not pipeline.is_latent or not isinstance(name, str) or name not in pipeline.model.prior.names:
+        raise gr.Error("Pick one of the listed readings.", print_exception=False)
+    return name
+
+
 # the gallery's label is fixed (an API caller gets the images, not a component update), so it
 # points at the summary, which stands above the gallery and says whether any image passed
 GALLERY_LABEL = "Images, best first (the line above says which passed the gate; click one to reuse its seed)"

@@ -154,6 +154,45 @@ def test_bad_input_shows_message_and_keeps_working(page):
     page.locator("#gen-status").get_by_text("Drew").wait_for()
 
 
+def wait_status_change(page, old: str) -> str:
+    page.wait_for_function("([sel, old]) => { const e = document.querySelector(sel);"
+                           " return e && e.innerText.includes('Read the prompt as') && e.innerText !== old; }",
+                           arg=["#gen-status", old])
+    return page.locator("#gen-status").inner_text()
+
+
+def test_picking_another_reading_draws_it(page, server):
+    """After a generation whose reading is unsure, "Not what you meant?" lists the other
+    readings; picking one puts its name in the prompt and draws it; a sure reading clears them."""
+    from helpers import TINY_NAMES
+    from model.ui import alternatives
+
+    unsure = [p for p in ("a spaceship blasting off", "a yellow smiley wearing dark shades", "something to eat",
+                          "a happy animal", "a shiny thing", "weather") if alternatives(server.pipeline, p)]
+    assert unsure, "the tiny model read every prompt with certainty"
+    offered = alternatives(server.pipeline, unsure[0])
+    prompt = page.get_by_label("Prompt", exact=True)
+    prompt.fill(unsure[0])
+    status = page.locator("#gen-status")
+    before = status.inner_text()
+    page.get_by_role("button", name="Generate", exact=True).click()
+    read = wait_status_change(page, before)
+    choices = page.locator("#did-you-mean label")
+    # the choices arrive after the images (a chained event): wait for this prompt's
+    page.wait_for_function("want => JSON.stringify([...document.querySelectorAll('#did-you-mean label')]"
+                           ".map(e => e.innerText.trim())) === JSON.stringify(want)", arg=offered)
+    assert all(name in read for name in offered)  # each is one of the readings the line names
+    choices.first.click()
+    wait_status_change(page, read)
+    assert prompt.input_value() == offered[0]
+    gallery_images(page, "gallery").first.wait_for()
+    page.screenshot(path=str(OUTPUT / "1b_other_reading.png"), full_page=True)
+    sure = next(p for p in ("a spaceship blasting off", *TINY_NAMES) if not alternatives(server.pipeline, p))
+    prompt.fill(sure)  # a prompt read with certainty clears the last prompt's choices
+    page.get_by_role("button", name="Generate", exact=True).click()
+    choices.first.wait_for(state="hidden")
+
+
 def test_send_to_scoring(page):
     page.get_by_role("button", name="Send the first image to scoring").click()
     page.locator("#verdict").get_by_text("Judged").wait_for()

@@ -4,6 +4,7 @@ user sees: a variation is still the emoji, a restyle lands in the asked style, t
 upsampler matches the reference runtime's numbers)."""
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -198,3 +199,26 @@ def test_shipped_upsampler_is_the_converted_reference():
     edge = lambda t: (t[..., 1:] - t[..., :-1]).abs().max()  # noqa: E731
     assert edge(y) >= edge(bic)
     assert torch.equal(up.upscale(torch.cat([x, -x]), 256)[:1], y) or torch.allclose(up.upscale(torch.cat([x, -x]), 256)[:1], y, atol=1e-5)
+
+
+def test_other_readings_are_offered_only_when_the_prior_is_unsure(pipe):
+    """ "Not what you meant?": a prompt halfway between two known emojis offers the one it was
+    not read as first; a prompt that is exactly a known caption offers nothing; so does one the
+    pipeline refuses (generate reports it) and a model without a prior."""
+    from model.ui import alternatives, offer_alternatives
+
+    cap = pipe.model.prior.cap_emb
+    pipe.set_embedding("half and half", torch.nn.functional.normalize(cap[0] + cap[1], dim=0))
+    rd = pipe.read("half and half")
+    assert set(rd.names[:2]) == {TINY_NAMES[0], TINY_NAMES[1]}
+    assert alternatives(pipe, "half and half") == [rd.names[1]]
+    assert alternatives(pipe, TINY_NAMES[2]) == []
+    assert alternatives(pipe, "   ") == [] and alternatives(pipe, None) == []
+    update = offer_alternatives(pipe, "half and half")
+    assert update.visible and [c[0] for c in update.choices] == [rd.names[1]]
+    assert not offer_alternatives(pipe, TINY_NAMES[2]).visible
+    from model.ui import pick_alternative
+    assert pick_alternative(pipe, TINY_NAMES[1]) == TINY_NAMES[1]
+    for bad in ("not an emoji", None, 3):
+        with pytest.raises(gr.Error):
+            pick_alternative(pipe, bad)
