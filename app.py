@@ -284,7 +284,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                          concurrency_id="generate", concurrency_limit=pipeline.max_batch)
         offer = dict(fn=lambda p: offer_alternatives(pipeline, p), inputs=[prompt], outputs=[did_you_mean],
                      api_visibility="private", queue=False, show_progress="hidden")
-        # .then, not .success: a refused prompt also clears the last prompt's choices
+        # then: the new prompt's other readings (read from the embedding generate cached)
         run.click(**gen_event, api_name="generate").then(**offer, api_name="offer_alternatives")
         prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private").then(
             **offer, api_name="offer_alternatives_on_submit")
