@@ -284,7 +284,12 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                          concurrency_id="generate", concurrency_limit=pipeline.max_batch)
         offer = dict(fn=lambda p: offer_alternatives(pipeline, p), inputs=[prompt], outputs=[did_you_mean],
                      api_visibility="private", queue=False, show_progress="hidden")
-        # then: the new prompt's other readings (read from the embedding generate cached)
+        # then: the new prompt's other readings (read from the embedding generate cached); the last
+        # prompt's are hidden at once, so a refused prompt does not leave them standing
+        hide = dict(fn=lambda: gr.Radio(visible=False), inputs=None, outputs=[did_you_mean],
+                    api_visibility="private", queue=False, show_progress="hidden")
+        run.click(**hide, api_name="hide_alternatives")
+        prompt.submit(**hide, api_name="hide_alternatives_on_submit")
         run.click(**gen_event, api_name="generate").then(**offer, api_name="offer_alternatives")
         prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private").then(
             **offer, api_name="offer_alternatives_on_submit")

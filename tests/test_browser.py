@@ -163,7 +163,8 @@ def wait_status_change(page, old: str) -> str:
 
 def test_picking_another_reading_draws_it(page, server):
     """After a generation whose reading is unsure, "Not what you meant?" lists the other
-    readings; picking one puts its name in the prompt and draws it; a sure reading clears them."""
+    readings; picking one puts its name in the prompt and draws it; a sure reading or a refused
+    prompt clears them."""
     from helpers import TINY_NAMES
     from model.ui import alternatives
 
@@ -190,6 +191,13 @@ def test_picking_another_reading_draws_it(page, server):
     sure = next(p for p in ("a spaceship blasting off", *TINY_NAMES) if not alternatives(server.pipeline, p))
     prompt.fill(sure)  # a prompt read with certainty clears the last prompt's choices
     page.get_by_role("button", name="Generate", exact=True).click()
+    choices.first.wait_for(state="hidden")
+    prompt.fill(unsure[0])
+    page.get_by_role("button", name="Generate", exact=True).click()
+    choices.first.wait_for()
+    prompt.fill("")  # and so does a refused one
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_text("The prompt is empty").first.wait_for()
     choices.first.wait_for(state="hidden")
 
 
