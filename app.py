@@ -28,9 +28,11 @@ import gradio as gr  # noqa: E402
 from model.api import GENERATE_PARAMS, generate_args  # noqa: E402
 from model.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
+from model.serving import server  # noqa: E402
+from model.serving.files import UploadImage  # noqa: E402
 from model.ui import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption,  # noqa: E402,F401
-                      edit_upload, generate_images, header, interpolate_frames, interpolate_uploads,
-                      offer_alternatives, pick_alternative, restyle_upload, score_boxes, score_upload,
+                      draw_reading, edit_upload, generate_images, header, interpolate_frames, interpolate_uploads,
+                      offer_alternatives, restyle_upload, score_boxes, score_upload,
                       send_and_score, send_and_vary, send_to_edit, vary_upload)
 
 log = logging.getLogger("app")
@@ -38,8 +40,9 @@ log = logging.getLogger("app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_FILE = ROOT / "assets" / "examples.txt"
 CSS_FILE = ROOT / "assets" / "style.css"
-# where gradio keeps cached example outputs; one sub-folder per model (see examples_cache_dir)
-EXAMPLES_CACHE_ROOT = Path(os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"))
+# where gradio keeps cached example outputs, one sub-folder per model (see examples_cache_dir):
+# outside the app folder, which the server never serves from (server.launch_options)
+EXAMPLES_CACHE_ROOT = Path(os.environ.get("GRADIO_EXAMPLES_CACHE") or server.user_cache() / "examples")
 
 QUEUE_CONCURRENCY = 1  # per event: torch already uses every core, parallel calls only thrash
 # generate calls run up to the pipeline's max_batch at once: they wait inside the pipeline's
@@ -47,9 +50,10 @@ QUEUE_CONCURRENCY = 1  # per event: torch already uses every core, parallel call
 MAX_BATCH = int(os.environ.get("MAX_BATCH", 8))
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are refused with "queue is full"
 MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the app sees them
-# gradio deletes the files it served (images, GIFs, sheets, uploads) every hour once they are an
-# hour old (tests/test_app.py watches it happen at (1, 2))
-DELETE_CACHE = (3600, 3600)
+# gradio deletes the files it served (images, GIFs, sheets, uploads) every 10 minutes once they are
+# half an hour old (tests/test_app.py watches it happen at (1, 2)); server.CACHE_BUDGET_MB bounds
+# the folder's size in between
+DELETE_CACHE = (600, 1800)
 # the first tab's defaults after the prompt, in GENERATE_PARAMS order, also used for the cached
 # examples; gate None = the model's calibrated threshold (gen_defaults)
 GEN_DEFAULTS = generate_args("")[1:]
@@ -129,8 +133,10 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         return gr.Slider(minimum=n, value=max(n, int(candidates or n)))
 
     def image_input(label, elem_id):
-        return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                        elem_id=elem_id, elem_classes="upload-box")
+        # UploadImage: a value that is not a file record gets a message, not a silent failure;
+        # every event that takes one passes it through model.serving.files.trusted_upload
+        return UploadImage(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                           elem_id=elem_id, elem_classes="upload-box")
 
     def results(label, elem_id, columns=4):
         # CSS hooks (assets/style.css): "results" galleries shrink their columns to fit the window,
@@ -293,13 +299,11 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         run.click(**gen_event, api_name="generate").then(**offer, api_name="offer_alternatives")
         prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private").then(
             **offer, api_name="offer_alternatives_on_submit")
-        # picking another reading puts its name in the prompt and draws it
-        # (preprocess=False: the choices were set in the browser; pick_alternative checks the name)
-        did_you_mean.input(lambda name: pick_alternative(pipeline, name), [did_you_mean], [prompt],
-                           api_name="pick_alternative", api_visibility="private", queue=False,
-                           show_progress="hidden", preprocess=False).success(
-            **gen_event, api_name="generate_alternative", api_visibility="private").then(
-            **offer, api_name="offer_alternatives_after_pick")
+        # picking another reading draws it with the tab's settings; the prompt box keeps what the
+        # user typed (preprocess=False: the choices were set in the browser; draw_reading checks the name)
+        did_you_mean.input(lambda name, *a: draw_reading(pipeline, name, *a), [did_you_mean, *gen_inputs[1:]],
+                           [gallery, status, sheet], api_name="draw_reading", api_visibility="private",
+                           preprocess=False, concurrency_id="generate", concurrency_limit=pipeline.max_batch)
         n.change(sync_candidates, [n, candidates], candidates, api_name="sync_candidates",
                  api_visibility="private", queue=False, show_progress="hidden")
         gallery.select(reuse, None, [style, seed, random_seed], api_name="reuse", api_visibility="private",
@@ -323,24 +327,27 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
             score_boxes, [realism, match], [realism, match], api_name="show_scores", api_visibility="private",
             queue=False, show_progress="hidden")
         # one event each (not a send chained to the task): an empty gallery only warns, and no
-        # output box of the target tab is marked failed
+        # output box of the target tab is marked failed. preprocess=False: the gallery's raw file
+        # records reach model.serving.files.first_gallery_file, which opens only uploads and our files
         to_score.click(lambda g, p, s: send_and_score(pipeline, g, p, s), [gallery, prompt, style],
                        [upload, prompt_s, style_s, tabs, realism, match, heat, verdict],
-                       api_name="send_to_scoring", api_visibility="private")
+                       api_name="send_to_scoring", api_visibility="private", preprocess=False)
         to_vary.click(lambda g, *a: send_and_vary(pipeline, g, *a),
                       [gallery, n_v, seed_v, strength_v, style_v, cand_v, gate_v, upscale_v],
                       [upload_v, tabs, gallery_v, status_v, sheet_v], api_name="send_to_variations",
-                      api_visibility="private")
-        to_edit.click(send_to_edit, [gallery], [upload_e, tabs], api_name="send_to_edit", api_visibility="private")
+                      api_visibility="private", preprocess=False)
+        to_edit.click(send_to_edit, [gallery], [upload_e, tabs], api_name="send_to_edit", api_visibility="private",
+                      preprocess=False)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
 
 
 def launch_options(host: str | None = None, port: int | None = None, share: bool = False) -> dict:
     """Keyword arguments of demo.launch(), shared by main() and the tests (gradio 6 takes
-    theme and css here, not in Blocks())."""
+    theme and css here, not in Blocks()); server.launch_options adds the app folder as a blocked
+    path and a 404 for unknown API names."""
     return dict(server_name=host, server_port=port, share=share, theme=gr.themes.Soft(),
-                css_paths=[CSS_FILE], max_file_size=MAX_FILE_SIZE)
+                css_paths=[CSS_FILE], max_file_size=MAX_FILE_SIZE, **server.launch_options(ROOT))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -366,6 +373,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    server.prepare_process()  # own temp folders, removed at exit (SIGTERM too); a disk budget for gradio's cache
     t0 = time.perf_counter()
     limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/memory.py)
     pipeline = Pipeline.from_pretrained()
@@ -374,8 +382,11 @@ def main(argv: list[str] | None = None) -> None:
     info = pipeline.info
     log.info("model %s (revision %s, %s, %s) on %s loaded in %.1f s", info.model_id, info.revision,
              info.source, info.folder, pipeline.device, time.perf_counter() - t0)
-    demo = build_demo(pipeline)
+    cache = examples_cache_dir(pipeline, read_examples())
+    server.drop_unfinished_cache(cache)  # a start that was killed while caching left a partial one
+    demo = build_demo(pipeline, examples_cache=cache)
     demo.launch(**launch_options(args.host, args.port, args.share), prevent_thread_lock=True)
+    server.mark_cache_finished(cache, len(read_examples()))
     t0 = time.perf_counter()
     pipeline.embed(["warm up"])  # load the sentence encoder now, not in the first request
     log.info("text encoder ready in %.1f s", time.perf_counter() - t0)

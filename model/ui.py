@@ -4,18 +4,14 @@ bound and raises ValueError; `user_errors` turns that into a `gr.Error` with the
 so a bad request gets a clear answer and the app keeps serving."""
 from __future__ import annotations
 
-import functools
-import os
 import re
-import tempfile
-import threading
 from contextlib import contextmanager
-from pathlib import Path
 
 import gradio as gr
 from PIL import Image
 
 from .pipeline import Generation, Pipeline, Scored
+from .serving.files import first_gallery_file, new_file_path, slug, trusted_upload
 from .sheet import PNG_LEVEL, contact_sheet, frames_to_gif
 
 DISPLAY_SIZE = 256  # the super-resolution stage's output; raw 64-px images are shown enlarged by nearest neighbour
@@ -36,12 +32,22 @@ def upscale(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
     return image if image.size == (size, size) else image.resize((size, size), Image.NEAREST)
 
 
-def shown(image: Image.Image) -> str:
+def shown(image: Image.Image, name: str = "emoji") -> str:
     """A gallery image as a PNG file written at zlib level 1 (gradio would encode a PIL image at
-    level 6 itself: 4x the time, and that was a third of a request under load)."""
-    path = new_file_path(".png")
+    level 6 itself: 4x the time, and that was a third of a request under load), named for its
+    download (e.g. red-apple-twitter-seed5.png)."""
+    path = new_file_path(".png", name)
     upscale(image).save(path, compress_level=PNG_LEVEL)
     return path
+
+
+def file_name(what: str, s: Scored) -> str:
+    """A shown image's download name: what was asked, its style and seed."""
+    return f"{slug(what)}-{s.style}-seed{s.seed}"
+
+
+def gallery(what: str, images: list[Scored]) -> list[tuple[str, str]]:
+    return [(shown(s.image, file_name(what, s)), caption(s)) for s in images]
 
 
 def caption(s: Scored) -> str:
@@ -64,24 +70,26 @@ def summary(out: Generation, gate: float | None = None) -> str:
     return text
 
 
-def result_sheet(pipeline: Pipeline, images: list[Scored], **metadata) -> str:
+def result_sheet(pipeline: Pipeline, images: list[Scored], name: str = "emoji", **metadata) -> str:
     """A PNG sheet of the shown images (256 px each), with what reproduces them in its metadata."""
     meta = {**metadata, "seeds": [s.seed for s in images], "styles": [s.style for s in images],
             "model": str(pipeline.info.model_id), "revision": pipeline.info.revision or "",
             "upsampler": pipeline.upsampler_name}
     return str(contact_sheet([s.image for s in images], [caption(s) for s in images], meta,
-                             new_file_path(".png")))
+                             new_file_path(".png", f"{slug(name)}-sheet")))
 
 
 def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: int | None,
                     random_seed: bool, diversity: float, candidates: int, gate: float, upscale_: bool = True):
     """-> (gallery [(image, caption)], summary line, path of the PNG sheet)."""
     with user_errors():
+        random_seed = pipeline.check_bool(random_seed, "random seed")
         out = pipeline.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
                                 truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_)
-    sheet = result_sheet(pipeline, out.images, prompt=" ".join(prompt.split()), style=style, diversity=diversity,
+    prompt = " ".join(prompt.split())
+    sheet = result_sheet(pipeline, out.images, prompt, prompt=prompt, style=style, diversity=diversity,
                          candidates=candidates, gate=out.gate, upscale=upscale_) if out.images else None
-    return [(shown(s.image), caption(s)) for s in out.images], summary(out), sheet
+    return gallery(prompt, out.images), summary(out), sheet
 
 
 ALTERNATIVE_MIN = 0.02  # other readings at least this likely are offered instead
@@ -110,12 +118,20 @@ def offer_alternatives(pipeline: Pipeline, prompt: str | None):
     return gr.Radio(choices=names, value=None, visible=bool(names), label=ALTERNATIVES_LABEL)
 
 
-def pick_alternative(pipeline: Pipeline, name) -> str:
-    """A picked reading -> the prompt that draws it (its emoji name); the choice list lives in the
-    browser, so the value is checked here against the prior's names."""
+def checked_reading(pipeline: Pipeline, name) -> str:
+    """A picked reading, checked against the prior's names (the choice list lives in the browser)."""
     if not pipeline.is_latent or not isinstance(name, str) or name not in pipeline.model.prior.names:
         raise gr.Error("Pick one of the listed readings.", print_exception=False)
     return name
+
+
+def draw_reading(pipeline: Pipeline, name, *generate_args):
+    """A picked "Not what you meant?" reading drawn with the tab's settings; the prompt box keeps
+    what the user typed ("a frog playing guitar" stays, so a second pick or an edit starts from
+    it). -> the same outputs as generate_images."""
+    name = checked_reading(pipeline, name)
+    images, text, sheet = generate_images(pipeline, name, *generate_args)
+    return images, f"Drawing the reading **{name}** (the prompt box still holds your prompt).  \n" + text, sheet
 
 
 # the gallery's label is fixed (an API caller gets the images, not a component update), so it
@@ -133,8 +149,8 @@ def controls_from_caption(caption_text: str | None):
     return m.group("style"), int(m.group("seed")), False
 
 
-def gif_of(frames: list[Image.Image]) -> str:
-    return str(frames_to_gif(frames, new_gif_path(), size=DISPLAY_SIZE))
+def gif_of(frames: list[Image.Image], name: str = "frames") -> str:
+    return str(frames_to_gif(frames, new_file_path(".gif", slug(name), keep=64), size=DISPLAY_SIZE))
 
 
 def frame_gallery(frames: list[Image.Image], labels: list[str] | None = None):
@@ -148,19 +164,17 @@ def interpolate_frames(pipeline: Pipeline, prompt_a: str, prompt_b: str | None, 
     with user_errors():
         frames = pipeline.interpolate(prompt_a, prompt_b, steps=steps, seed_a=seed_a, seed_b=seed_b,
                                       style=style, truncation=diversity, upscale=upscale_)
-    return frame_gallery(frames), gif_of(frames)
+    name = f"{prompt_a}-to-{prompt_b}" if isinstance(prompt_b, str) and prompt_b.strip() else str(prompt_a)
+    return frame_gallery(frames), gif_of(frames, name)
 
 
-def upload_path(image):
-    """gradio's raw upload record {"path": ...} (preprocess=False) -> its path; None stays None."""
-    return image.get("path") if isinstance(image, dict) else image
-
-
-def need_image(image, what: str = "an image"):
-    image = upload_path(image)
-    if image is None or image == "":
+def need_image(image, what: str = "an image") -> str:
+    """An event's raw file input -> the path of a file the app may open (model.serving.files:
+    an upload Gradio received, or a file this app wrote); anything else is refused."""
+    path = trusted_upload(image, "the image" if what == "an image" else what)
+    if path is None:
         raise gr.Error(f"Upload {what} first (or send one from the text-to-image tab).", print_exception=False)
-    return image
+    return path
 
 
 def interpolate_uploads(pipeline: Pipeline, image_a, image_b, steps: int, style: str, upscale_: bool = True):
@@ -168,20 +182,25 @@ def interpolate_uploads(pipeline: Pipeline, image_a, image_b, steps: int, style:
     a, b = need_image(image_a, "the first image"), need_image(image_b, "the second image")
     with user_errors():
         frames = pipeline.interpolate_images(a, b, steps=steps, style=style, upscale=upscale_)
-    return frame_gallery(frames), gif_of(frames)
+    return frame_gallery(frames), gif_of(frames, "interpolation")
 
 
 def vary_upload(pipeline: Pipeline, image, n: int, seed: int | None, strength: float, style: str,
                 candidates: int, gate: float, upscale_: bool = True):
     """-> (gallery, summary, PNG sheet path)."""
-    image = need_image(image)
+    return vary_file(pipeline, need_image(image), n, seed, strength, style, candidates, gate, upscale_)
+
+
+def vary_file(pipeline: Pipeline, image: str, n: int, seed: int | None, strength: float, style: str,
+              candidates: int, gate: float, upscale_: bool = True):
     with user_errors():
         out, looks = pipeline.variations(image, n=n, seed=seed, strength=strength, style=style,
                                          candidates=candidates, gate=gate, upscale=upscale_)
     text = f"The image looks like: {looks}.  \n" + summary(out).split("  \n")[-1]
-    sheet = result_sheet(pipeline, out.images, task="variations", looks_like=str(looks), strength=strength,
+    what = f"{looks.reading.names[0]} variation"
+    sheet = result_sheet(pipeline, out.images, what, task="variations", looks_like=str(looks), strength=strength,
                          style=style, gate=out.gate, upscale=upscale_)
-    return [(shown(s.image), caption(s)) for s in out.images], text, sheet
+    return gallery(what, out.images), text, sheet
 
 
 def restyle_upload(pipeline: Pipeline, image, upscale_: bool = True):
@@ -191,8 +210,9 @@ def restyle_upload(pipeline: Pipeline, image, upscale_: bool = True):
         images, looks = pipeline.restyle(image, upscale=upscale_)
     text = (f"The image looks like: {looks}. Drawn in each of the {len(images)} styles "
             f"(realism against the gate {pipeline.default_gate:.2f}).")
-    sheet = result_sheet(pipeline, images, task="restyle", looks_like=str(looks), upscale=upscale_)
-    return [(shown(s.image), caption(s)) for s in images], text, sheet
+    what = f"{looks.reading.names[0]} restyled"
+    sheet = result_sheet(pipeline, images, what, task="restyle", looks_like=str(looks), upscale=upscale_)
+    return gallery(what, images), text, sheet
 
 
 def edit_upload(pipeline: Pipeline, image, prompt: str, source: str | None, strength: float, steps: int,
@@ -205,21 +225,30 @@ def edit_upload(pipeline: Pipeline, image, prompt: str, source: str | None, stre
     strengths = [strength * i / (len(frames) - 1) for i in range(len(frames))]
     text = (f"The image looks like: {looks}. Moved from \"{used}\" toward \"{' '.join(prompt.split())}\" "
             f"(strength 0 to {strength:g}).")
-    return frame_gallery(frames, [f"strength {s:.2f}" for s in strengths]), gif_of(frames), text
+    return frame_gallery(frames, [f"strength {s:.2f}" for s in strengths]), gif_of(frames, f"edit-{prompt}"), text
 
 
-def score_upload(pipeline: Pipeline, image: str | dict | None, prompt: str | None, style: str):
-    """image: a file path, or gradio's raw upload record {"path": ...} -> (realism, match or None,
-    heatmap overlay, verdict line)."""
-    if isinstance(image, dict):
-        image = image.get("path")
+def score_upload(pipeline: Pipeline, image, prompt: str | None, style: str):
+    """image: gradio's raw upload record -> (realism, match or None, heatmap overlay, verdict line)."""
+    return score_file(pipeline, need_image(image), prompt, style)
+
+
+def score_file(pipeline: Pipeline, path: str, prompt: str | None, style: str):
+    """A trusted file (need_image / first_gallery_file) scored. The verdict uses the generation
+    gate, so "real" here means what passes the gate on the first tab."""
     with user_errors():
-        r = pipeline.score(image, prompt=prompt, style=style)
-    verdict = f"Judged **{'real' if r.realism >= 0.5 else 'fake'}** (P(real) = {r.realism:.3f})"
+        r = pipeline.score(path, prompt=prompt, style=style)
+    gate = pipeline.default_gate
+    verdict = (f"Judged **{'real' if r.realism >= gate else 'fake'}**: P(real) = {r.realism:.3f}, "
+               f"{'at or above' if r.realism >= gate else 'below'} the gate {gate:.2f} that decides "
+               "which generated images are shown")
+    patch_note = (f"  \nPatch map: red where the discriminator finds the image least real (P {r.patch.min():.2f}), "
+                  f"green where most (P {r.patch.max():.2f}).")
     if r.match is not None:
         verdict += f"; matches the prompt with P = {r.match:.3f}."
     else:
         verdict += "; give a prompt to get a text-match score."
+    verdict += patch_note
     return round(r.realism, 4), None if r.match is None else round(r.match, 4), r.heatmap, verdict
 
 
@@ -235,13 +264,6 @@ def score_boxes(realism: float | None, match: float | None):
 EMPTY_GALLERY = "Generate images first: the gallery is empty."
 
 
-def first_image(gallery):
-    """The first gallery image's file, or None for an empty gallery."""
-    if not gallery:
-        return None
-    return gallery[0][0] if isinstance(gallery[0], (tuple, list)) else gallery[0]
-
-
 def nothing_to_send(n_outputs: int) -> tuple:
     """An empty gallery: a warning toast, and every output left as it was. Not a gr.Error: that
     would mark each output box of the event as failed ("Error" badges over the controls)."""
@@ -252,26 +274,26 @@ def nothing_to_send(n_outputs: int) -> tuple:
 def send_and_score(pipeline: Pipeline, gallery, prompt: str, style: str):
     """The first generated image (with its prompt and style) goes to the scoring tab, scored:
     -> (upload, prompt, style, tabs, realism, match, heatmap, verdict)."""
-    image = first_image(gallery)
+    image = first_gallery_file(gallery)
     if image is None:
         return nothing_to_send(8)
-    realism, match, heatmap, verdict = score_upload(pipeline, image, prompt, style)
+    realism, match, heatmap, verdict = score_file(pipeline, image, prompt, style)
     return (image, prompt, style, gr.Tabs(selected="score"), *score_boxes(realism, match), heatmap, verdict)
 
 
 def send_and_vary(pipeline: Pipeline, gallery, n, seed, strength, style, candidates, gate, upscale_=True):
     """The first generated image goes to the variations tab, varied:
     -> (upload, tabs, gallery, summary, sheet)."""
-    image = first_image(gallery)
+    image = first_gallery_file(gallery)
     if image is None:
         return nothing_to_send(5)
     return (image, gr.Tabs(selected="variations"),
-            *vary_upload(pipeline, image, n, seed, strength, style, candidates, gate, upscale_))
+            *vary_file(pipeline, image, n, seed, strength, style, candidates, gate, upscale_))
 
 
 def send_to_edit(gallery):
     """The first generated image goes to the text-edit tab: -> (upload, tabs)."""
-    image = first_image(gallery)
+    image = first_gallery_file(gallery)
     return nothing_to_send(2) if image is None else (image, gr.Tabs(selected="edit"))
 
 
@@ -283,36 +305,3 @@ def header(pipeline: Pipeline) -> str:
     if info.note:
         text += f"  \n⚠️ {info.note.splitlines()[0]}"
     return text
-
-
-# --- files served to the browser ---
-
-@functools.cache
-def gif_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="emoji-t2i-files-"))  # GIFs and PNG sheets; one per process
-
-
-_ROTATE = threading.Lock()
-
-
-def new_file_path(suffix: str, keep: int = 256) -> str:
-    """A fresh file for a gallery image, a GIF or a PNG sheet; only the newest `keep` of each kind
-    are kept (gradio copies each one into its own cache when the request's outputs are
-    processed, so a file only has to outlive its own request; 256 covers 50 requests at once)."""
-    with _ROTATE:  # concurrent requests: one rotation at a time
-        old = []
-        for p in gif_dir().glob(f"*{suffix}"):
-            try:
-                old.append((p.stat().st_mtime, p))
-            except FileNotFoundError:  # removed since the listing
-                pass
-        old.sort()
-        for _, p in old[: max(0, len(old) - keep + 1)]:
-            p.unlink(missing_ok=True)
-        fd, path = tempfile.mkstemp(suffix=suffix, dir=gif_dir())
-    os.close(fd)
-    return path
-
-
-def new_gif_path(keep: int = 64) -> str:
-    return new_file_path(".gif", keep)

@@ -150,10 +150,14 @@ def test_interpolate_one_prompt_two_seeds(client):
     assert len(frames) == 2
 
 
-def test_score(client, tmp_path):
+def test_score(client, server, tmp_path):
     realism, match, heatmap, verdict = score(client, save(disc(), tmp_path / "apple.png"), prompt="red apple")
     assert 0 <= realism <= 1 and 0 <= match <= 1
-    assert re.match(r"Judged \*\*(real|fake)\*\* \(P\(real\) = [01]\.\d{3}\); matches the prompt", verdict)
+    assert re.match(r"Judged \*\*(real|fake)\*\*: P\(real\) = [01]\.\d{3}, (at or above|below) the gate [01]\.\d\d "
+                    r"that decides which generated images are shown; matches the prompt", verdict)
+    gate = server.pipeline.default_gate  # the verdict is the generation gate's, not a fixed 0.5
+    assert ("**real**" in verdict) == (realism >= gate) and f"the gate {gate:.2f}" in verdict
+    assert "Patch map: red where" in verdict
     with Image.open(heatmap) as im:
         assert im.size == (256, 256)
     realism2, match2, _, verdict2 = score(client, tmp_path / "apple.png")  # no prompt: no match score
@@ -252,7 +256,7 @@ def bad_upload(tmp_path: Path, kind: str) -> Path:
 BAD_UPLOADS = [("text renamed .png", "notes.png is not an image this app can read"),
                ("empty file", "empty.png is not an image this app can read"),
                ("truncated PNG", "truncated.png is not an image this app can read"),
-               ("64 MP header", "The image is 8000x8000; the limit is 40 megapixels")]
+               ("64 MP header", "The image is 8000x8000; the limit is 16.8 megapixels")]
 
 
 @pytest.mark.parametrize("kind,message", BAD_UPLOADS, ids=[k for k, _ in BAD_UPLOADS])
@@ -293,7 +297,7 @@ def test_score_any_image(client, tmp_path, name):
 
 
 def test_score_no_image(client):
-    with pytest.raises(AppError, match="Please upload an image"):
+    with pytest.raises(AppError, match="Upload an image first"):
         client.predict(None, "", "any", api_name="/score")
     assert_alive(client)
 
@@ -463,15 +467,15 @@ def test_result_files_rotate_safely_under_concurrent_requests(monkeypatch, tmp_p
     between the listing and its stat used to raise FileNotFoundError), and only `keep` stay."""
     import threading
 
-    from model import ui
+    from model.serving import files
 
-    monkeypatch.setattr(ui, "gif_dir", lambda: tmp_path)
+    monkeypatch.setattr(files, "output_dir", lambda: tmp_path)
     errors, paths = [], []
 
     def worker():
         try:
             for _ in range(25):
-                paths.append(ui.new_file_path(".png", keep=8))
+                paths.append(files.new_file_path(".png", keep=8))
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
@@ -481,18 +485,20 @@ def test_result_files_rotate_safely_under_concurrent_requests(monkeypatch, tmp_p
     for t in ts:
         t.join()
     assert not errors, errors[:3]
-    left = {str(p) for p in tmp_path.glob("*.png")}
-    assert len(paths) == 200 and 1 <= len(left) <= 8 and left <= set(paths)
+    left = {str(p) for p in tmp_path.glob("png-*")}  # one folder per file, rotated as a whole
+    assert len(paths) == 200 and 1 <= len(left) <= 8 and left <= {str(Path(p).parent) for p in paths}
 
 
 def test_gallery_images_are_written_as_fast_pngs(tmp_path, monkeypatch):
     """Gallery images reach gradio as PNG files we wrote at zlib level 1 (gradio would encode a
     PIL image at level 6 itself), pixel-identical to the image."""
     from model import ui
+    from model.serving import files
 
-    monkeypatch.setattr(ui, "gif_dir", lambda: tmp_path)
+    monkeypatch.setattr(files, "output_dir", lambda: tmp_path)
     im = Image.effect_noise((64, 64), 40).convert("RGB")
-    path = ui.shown(im)
+    path = ui.shown(im, "red-apple-google-seed3")
+    assert Path(path).name == "red-apple-google-seed3.png"  # downloads are named, not tmpXXXX.png
     back = Image.open(path)
     assert back.size == (256, 256) and back.format == "PNG"
     assert list(back.getdata()) == list(im.resize((256, 256), Image.NEAREST).getdata())

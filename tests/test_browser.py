@@ -357,7 +357,7 @@ def test_send_before_generating_warns_and_leaves_no_error_badges(page, server):
         pg.screenshot(path=str(OUTPUT / "13_send_before_generating.png"), full_page=True)
         # the badge's selector is real: a failed Score (no image) does put one up
         pg.get_by_role("button", name="Score", exact=True).click()
-        pg.get_by_text("Please upload an image").first.wait_for()
+        pg.get_by_text("Upload an image first").first.wait_for()
         pg.locator(".error").filter(has_text="Error").first.wait_for()
         assert shown_numbers(pg, "realism", "match") == {"realism": None, "match": None}
         pg.screenshot(path=str(OUTPUT / "13b_score_without_an_image.png"), full_page=True)

@@ -1,0 +1,83 @@
+"""The web server's housekeeping: what it may serve, how it answers an unknown API name, where its
+temporary and cached files live, and that they stay bounded and go away at exit."""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from gradio.route_utils import FnIndexInferError
+
+from . import files
+
+log = logging.getLogger(__name__)
+
+CACHE_BUDGET_MB = int(os.environ.get("CACHE_BUDGET_MB", 256))  # gradio's cache folder, pruned oldest first
+FINISHED = "finished"  # marker file of an examples cache that was written to the end
+
+
+def user_cache() -> Path:
+    """The per-user cache folder (XDG): the cached examples live here, never in the app folder."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emoji-t2i"
+
+
+async def unknown_api_name(request: Request, exc: FnIndexInferError) -> JSONResponse:
+    """`POST /gradio_api/call/<name>` with a name the app does not have: 404, not 500."""
+    return JSONResponse({"error": "No API endpoint by that name; GET /gradio_api/info lists them."},
+                        status_code=404)
+
+
+def launch_options(app_folder: Path) -> dict:
+    """demo.launch() options that keep the server's files to itself: the app folder (code, .git,
+    weights) is a blocked path, so even a path handed back by mistake is never served from it."""
+    return dict(blocked_paths=[str(app_folder)],
+                app_kwargs={"exception_handlers": {FnIndexInferError: unknown_api_name}})
+
+
+def prepare_process() -> files.CacheBudget:
+    """Before the Blocks are built: remove folders that dead app processes left behind, move
+    gradio's cache into this process's own folder (removed at exit, SIGTERM included), and keep
+    that folder under CACHE_BUDGET_MB."""
+    for d in files.remove_stale_roots():
+        log.info("removed %s (left by an app process that no longer runs)", d)
+    cache = files.use_private_gradio_cache()
+    files.exit_cleanly_on_sigterm()
+    log.info("temporary files in %s (at most %d MB in gradio's cache; removed at exit)",
+             files.app_root(), CACHE_BUDGET_MB)
+    return files.CacheBudget(cache, CACHE_BUDGET_MB * 2**20).start()
+
+
+# --- the cached examples: a cache is used only if it was written to the end ---
+
+def drop_unfinished_cache(folder: Path) -> bool:
+    """A start killed while caching leaves a cache with some of the examples, which gradio would
+    take as complete ("Using cache from ..."): remove a cache without the FINISHED marker."""
+    if folder.exists() and not (folder / FINISHED).exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("removed the unfinished examples cache %s", folder)
+        return True
+    return False
+
+
+def cached_rows(folder: Path) -> int:
+    """Examples written to the cache (rows of gradio's log.csv files under the folder)."""
+    rows = 0
+    for log_csv in folder.rglob("log.csv"):
+        with open(log_csv, newline="", encoding="utf-8") as f:
+            rows += max(0, sum(1 for _ in csv.reader(f)) - 1)  # minus the header
+    return rows
+
+
+def mark_cache_finished(folder: Path, expected: int) -> bool:
+    """After launch (gradio caches the examples during it): mark the cache finished when it holds
+    every example."""
+    if cached_rows(folder) >= expected:
+        (folder / FINISHED).write_text(f"{expected}\n")
+        return True
+    log.warning("the examples cache %s holds %d of %d examples; it will be rebuilt at the next start",
+                folder, cached_rows(folder), expected)
+    return False

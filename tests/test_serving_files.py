@@ -1,0 +1,181 @@
+"""model.serving: which files an event may open, the app's output files, and the disk they take."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+from model.images import heatmap_overlay
+from model.serving import files, server
+
+ROOT = Path(__file__).resolve().parent.parent
+TAG = files.FILE_META
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    """An upload folder and an output folder of our own for one test."""
+    up, out = tmp_path / "uploads", tmp_path / "outputs"
+    up.mkdir()
+    out.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(up))
+    monkeypatch.setattr(files, "output_dir", lambda: out)
+    assert Path(get_upload_folder()) == up
+    return up, out
+
+
+def test_trusted_upload_accepts_uploads_and_our_files(roots):
+    up, out = roots
+    for folder in roots:
+        (folder / "h").mkdir()
+        (folder / "h" / "a.png").write_bytes(b"x")
+        assert files.trusted_upload({"path": str(folder / "h" / "a.png"), "meta": TAG}) == str(folder / "h" / "a.png")
+    assert files.trusted_upload(None) is None and files.trusted_upload("") is None
+    assert files.trusted_upload({"path": "", "meta": TAG}) is None
+
+
+@pytest.mark.parametrize("value, message", [
+    ("/etc/passwd", "must be an uploaded image file, got a text string"),
+    ("https://x.org/a.png", "got a URL"),
+    (7, "got a number"),
+    ([{"path": "/etc/passwd"}], "got a list"),
+    ({"path": "/etc/passwd"}, "got a record that is not a Gradio upload"),  # no tag: not an upload
+    ({"path": "/etc/passwd", "meta": {}}, "got a record that is not a Gradio upload"),
+])
+def test_trusted_upload_refuses_what_is_not_a_tagged_record(roots, value, message):
+    with pytest.raises(gr.Error, match=message):
+        files.trusted_upload(value)
+
+
+def test_trusted_upload_gives_one_answer_for_every_outside_path(roots, tmp_path):
+    up, _ = roots
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"secret")
+    (up / "link.png").symlink_to(outside)  # a link inside the upload folder to a file outside it
+    (up / "dir").mkdir()
+    answers = set()
+    for path in (outside, tmp_path / "missing.png", tmp_path, up / "link.png", up / "dir",
+                 up / ".." / "secret.png", ROOT / "app.py"):
+        with pytest.raises(gr.Error) as e:
+            files.trusted_upload({"path": str(path), "meta": TAG})
+        answers.add(str(e.value))
+    assert len(answers) == 1 and "not a file this app received" in answers.pop()
+
+
+def test_first_gallery_file(roots):
+    _, out = roots
+    (out / "a.png").write_bytes(b"x")
+    rec = {"path": str(out / "a.png"), "meta": TAG}
+    assert files.first_gallery_file([{"image": rec, "caption": "c"}]) == str(out / "a.png")
+    assert files.first_gallery_file([(rec, "c")]) == str(out / "a.png")
+    assert files.first_gallery_file([]) is None and files.first_gallery_file(None) is None
+    with pytest.raises(gr.Error, match="not a file this app received"):
+        files.first_gallery_file([{"image": {"path": str(ROOT / "app.py"), "meta": TAG}, "caption": None}])
+
+
+def test_output_files_are_named_for_their_download(roots):
+    p = Path(files.new_file_path(".png", files.slug("A red apple! 🍎")))
+    assert p.name == "a-red-apple.png" and p.parent.parent == roots[1]
+    assert files.slug("🍎") == "emoji" and len(files.slug("x" * 200)) == 40
+
+
+def test_cache_budget_prunes_oldest_first_and_spares_new_files(tmp_path):
+    now = time.time()
+    for i in range(10):
+        d = tmp_path / f"h{i}"
+        d.mkdir()
+        f = d / "img.png"
+        f.write_bytes(b"x" * 1000)
+        os.utime(f, (now - 1000 + i * 100, now - 1000 + i * 100))  # h0 oldest ... h9 newest (100 s old)
+    budget = files.CacheBudget(tmp_path, max_bytes=3500, min_age=150)
+    freed = budget.prune(now)
+    left = sorted(p.parent.name for p in tmp_path.rglob("*.png"))
+    assert freed == 7000 and left == ["h7", "h8", "h9"] and budget.used() == 3000
+    assert not (tmp_path / "h0").exists()  # the emptied folder went too
+    budget = files.CacheBudget(tmp_path, max_bytes=0, min_age=150)
+    budget.prune(now)
+    assert sorted(p.parent.name for p in tmp_path.rglob("*.png")) == ["h9"]  # younger than min_age: kept
+
+
+def test_stale_roots_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{files.ROOT_PREFIX}{dead.pid}-abc"
+    alive = tmp_path / f"{files.ROOT_PREFIX}{os.getppid()}-abc"
+    mine = tmp_path / f"{files.ROOT_PREFIX}{os.getpid()}-abc"
+    other = tmp_path / "emoji-t2i-files-oldstyle"
+    for d in (stale, alive, mine, other):
+        d.mkdir()
+    assert files.remove_stale_roots(tmp_path) == [stale]
+    assert not stale.exists() and alive.exists() and mine.exists() and other.exists()
+
+
+def test_an_interrupted_examples_cache_is_rebuilt(tmp_path):
+    cache = tmp_path / "examples" / "abc"
+    (cache / "7").mkdir(parents=True)
+    (cache / "7" / "log.csv").write_text("gallery,status,sheet\na,b,c\n")  # 1 of 3 examples, then killed
+    assert not server.mark_cache_finished(cache, 3)
+    assert server.drop_unfinished_cache(cache) and not cache.exists()
+    (cache / "7").mkdir(parents=True)
+    (cache / "7" / "log.csv").write_text("gallery,status,sheet\na,b,c\nd,e,f\ng,h,i\n")
+    assert server.mark_cache_finished(cache, 3)
+    assert not server.drop_unfinished_cache(cache) and cache.exists()
+
+
+def test_patch_map_shows_where_the_discriminator_objects():
+    img = Image.new("RGB", (16, 16), (255, 255, 255))
+    patch = np.full((4, 4), 0.45, dtype=np.float32)
+    patch[0, 0] = 0.40  # one region judged a little less real than the rest
+    out = np.asarray(heatmap_overlay(img, patch, size=64)).astype(int)
+    corner, rest = out[2, 2], out[-2, -2]
+    assert corner[0] - corner[1] > 100 and rest[1] - rest[0] > 100  # red there, green elsewhere
+    flat = np.asarray(heatmap_overlay(img, np.full((4, 4), 0.5, np.float32), size=64)).astype(int)
+    assert np.ptp(flat.reshape(-1, 3), axis=0).max() == 0  # no spread, no pattern invented
+
+
+@pytest.mark.slow
+def test_the_app_leaves_nothing_behind_after_sigterm(tiny_latent_dir, tmp_path):
+    """`python app.py` writes only under its own temp folder (never the app folder) and removes
+    it when stopped with SIGTERM; the examples cache lives in the user cache."""
+    from helpers import free_port
+
+    env = {**os.environ, "MODEL_ID": str(tiny_latent_dir), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path / "tmp"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("GRADIO_TEMP_DIR", None)
+    (tmp_path / "tmp").mkdir()
+    before = set(os.listdir(ROOT))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        from gradio_client import Client
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"))
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(1)
+        client.predict("red apple", "any", 2, 0, False, 1.0, 2, 0.5, True, api_name="/generate")
+        roots = list((tmp_path / "tmp").glob(f"{files.ROOT_PREFIX}{proc.pid}-*"))
+        assert len(roots) == 1 and any(roots[0].rglob("*.png"))
+        deadline = time.monotonic() + 120  # the server answers while it still caches the examples
+        while time.monotonic() < deadline and not list((tmp_path / "cache").rglob(server.FINISHED)):
+            time.sleep(0.5)
+        assert list((tmp_path / "cache" / "emoji-t2i" / "examples").rglob(server.FINISHED))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not roots[0].exists(), "the temp folder outlived the app"
+    assert set(os.listdir(ROOT)) == before  # nothing (.gradio/, flagged/) written into the app folder
