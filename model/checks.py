@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 MAX_SEED = 2**31 - 1
 # zero-width and other invisible format characters: a prompt of only these is empty
@@ -33,18 +34,18 @@ class InputChecks:
     def check_int(value, name: str, lo: int, hi: int) -> int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        elif isinstance(value, str) and INT_TEXT.fullmatch(value.strip()):  # ASCII digits, at most 18
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}.")
+            raise ValueError(f"{name} must be a whole number from {lo} to {hi}, got {shown(value)}.")
         if not lo <= value <= hi:
-            raise ValueError(f"{name} must be from {lo} to {hi}, got {value}.")
+            raise ValueError(f"{name} must be from {lo} to {hi}, got {shown(value)}.")
         return value
 
     def check_seed(self, seed) -> int:
         if isinstance(seed, str) and seed.strip() in ("", "-1"):
             seed = None
-        if seed is None or (isinstance(seed, (int, float)) and seed < 0):
+        if seed is None or (isinstance(seed, (int, float)) and not isinstance(seed, bool) and seed < 0):
             return random.randint(0, MAX_SEED)  # -1 / None: a fresh random seed
         return self.check_int(seed, "seed", 0, MAX_SEED)
 
@@ -58,21 +59,15 @@ class InputChecks:
 
     @staticmethod
     def check_fraction(value, name: str) -> float:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}.") from None
+        v = number(value, f"{name} must be a number from 0 to 1")
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name} must be from 0 to 1, got {v}.")
         return v
 
     def check_truncation(self, t, name: str = "diversity") -> float:
-        try:
-            t = float(t)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {t!r}.") from None
+        t = number(t, f"{name} must be a number")
         if not (0.0 <= t <= self.limits.max_truncation) or math.isnan(t):
-            raise ValueError(f"{name} must be from 0 to {self.limits.max_truncation}, got {t}.")
+            raise ValueError(f"{name} must be from 0 to {self.limits.max_truncation}, got {shown(t)}.")
         return t
 
     @staticmethod
@@ -81,4 +76,32 @@ class InputChecks:
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
+        raise ValueError(f"{name} must be true or false, got {shown(value)}.")
+
+
+INT_TEXT = re.compile(r"-?[0-9]{1,18}")
+NUMBER_TEXT = re.compile(r"\s*[-+]?([0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18})([eE][-+]?[0-9]{1,3})?\s*")
+
+
+def shown(value, limit: int = 40) -> str:
+    """A caller's value in a message: repr, cut to `limit` characters (a 10,000-digit number or a
+    long string is not echoed back whole)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits cannot even be printed
+        return "a number too large to print"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def number(value, message: str) -> float:
+    """An int, float or decimal text -> float; True/False, NaN, other text and other types raise
+    ValueError(message + what was sent). (float() alone takes True as 1.0 and '١' as 1.0.)"""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        v = float(value)
+    elif isinstance(value, str) and NUMBER_TEXT.fullmatch(value):
+        v = float(value)
+    else:
+        raise ValueError(f"{message}, got {shown(value)}.")
+    if math.isnan(v):
+        raise ValueError(f"{message}, got NaN.")
+    return v

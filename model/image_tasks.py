@@ -78,9 +78,9 @@ class ImageTasks:
         self._need_latent("reading an image")
         return self.read_latent(self.encode_image(image))
 
-    def _image_style(self, style, looks: ImageReading) -> int:
-        """A named style id; "any" means the style the image looks like."""
-        sid = self.check_style(style)
+    def _image_style(self, sid: int, looks: ImageReading) -> int:
+        """A checked style id (check_style, before the image is encoded); "any" (num_styles) means
+        the style the image looks like."""
         return self.model.cfg.styles.index(looks.style) if sid == self.model.cfg.num_styles else sid
 
     def _in_style(self, mu: torch.Tensor, looks: ImageReading, sid: int) -> torch.Tensor:
@@ -119,11 +119,14 @@ class ImageTasks:
         seed = self.check_seed(seed)
         strength = self.check_truncation(strength, "strength")
         gate = self.default_gate if gate is None else self.check_fraction(gate, "gate")
+        sid = self.check_style(style)
+        upscale = self.check_bool(upscale, "upscale")  # every check before the image is encoded
         mu = self.encode_image(image)
         looks = self.read_latent(mu)
-        sid = self._image_style(style, looks)
+        sid = self._image_style(sid, looks)
         seeds = [(seed + k) % (2**31) for k in range(candidates)]
-        z = self._in_style(self.variation_latents(mu, looks, seeds, strength), looks, sid)
+        shift = self._in_style(mu, looks, sid) - mu  # the image's own move into the style, for every variation
+        z = self.variation_latents(mu, looks, seeds, strength) + shift[None]  # (N, C, h, w)
         style_t = torch.full((candidates,), sid, dtype=torch.long)
         x = self.decode(z, style_t)
         e = self.embed([looks.reading.names[0]]).expand(candidates, -1)  # D's text match: what it looks like
@@ -134,6 +137,7 @@ class ImageTasks:
     def restyle(self, image, upscale: bool = True):
         """Upload -> the same latent decoded in every style. -> (list[Scored], ImageReading)."""
         self._need_latent("restyling")
+        upscale = self.check_bool(upscale, "upscale")
         mu = self.encode_image(image)
         looks = self.read_latent(mu)
         k = self.model.cfg.num_styles
@@ -151,9 +155,11 @@ class ImageTasks:
         ("any": the style the first image looks like)."""
         self._need_latent("image interpolation")
         steps = self.check_int(steps, "steps", 2, self.limits.max_steps)
+        sid = self.check_style(style)
+        upscale = self.check_bool(upscale, "upscale")
         za, zb = self.encode_image(image_a), self.encode_image(image_b)
         looks_a, looks_b = self.read_latent(za), self.read_latent(zb)
-        sid = self._image_style(style, looks_a)
+        sid = self._image_style(sid, looks_a)
         za, zb = self._in_style(za, looks_a, sid), self._in_style(zb, looks_b, sid)
         t = torch.linspace(0, 1, steps)[:, None, None, None]
         x = self.decode(torch.lerp(za[None], zb[None], t), torch.full((steps,), sid))
@@ -169,9 +175,11 @@ class ImageTasks:
         source = None if source is None or not str(source).strip() else self.check_prompt(source, name="source caption")
         strength = self.check_truncation(strength, "strength")
         steps = self.check_int(steps, "steps", 2, self.limits.max_steps)
+        sid = self.check_style(style)
+        upscale = self.check_bool(upscale, "upscale")
         mu = self.encode_image(image)
         looks = self.read_latent(mu)
-        sid = self._image_style(style, looks)
+        sid = self._image_style(sid, looks)
         source = source or looks.reading.names[0]
         p = self.model.prior
         r_new, r_src = p.read(self.embed([prompt, source]).float().cpu())

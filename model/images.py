@@ -35,30 +35,64 @@ def array_to_image(a: np.ndarray) -> Image.Image:
     return Image.fromarray(a)
 
 
+DECODE_SIDE = 1024  # an upload is shrunk to about this before any conversion (square_on_white's own bound)
+
+
+class ImageTooLarge(ValueError):
+    """An upload over the pixel limit (refused from its header, before decoding)."""
+
+
 def open_image(path: str | Path, max_pixels: int) -> Image.Image:
-    """Open an uploaded file as an image, with a clear error for anything that is not one."""
+    """Open an uploaded file as an image, with a clear error for anything that is not one. The
+    size is checked from the header; a JPEG is decoded at a reduced scale when large (draft), and
+    any image is shrunk by an integer factor right after decoding, so the conversions that follow
+    (16-bit grey to 8 bits, palette or 1-bit to RGBA) never run at full size."""
+    name = Path(path).name
     try:
         with Image.open(path) as im:
             if im.width * im.height > max_pixels:
-                raise ValueError(f"The image is {im.width}x{im.height}; the limit is "
-                                 f"{max_pixels / 1e6:g} megapixels.")
+                raise ImageTooLarge(f"The image is {im.width}x{im.height}; the limit is "
+                                    f"{max_pixels / 1e6:.1f} megapixels: make it smaller.")
+            if im.format == "JPEG" and max(im.size) > 2 * DECODE_SIDE:
+                im.draft("RGB", (DECODE_SIDE, DECODE_SIDE))
             im.load()
-            return im.copy()
-    except ValueError:
+            return shrink(im, DECODE_SIDE).copy()
+    except ImageTooLarge:
         raise
     except Image.DecompressionBombError:
-        raise ValueError(f"{Path(path).name} is too large: the limit is {max_pixels / 1e6:g} megapixels.") from None
-    except (OSError, SyntaxError) as e:
-        raise ValueError(f"{Path(path).name} is not an image this app can read ({type(e).__name__}).") from e
+        raise ImageTooLarge(f"{name} is too large: the limit is {max_pixels / 1e6:.1f} megapixels.") from None
+    except (OSError, SyntaxError, ValueError, TypeError, EOFError, MemoryError) as e:  # Pillow's own errors, e.g.
+        # "Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK": not worth showing a user
+        raise ValueError(f"{name} is not an image this app can read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from e
+
+
+def shrink(image: Image.Image, side: int) -> Image.Image:
+    """Reduce by the integer factor that brings the longer side near `side` (box filter; modes that
+    Pillow cannot reduce are converted first); smaller images are returned as they are."""
+    factor = max(image.size) // side
+    if factor < 2:
+        return image
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    elif image.mode not in ("L", "LA", "I", "F", "RGB", "RGBA", "CMYK", "PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    return image.reduce(factor)
 
 
 def heatmap_overlay(img: Image.Image, patch: np.ndarray, size: int = 256) -> Image.Image:
-    """Green where the discriminator finds a region real, red where it finds it fake."""
+    """The discriminator's patch map over the image, relative to itself: red where it finds the
+    image least real, green where most (min-max over this image; an absolute scale drew a uniform
+    olive tint, since most patches sit near the middle). A map with no spread (< 0.02) is drawn
+    flat yellow: no region stands out."""
     base = img.resize((size, size), Image.NEAREST).convert("RGB")
-    p = Image.fromarray((patch * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    lo, hi = float(patch.min()), float(patch.max())
+    rel = (patch - lo) / (hi - lo) if hi - lo >= 0.02 else np.full_like(patch, 0.5)
+    p = Image.fromarray((rel * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
     p = np.asarray(p, dtype=np.float32)[..., None] / 255.0  # (size, size, 1)
     color = np.concatenate([(1 - p) * 255, p * 255, np.zeros_like(p)], axis=2)  # red -> green
-    out = 0.55 * np.asarray(base, dtype=np.float32) + 0.45 * color
+    out = 0.45 * np.asarray(base, dtype=np.float32) + 0.55 * color
     return Image.fromarray(out.clip(0, 255).astype(np.uint8))
 
 

@@ -40,7 +40,7 @@ class Limits:
     max_images: int = 16  # images returned per request
     max_candidates: int = 64  # images drawn for the discriminator gate per request
     max_steps: int = 32  # interpolation frames
-    max_upload_pixels: int = 40_000_000  # larger uploads are refused before decoding
+    max_upload_pixels: int = 4096 * 4096  # larger uploads are refused from their header, before decoding
     max_truncation: float = 2.0
 
 
@@ -353,6 +353,8 @@ class Pipeline(InputChecks, ImageTasks):
         """Frames from (prompt_a, seed_a) to (prompt_b, seed_b): text latents mu are lerped,
         noise is slerped. prompt_b=None keeps prompt_a; seed_b=None keeps seed_a."""
         prompt_a = self.check_prompt(prompt_a, name="first prompt")
+        if prompt_b is not None and not isinstance(prompt_b, str):
+            raise ValueError(f"The second prompt must be text, got {type(prompt_b).__name__}.")
         prompt_b = prompt_a if not (prompt_b or "").strip() else self.check_prompt(prompt_b, name="second prompt")
         steps = self.check_int(steps, "steps", 2, self.limits.max_steps)
         seed_a = self.check_seed(seed_a)
@@ -389,7 +391,7 @@ class Pipeline(InputChecks, ImageTasks):
             raise ValueError("Please upload an image (PNG, JPEG, WebP, GIF...).")
         if image.width * image.height > self.limits.max_upload_pixels:
             raise ValueError(f"The image is {image.width}x{image.height}; the limit is "
-                             f"{self.limits.max_upload_pixels / 1e6:g} megapixels.")
+                             f"{self.limits.max_upload_pixels / 1e6:.1f} megapixels: make it smaller.")
         return square_on_white(ImageOps.exif_transpose(image), self.size)
 
     def score(self, image, prompt: str | None = None, style: str = "any") -> ScoreResult:
