@@ -31,7 +31,7 @@ from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
 from model.serving.files import UploadImage  # noqa: E402
 from model.ui import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption,  # noqa: E402,F401
-                      draw_reading, edit_upload, generate_images, header, interpolate_frames, interpolate_uploads,
+                      draw_reading, edit_upload, refused_status, generate_images, header, interpolate_frames, interpolate_uploads,
                       offer_alternatives, restyle_upload, score_boxes, score_upload,
                       send_and_score, send_and_vary, send_to_edit, vary_upload)
 
@@ -296,9 +296,16 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
                     api_visibility="private", queue=False, show_progress="hidden")
         run.click(**hide, api_name="hide_alternatives")
         prompt.submit(**hide, api_name="hide_alternatives_on_submit")
-        run.click(**gen_event, api_name="generate").then(**offer, api_name="offer_alternatives")
-        prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private").then(
-            **offer, api_name="offer_alternatives_on_submit")
+        # a refused request: the message is a toast; this step then says so in the status line and
+        # clears the "Error" badges gradio put on the gallery and the sheet (the old images stay)
+        refused = dict(fn=refused_status, inputs=None, outputs=[gallery, status, sheet], api_visibility="private",
+                       queue=False, show_progress="hidden")
+        gen = run.click(**gen_event, api_name="generate")
+        gen.then(**offer, api_name="offer_alternatives")
+        gen.failure(**refused, api_name="refused")
+        gen_submit = prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private")
+        gen_submit.then(**offer, api_name="offer_alternatives_on_submit")
+        gen_submit.failure(**refused, api_name="refused_on_submit")
         # picking another reading draws it with the tab's settings; the prompt box keeps what the
         # user typed (preprocess=False: the choices were set in the browser; draw_reading checks the name)
         did_you_mean.input(lambda name, *a: draw_reading(pipeline, name, *a), [did_you_mean, *gen_inputs[1:]],

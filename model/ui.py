@@ -24,7 +24,7 @@ def user_errors():
     try:
         yield
     except ValueError as e:
-        raise gr.Error(str(e), print_exception=False) from e
+        raise gr.Error(str(e), duration=6, print_exception=False) from e  # a toast, gone before the next result
 
 
 def upscale(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
@@ -116,6 +116,15 @@ def offer_alternatives(pipeline: Pipeline, prompt: str | None):
     """The "Not what you meant?" choices for a prompt, as a component update (hidden when none)."""
     names = alternatives(pipeline, prompt)
     return gr.Radio(choices=names, value=None, visible=bool(names), label=ALTERNATIVES_LABEL)
+
+
+REFUSED = "**Not drawn**: the request was refused (the message says why). The images below are from before."
+
+
+def refused_status():
+    """After a refused generate request: the status line says so; the gallery and the sheet keep
+    their images (gr.skip) and, being outputs of this step, lose the error badges."""
+    return gr.skip(), REFUSED, gr.skip()
 
 
 def checked_reading(pipeline: Pipeline, name) -> str:

@@ -148,6 +148,11 @@ def test_bad_input_shows_message_and_keeps_working(page):
     page.get_by_label("Prompt", exact=True).fill("")
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text("The prompt is empty").first.wait_for()
+    # the status line says the request was refused, and no "Error" badge sits on the gallery or sheet
+    page.locator("#gen-status").get_by_text("Not drawn").wait_for()
+    page.wait_for_timeout(300)
+    badges = page.locator("#gallery .error, #sheet .error, #gen-status .error").filter(has_text="Error")
+    assert badges.count() == 0, "error badges over the results after a refused prompt"
     page.screenshot(path=str(OUTPUT / "2_error_message.png"), full_page=True)
     page.get_by_label("Prompt", exact=True).fill("red heart")
     page.get_by_role("button", name="Generate", exact=True).click()
@@ -163,8 +168,8 @@ def wait_status_change(page, old: str) -> str:
 
 def test_picking_another_reading_draws_it(page, server):
     """After a generation whose reading is unsure, "Not what you meant?" lists the other
-    readings; picking one puts its name in the prompt and draws it; a sure reading or a refused
-    prompt clears them."""
+    readings; picking one draws it and leaves the typed prompt as it was ("a frog playing
+    guitar" must not become "frog"); a sure reading or a refused prompt clears them."""
     from helpers import TINY_NAMES
     from model.ui import alternatives
 
@@ -184,8 +189,8 @@ def test_picking_another_reading_draws_it(page, server):
                            ".map(e => e.innerText.trim())) === JSON.stringify(want)", arg=offered)
     assert all(name in read for name in offered)  # each is one of the readings the line names
     choices.first.click()
-    wait_status_change(page, read)
-    assert prompt.input_value() == offered[0]
+    drawn = wait_status_change(page, read)
+    assert f"Drawing the reading {offered[0]}" in drawn and prompt.input_value() == unsure[0]
     gallery_images(page, "gallery").first.wait_for()
     page.screenshot(path=str(OUTPUT / "1b_other_reading.png"), full_page=True)
     sure = next(p for p in ("a spaceship blasting off", *TINY_NAMES) if not alternatives(server.pipeline, p))

@@ -76,7 +76,9 @@ class UploadRecord(ImageData):
 
 class UploadImage(gr.Image):
     """gr.Image whose raw value is checked as `UploadRecord` (events take it with preprocess=False
-    and pass it to `trusted_upload`)."""
+    and pass it to `trusted_upload`). A template of gr.Image: the page draws it with gr.Image's
+    own front-end component (a plain subclass would have none, and the box would vanish)."""
+    is_template = True
     data_model = UploadRecord
 
 
@@ -212,7 +214,7 @@ class CacheBudget:
     older than `min_age` seconds go until the rest fits. Gradio itself deletes only by age (files
     older than an hour), which under steady use let /tmp grow ~41 MB a minute."""
 
-    def __init__(self, folder: str | Path, max_bytes: int, every: float = 30.0, min_age: float = 60.0):
+    def __init__(self, folder: str | Path, max_bytes: int, every: float = 10.0, min_age: float = 60.0):
         self.folder, self.max_bytes, self.every, self.min_age = Path(folder), max_bytes, every, min_age
         self._stop = threading.Event()
 

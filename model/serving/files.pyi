@@ -73,7 +73,9 @@ from gradio.events import Dependency
 
 class UploadImage(gr.Image):
     """gr.Image whose raw value is checked as `UploadRecord` (events take it with preprocess=False
-    and pass it to `trusted_upload`)."""
+    and pass it to `trusted_upload`). A template of gr.Image: the page draws it with gr.Image's
+    own front-end component (a plain subclass would have none, and the box would vanish)."""
+    is_template = True
     data_model = UploadRecord
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
