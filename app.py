@@ -3,7 +3,7 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--share]
 
-The UI is thin: this file lays out the Blocks; each event calls one function of `model.ui`,
+The UI is thin: this file lays out the Blocks; each event calls one function of `model.serving.events`,
 plain Python over `model.pipeline.Pipeline`. The pipeline checks every bound (API callers
 bypass the sliders) and raises ValueError; the app turns that into a `gr.Error` with the same
 message and keeps serving.
@@ -25,12 +25,12 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from model.api import GENERATE_PARAMS, generate_args  # noqa: E402
-from model.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
+from model.serving.api import GENERATE_PARAMS, generate_args  # noqa: E402
+from model.serving.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
 from model.serving.files import UploadImage  # noqa: E402
-from model.ui import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption,  # noqa: E402,F401
+from model.serving.events import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption,  # noqa: E402,F401
                       draw_reading, edit_upload, refused_status, generate_images, header, interpolate_frames, interpolate_uploads,
                       offer_alternatives, restyle_upload, score_boxes, score_upload,
                       send_and_score, send_and_vary, send_to_edit, vary_upload)
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     server.prepare_process()  # own temp folders, removed at exit (SIGTERM too); a disk budget for gradio's cache
     t0 = time.perf_counter()
-    limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/memory.py)
+    limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/serving/memory.py)
     pipeline = Pipeline.from_pretrained()
     pipeline.max_batch = args.max_batch
     pipeline.on_idle = trim_memory  # after a burst of requests, freed heap memory goes back to the system

@@ -6,7 +6,7 @@ is waiting (a lone request is never held back by a timer); while a batch runs, n
 queue up and the first of them leads the next batch. Each request gets its own result or its
 own exception: `fn` returns one entry per request, and an entry that is an exception is raised
 in that request's thread only. `on_idle` runs after a batch when nobody is waiting (the app
-trims the heap there: `model.memory.trim`).
+trims the heap there: `model.serving.memory.trim`).
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
 import app
-from model.api import GENERATE_PARAMS, generate_args
+from model.serving.api import GENERATE_PARAMS, generate_args
 from helpers import free_port  # tests/ is on sys.path (rootdir conftest)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -453,7 +453,7 @@ def test_served_files_are_deleted_on_schedule(tiny_latent_dir, tmp_path, monkeyp
 
 def test_generate_is_named_in_one_place(server):
     """The app's /generate takes its arguments in GENERATE_PARAMS order (the bench, the load test
-    and these tests build calls from model/api.py)."""
+    and these tests build calls from model/serving/api.py)."""
     info = Client(server.url, verbose=False).view_api(print_info=False, return_format="dict")
     names = [p["parameter_name"] for p in info["named_endpoints"]["/generate"]["parameters"]]
     assert names == list(GENERATE_PARAMS)
@@ -492,7 +492,7 @@ def test_result_files_rotate_safely_under_concurrent_requests(monkeypatch, tmp_p
 def test_gallery_images_are_written_as_fast_pngs(tmp_path, monkeypatch):
     """Gallery images reach gradio as PNG files we wrote at zlib level 1 (gradio would encode a
     PIL image at level 6 itself), pixel-identical to the image."""
-    from model import ui
+    from model.serving import events as ui
     from model.serving import files
 
     monkeypatch.setattr(files, "output_dir", lambda: tmp_path)

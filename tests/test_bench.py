@@ -167,7 +167,7 @@ def test_compare_batches_starts_one_app_per_setting_and_reports_ratios(monkeypat
 
 
 def test_malloc_arenas_can_be_capped_here():
-    """The app caps glibc's arenas (model/memory.py); on this Linux both calls reach glibc."""
-    from model.memory import limit_malloc_arenas
+    """The app caps glibc's arenas (model/serving/memory.py); on this Linux both calls reach glibc."""
+    from model.serving.memory import limit_malloc_arenas
 
     assert limit_malloc_arenas(2) is True

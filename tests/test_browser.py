@@ -171,7 +171,7 @@ def test_picking_another_reading_draws_it(page, server):
     readings; picking one draws it and leaves the typed prompt as it was ("a frog playing
     guitar" must not become "frog"); a sure reading or a refused prompt clears them."""
     from helpers import TINY_NAMES
-    from model.ui import alternatives
+    from model.serving.events import alternatives
 
     unsure = [p for p in ("a spaceship blasting off", "a yellow smiley wearing dark shades", "something to eat",
                           "a happy animal", "a shiny thing", "weather") if alternatives(server.pipeline, p)]

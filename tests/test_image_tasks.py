@@ -205,7 +205,7 @@ def test_other_readings_are_offered_only_when_the_prior_is_unsure(pipe):
     """ "Not what you meant?": a prompt halfway between two known emojis offers the one it was
     not read as first; a prompt that is exactly a known caption offers nothing; so does one the
     pipeline refuses (generate reports it) and a model without a prior."""
-    from model.ui import alternatives, offer_alternatives
+    from model.serving.events import alternatives, offer_alternatives
 
     cap = pipe.model.prior.cap_emb
     pipe.set_embedding("half and half", torch.nn.functional.normalize(cap[0] + cap[1], dim=0))
@@ -217,8 +217,8 @@ def test_other_readings_are_offered_only_when_the_prior_is_unsure(pipe):
     update = offer_alternatives(pipe, "half and half")
     assert update.visible and [c[0] for c in update.choices] == [rd.names[1]]
     assert not offer_alternatives(pipe, TINY_NAMES[2]).visible
-    from model.ui import pick_alternative
-    assert pick_alternative(pipe, TINY_NAMES[1]) == TINY_NAMES[1]
+    from model.serving.events import checked_reading
+    assert checked_reading(pipe, TINY_NAMES[1]) == TINY_NAMES[1]
     for bad in ("not an emoji", None, 3):
         with pytest.raises(gr.Error):
-            pick_alternative(pipe, bad)
+            checked_reading(pipe, bad)

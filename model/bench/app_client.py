@@ -49,10 +49,10 @@ def start_app(timeout: float = 180.0, log=print, args: tuple[str, ...] = ()) -> 
 
 
 def app_generate_args(prompt: str, seed: int, app_defaults: bool = False) -> tuple:
-    """Positional inputs of app.py's "generate" event (model/api.py): candidates = n = 4 and gate
+    """Positional inputs of app.py's "generate" event (model/serving/api.py): candidates = n = 4 and gate
     0.5, the same work as the pipeline latency, at 256 px; app_defaults: everything as a user
     who changes nothing gets it (16 candidates, the model's calibrated gate)."""
-    from ..api import generate_args
+    from ..serving.api import generate_args
 
     return generate_args(prompt, seed=seed) if app_defaults else generate_args(prompt, n=4, seed=seed, candidates=4, gate=0.5)
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     from gradio_client import Client
 
-    from ..api import generate_args
+    from ..serving.api import generate_args
 
     tmp = Path(tempfile.mkdtemp(prefix="disk-bench-"))
     os.environ["TMPDIR"] = str(tmp)  # the app's temp folder lands here, and nothing else does

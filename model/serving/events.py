@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import gradio as gr
 from PIL import Image
 
-from .pipeline import Generation, Pipeline, Scored
-from .serving.files import first_gallery_file, new_file_path, slug, trusted_upload
+from ..pipeline import Generation, Pipeline, Scored
+from .files import first_gallery_file, new_file_path, slug, trusted_upload
 from .sheet import PNG_LEVEL, contact_sheet, frames_to_gif
 
 DISPLAY_SIZE = 256  # the super-resolution stage's output; raw 64-px images are shown enlarged by nearest neighbour
