@@ -16,6 +16,10 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home; set before gradio loads
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+if __name__ == "__main__":  # before gradio and torch are imported: all their temp files go into one
+    from model.serving.tmp import own_temp_dir  # folder of this process's, removed at exit
+
+    TEMP_DIR, STALE_TEMP_DIRS = own_temp_dir()
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
@@ -380,7 +384,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    server.prepare_process()  # own temp folders, removed at exit (SIGTERM too); a disk budget for gradio's cache
+    for d in STALE_TEMP_DIRS:
+        log.info("removed %s (left by an app process that no longer runs)", d)
+    server.prepare_process()  # gradio's cache in our temp folder (removed at exit, SIGTERM too), under a budget
     t0 = time.perf_counter()
     limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/serving/memory.py)
     pipeline = Pipeline.from_pretrained()

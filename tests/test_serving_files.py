@@ -15,7 +15,7 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from model.images import heatmap_overlay
-from model.serving import files, server
+from model.serving import files, server, tmp
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = files.FILE_META
@@ -109,13 +109,13 @@ def test_cache_budget_prunes_oldest_first_and_spares_new_files(tmp_path):
 def test_stale_roots_of_dead_processes_are_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f"{files.ROOT_PREFIX}{dead.pid}-abc"
-    alive = tmp_path / f"{files.ROOT_PREFIX}{os.getppid()}-abc"
-    mine = tmp_path / f"{files.ROOT_PREFIX}{os.getpid()}-abc"
+    stale = tmp_path / f"{tmp.ROOT_PREFIX}{dead.pid}-abc"
+    alive = tmp_path / f"{tmp.ROOT_PREFIX}{os.getppid()}-abc"
+    mine = tmp_path / f"{tmp.ROOT_PREFIX}{os.getpid()}-abc"
     other = tmp_path / "emoji-t2i-files-oldstyle"
     for d in (stale, alive, mine, other):
         d.mkdir()
-    assert files.remove_stale_roots(tmp_path) == [stale]
+    assert tmp.remove_stale_roots(tmp_path) == [stale]
     assert not stale.exists() and alive.exists() and mine.exists() and other.exists()
 
 
@@ -144,14 +144,16 @@ def test_patch_map_shows_where_the_discriminator_objects():
 
 @pytest.mark.slow
 def test_the_app_leaves_nothing_behind_after_sigterm(tiny_latent_dir, tmp_path):
-    """`python app.py` writes only under its own temp folder (never the app folder) and removes
-    it when stopped with SIGTERM; the examples cache lives in the user cache."""
+    """`python app.py` writes only under its own temp folder (never the app folder; gradio's and
+    torch's temp files included) and removes it when stopped with SIGTERM, and a folder a killed
+    process left is removed at the next start; the examples cache lives in the user cache."""
     from helpers import free_port
 
     env = {**os.environ, "MODEL_ID": str(tiny_latent_dir), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path / "tmp"),
            "XDG_CACHE_HOME": str(tmp_path / "cache"), "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("GRADIO_TEMP_DIR", None)
     (tmp_path / "tmp").mkdir()
+    (tmp_path / "tmp" / f"{tmp.ROOT_PREFIX}999999999-old").mkdir()  # a killed process's (no such pid)
     before = set(os.listdir(ROOT))
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
@@ -166,7 +168,7 @@ def test_the_app_leaves_nothing_behind_after_sigterm(tiny_latent_dir, tmp_path):
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(1)
         client.predict("red apple", "any", 2, 0, False, 1.0, 2, 0.5, True, api_name="/generate")
-        roots = list((tmp_path / "tmp").glob(f"{files.ROOT_PREFIX}{proc.pid}-*"))
+        roots = list((tmp_path / "tmp").glob(f"{tmp.ROOT_PREFIX}{proc.pid}-*"))
         assert len(roots) == 1 and any(roots[0].rglob("*.png"))
         deadline = time.monotonic() + 120  # the server answers while it still caches the examples
         while time.monotonic() < deadline and not list((tmp_path / "cache").rglob(server.FINISHED)):
@@ -178,4 +180,5 @@ def test_the_app_leaves_nothing_behind_after_sigterm(tiny_latent_dir, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not roots[0].exists(), "the temp folder outlived the app"
+    assert os.listdir(tmp_path / "tmp") == [], os.listdir(tmp_path / "tmp")  # the stale one went at start
     assert set(os.listdir(ROOT)) == before  # nothing (.gradio/, flagged/) written into the app folder

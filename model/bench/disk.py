@@ -18,13 +18,14 @@ from .app_client import PROMPTS, start_app
 
 
 def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under folder; files and folders the app removes meanwhile are skipped."""
     total = 0
-    for p in folder.rglob("*"):
-        try:
-            if p.is_file():
-                total += p.stat().st_size
-        except FileNotFoundError:
-            pass
+    for root, _, names in os.walk(folder, onerror=lambda e: None):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
     return total
 
 

@@ -17,7 +17,6 @@ returned, and every other path gets the same answer whether it exists or not.
 """
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import re
@@ -33,8 +32,9 @@ from gradio.data_classes import ImageData
 from gradio.utils import get_upload_folder
 from pydantic import ValidationError
 
+from . import tmp
+
 FILE_META = {"_type": "gradio.FileData"}
-ROOT_PREFIX = "emoji-t2i-"  # the per-process folder under the system temp dir: emoji-t2i-<pid>-<random>
 NOT_RECEIVED = ("{what} is not a file this app received. Upload it (in Python: "
                 "gradio_client.handle_file(path)), or send one from the text-to-image tab.")
 
@@ -122,11 +122,8 @@ def first_gallery_file(gallery, what: str = "the first image") -> str | None:
 
 @functools.cache
 def app_root() -> Path:
-    """This process's folder for everything it writes (its outputs, and Gradio's cache when
-    `use_private_gradio_cache` was called); removed when the process exits."""
-    root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return root
+    """This process's folder for everything it writes (model.serving.tmp); removed at exit."""
+    return tmp.new_root()
 
 
 @functools.cache
@@ -176,28 +173,6 @@ def use_private_gradio_cache() -> Path:
         d.mkdir(exist_ok=True)
         os.environ["GRADIO_TEMP_DIR"] = str(d)
     return Path(os.environ["GRADIO_TEMP_DIR"])
-
-
-def remove_stale_roots(tmp: str | Path | None = None) -> list[Path]:
-    """Folders of earlier app processes that died without cleaning up (SIGKILL, power loss)."""
-    removed = []
-    for d in Path(tmp or tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*-*"):
-        m = re.match(rf"{ROOT_PREFIX}(\d+)-", d.name)
-        if not m or not d.is_dir() or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
-            continue
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d)
-    return removed
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
 
 
 def exit_cleanly_on_sigterm() -> None:

@@ -39,11 +39,9 @@ def launch_options(app_folder: Path) -> dict:
 
 
 def prepare_process() -> files.CacheBudget:
-    """Before the Blocks are built: remove folders that dead app processes left behind, move
-    gradio's cache into this process's own folder (removed at exit, SIGTERM included), and keep
-    that folder under CACHE_BUDGET_MB."""
-    for d in files.remove_stale_roots():
-        log.info("removed %s (left by an app process that no longer runs)", d)
+    """Before the Blocks are built: move gradio's cache into this process's own folder (removed at
+    exit, SIGTERM included; app.py made it its TMPDIR before importing gradio, model.serving.tmp)
+    and keep that cache under CACHE_BUDGET_MB."""
     cache = files.use_private_gradio_cache()
     files.exit_cleanly_on_sigterm()
     log.info("temporary files in %s (at most %d MB in gradio's cache; removed at exit)",
