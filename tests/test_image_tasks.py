@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import TINY_NAMES, make_tiny_latent
+from helpers import TINY_NAMES, make_tiny_model
 from model.hub import ModelInfo
 from model.paths import UPSAMPLER_DIR
 from model.pipeline import Pipeline
@@ -26,7 +26,7 @@ def arr(im: Image.Image) -> np.ndarray:
 
 @pytest.fixture
 def pipe(tmp_path):
-    tiny = make_tiny_latent()
+    tiny = make_tiny_model()
     p = Pipeline(model=tiny, info=ModelInfo("tiny", None, tmp_path, "local"), device=torch.device("cpu"),
                  encoder=NoEncoder(), upsampler=Upsampler(UpsamplerConfig(features=4, convs=1)).eval())
     for i, name in enumerate(TINY_NAMES):
@@ -141,14 +141,6 @@ def test_image_tasks_bad_input(pipe, known_image, call, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         call(pipe, known_image)
 
-
-def test_gan_models_say_they_have_no_image_encoder(tiny_model_dir):
-    gan = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu", upsampler=None)
-    with pytest.raises(ValueError, match="needs a model with an image encoder"):
-        gan.variations(Image.new("RGB", (16, 16)))
-
-
-# --- the shipped model and upsampler ---
 
 @pytest.fixture(scope="module")
 def shipped():
