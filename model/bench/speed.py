@@ -33,7 +33,7 @@ from ..cli import dataclass_parser
 from .app_client import PROMPTS, app_latency, start_app
 from .dfgan import DFGANGenerator
 from .ldm_decoder import LDMDecoder
-from .measure import (_cpu_name, _sync, count_macs, has_text_encoder, matmul_flops, n_params, num_threads,
+from .measure import (cpu_name, sync_device, count_macs, has_text_encoder, matmul_flops, n_params, num_threads,
                       peak_rss_mib, percentiles, proc_rss_mib)
 from .report import speed_markdown
 from .throughput import throughput_many
@@ -84,7 +84,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     mc = m.cfg
     bss = [int(b) for b in cfg.batch_sizes.split(",") if b.strip()]
     r: dict = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "cpu": _cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+               "cpu": cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                "image_size": mc.image_size, "model": pipe.info.model_id, "cpu_count": os.cpu_count(),
                "loadavg_1m_at_start": os.getloadavg()[0]}  # other processes on the machine skew timings
     log(f"bench on {device} ({r['threads']} threads): {r['cpu']}")
@@ -152,7 +152,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
                 pipe.clear_embeddings()
             t = time.perf_counter()
             pipe.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i, upscale=up)
-            _sync(device)
+            sync_device(device)
             times[up].append(time.perf_counter() - t)
         for k, v in request_stages(pipe, PROMPTS[i % len(PROMPTS)], i, encode).items():
             stages.setdefault(k, []).append(v)
@@ -221,7 +221,7 @@ def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4) -> di
     def timed(name, fn):
         t = time.perf_counter()
         res = fn()
-        _sync(device)
+        sync_device(device)
         out[name] = time.perf_counter() - t
         return res
 
