@@ -95,7 +95,8 @@ def test_fit_query_map_learns_to_ignore_a_nuisance_direction():
     def acc(W):
         q = torch.nn.functional.normalize(held + held @ W, dim=-1)
         return (best_per_entry(q @ cap.t(), ent, U).argmax(1) == held_y).float().mean().item()
-    W = fit_query_map(cap, ent, torch.arange(len(cap)), torch.arange(len(cap)), steps=150, batch=64, lr=1e-2)
+    W = fit_query_map(cap, ent, torch.arange(len(cap)), torch.arange(len(cap)), steps=150, batch=64, anchors=64,
+                      lr=1e-2)  # anchors: the default 512 is 3x this table and 7x the time
     assert acc(torch.zeros(d, d)) < 0.6 and acc(W) > acc(torch.zeros(d, d)) + 0.2
     assert torch.equal(fit_query_map(cap, ent, torch.arange(len(cap)), torch.arange(0), steps=5), torch.zeros(d, d))
 
