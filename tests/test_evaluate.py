@@ -106,8 +106,10 @@ def test_quick_run_values_are_sane(quick_results):
     # 5 seeds per prompt are drawn in styles 0, 1, 2, 3, 0 of the tiny model's four: every style is measured
     assert set(rows["model"]["rprec_exact_train_per_style"]) == set(res["model"]["styles"]) and len(res["model"]["styles"]) == 4
     assert res["checks"]["fd_eval_ref_vs_itself"] < 1e-6
-    assert rows["random_init"]["fd_eval"] > rows["real"]["fd_eval"]
-    assert rows["random_init"]["fd_enl0"] > rows["real"]["fd_enl0"]
+    # a random network is far from real images in ImageNet features (tiny latent model: 340 vs 77). Not
+    # asserted for FD-eval: 4 queries against 8 references with a 40-step evaluator is noise there
+    # (real 23.4, retrieval 20.0, random_init 20.2 on this pack)
+    assert rows["random_init"]["fd_enl0"] > 2 * rows["real"]["fd_enl0"]
     assert rows["real"]["diversity_embed_l2"] > 0  # two styles of one colour differ
     assert rows["real"]["seed_diversity_pixel_std"] is None  # only generators have seeds
     assert 0.0 < rows["model"]["seed_diversity_pixel_std"] <= 0.5  # 5 seeds in 4 styles: style 0 twice
