@@ -34,7 +34,9 @@ def pack(folder):
 
 def _cfg(out, folder, **kw) -> TrainConfig:
     base = dict(data=str(folder), out=str(out), model_config="tiny", batch_size=4, steps=3, adv_start=1,
-                log_every=1, sample_every=1000, ckpt_every=1000, threads=2, device="cpu", amp="none", holdout=0.25)
+                log_every=1, sample_every=1000, ckpt_every=1000, device="cpu", amp="none", holdout=0.25,
+                query_map_steps=20)  # threads: conftest's (TEST_THREADS); 20 map steps: 400 took most of an export
+
     return TrainConfig(**{**base, **kw})
 
 
@@ -118,7 +120,7 @@ def _torchrun(out, folder, *flags, split=False) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "model.train", "--data", str(folder), "--out", str(out), "--model-config", "tiny",
            "--log-every", "1", "--sample-every", "1000", "--ckpt-every", "1000", "--device", "cpu",
-           "--amp", "none", "--threads", "1", "--holdout", "0.25", *flags]
+           "--amp", "none", "--threads", "1", "--holdout", "0.25", "--query-map-steps", "20", *flags]
     r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return r
