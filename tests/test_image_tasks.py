@@ -187,7 +187,10 @@ def test_shipped_variations_and_restyles_keep_the_emoji_quick(shipped, monkeypat
     for n in names:
         shipped.set_embedding(n, prior.cap_emb[int((prior.cap_entry == prior.names.index(n)).nonzero()[0])])
     monkeypatch.setattr(shipped.model, "cfg", dataclasses.replace(shipped.model.cfg, refine_steps=0))
-    same, kept, closer = keeps_the_emoji(shipped, names)
+    try:
+        same, kept, closer = keeps_the_emoji(shipped, names)
+    finally:
+        shipped.clear_embeddings()  # the slow test beside it embeds with MiniLM
     assert same >= 0.6 and kept >= 0.6 and closer >= 0.75
 
 
