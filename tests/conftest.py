@@ -78,9 +78,9 @@ def fake_hub(hf_cache, monkeypatch):
 # --- the running app, shared by the API and the browser tests (start_app is in helpers.py) ---
 
 @pytest.fixture(scope="module")
-def server(tiny_latent_dir, tmp_path_factory):
+def server(tiny_model_dir, tmp_path_factory):
     from helpers import start_app
 
-    srv = start_app(tiny_latent_dir, tmp_path_factory.mktemp("examples_cache"))
+    srv = start_app(tiny_model_dir, tmp_path_factory.mktemp("examples_cache"))
     yield srv
     srv.demo.close()
