@@ -46,7 +46,13 @@ class Pack:
             return None
 
 
-def _load_rgb(path: Path, size: int) -> np.ndarray:
+def image_names(pack: Pack) -> list[str]:
+    """The name of each image: its first caption variant (the lowercased emoji name)."""
+    first = pack.cap_index[pack.cap_offsets[:-1]].tolist()
+    return [pack.captions[i] for i in first]
+
+
+def load_rgb(path: Path, size: int) -> np.ndarray:
     """Any image file -> (size, size, 3) uint8: square RGB on white, as the app sees uploads
     (a non-square image is padded, not stretched)."""
     with Image.open(path) as im:
@@ -80,7 +86,7 @@ def build_pack(folder: str | Path, *, size: int, encoder=None, skin_tones: str =
         styles = tuple(s for s in DEFAULT_STYLES if s in found) + tuple(s for s in found if s not in DEFAULT_STYLES)
     if not recs:
         raise ValueError(f"{folder} holds no images")
-    images = np.stack([_load_rgb(folder / r["file_name"], size)
+    images = np.stack([load_rgb(folder / r["file_name"], size)
                        for r in tqdm(recs, desc=f"reading {folder.name}", unit="img")])
     style_ids = [styles.index(r.get("style") or "default") for r in recs]
     table: dict[str, int] = {p: i for i, p in enumerate(SAMPLE_PROMPTS)}

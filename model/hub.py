@@ -13,14 +13,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .gan import WEIGHT_FILES, TextToImageGAN
-from .latent_model import LatentModel, is_latent_folder
+from .latent_model import LatentModel
 from . import paths
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = paths.DEFAULT_MODEL_DIR
-MODEL_FILES = ("config.json", *(f"{n}.safetensors" for n in WEIGHT_FILES))  # the GAN's folder
 DOWNLOAD_PATTERNS = ("config.json", "*.safetensors", "README.md")  # any model folder's files
 
 
@@ -104,12 +102,12 @@ def resolve(model_id: str | None = None, revision: str | None = None) -> ModelIn
     return ModelInfo(model_id, revision, folder, "hub", commit=folder.name)
 
 
-def load_folder(folder: str | Path) -> TextToImageGAN | LatentModel:
-    """A model folder of either kind (config.json's model_type says which)."""
-    return LatentModel.from_folder(folder) if is_latent_folder(folder) else TextToImageGAN.from_folder(folder)
+def load_folder(folder: str | Path) -> LatentModel:
+    """A model folder (config.json's model_type must be the latent model's: another is a ValueError naming it)."""
+    return LatentModel.from_folder(folder)
 
 
-def load_model(model_id: str | None = None, revision: str | None = None) -> tuple[TextToImageGAN | LatentModel, ModelInfo]:
+def load_model(model_id: str | None = None, revision: str | None = None) -> tuple[LatentModel, ModelInfo]:
     """resolve() then load: raises FileNotFoundError / ValueError naming a missing, corrupt or mismatched file."""
     info = resolve(model_id, revision)
     return load_folder(info.folder), info

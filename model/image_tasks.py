@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import MAX_SEED
 from .prior import Reading
+from .refine import refine_latents
 
 READ_TOP = 8  # entries an image is read as
 READ_TEMPERATURE = 2.0  # softmax over negative latent distances (nearest distinct emojis are ~8-20 apart)
@@ -38,10 +40,6 @@ class ImageReading:
 class ImageTasks:
     """Mixin for Pipeline: needs prepare_image, check_*, decode, judge_and_rank, finish, embed."""
 
-    def _need_latent(self, what: str) -> None:
-        if not self.is_latent:
-            raise ValueError(f"{what} needs a model with an image encoder; this model has none")
-
     def encode_image(self, image) -> torch.Tensor:
         """Any image (path, PIL, array) -> its latent (C, h, w) on the CPU: the encoder's mean, then
         (when the model says refine_steps) fitted through the decoder in the style it looks like,
@@ -53,11 +51,9 @@ class ImageTasks:
         mu = mu.float()
         steps = self.model.cfg.refine_steps
         if steps and len(self.model.prior):
-            from .training.objective import Weights, refine_latents
-
             sid = self.model.cfg.styles.index(self.read_latent(mu[0].cpu()).style)
             mu = refine_latents(self.model.decoder, x, torch.tensor([sid], device=self.device), mu,
-                                steps=steps, lr=self.model.cfg.refine_lr, w=Weights(), autocast=self.autocast)
+                                steps=steps, lr=self.model.cfg.refine_lr, autocast=self.autocast)
         return mu[0].float().cpu()
 
     def read_latent(self, mu: torch.Tensor) -> ImageReading:
@@ -75,7 +71,6 @@ class ImageTasks:
         return ImageReading(reading, self.model.cfg.styles[int(p.lat_style[nearest])], exact)
 
     def read_image(self, image) -> ImageReading:
-        self._need_latent("reading an image")
         return self.read_latent(self.encode_image(image))
 
     def _image_style(self, sid: int, looks: ImageReading) -> int:
@@ -113,7 +108,6 @@ class ImageTasks:
                    candidates: int | None = None, gate: float | None = None, upscale: bool = True):
         """Upload -> n variations (seeds seed..): those that pass the gate, in seed order (then the
         rejected ones, marked). -> (Generation, ImageReading)."""
-        self._need_latent("variations")
         n = self.check_int(n, "number of images", 1, self.limits.max_images)
         candidates = n if candidates is None else self.check_int(candidates, "candidates", n, self.limits.max_candidates)
         seed = self.check_seed(seed)
@@ -124,7 +118,7 @@ class ImageTasks:
         mu = self.encode_image(image)
         looks = self.read_latent(mu)
         sid = self._image_style(sid, looks)
-        seeds = [(seed + k) % (2**31) for k in range(candidates)]
+        seeds = [(seed + k) % (MAX_SEED + 1) for k in range(candidates)]
         shift = self._in_style(mu, looks, sid) - mu  # the image's own move into the style, for every variation
         z = self.variation_latents(mu, looks, seeds, strength) + shift[None]  # (N, C, h, w)
         style_t = torch.full((candidates,), sid, dtype=torch.long)
@@ -136,7 +130,6 @@ class ImageTasks:
 
     def restyle(self, image, upscale: bool = True):
         """Upload -> the same latent decoded in every style. -> (list[Scored], ImageReading)."""
-        self._need_latent("restyling")
         upscale = self.check_bool(upscale, "upscale")
         mu = self.encode_image(image)
         looks = self.read_latent(mu)
@@ -153,7 +146,6 @@ class ImageTasks:
     def interpolate_images(self, image_a, image_b, steps: int = 8, style: str = "any", upscale: bool = True):
         """Two uploads -> frames from the first's latent to the second's (lerp), in one style
         ("any": the style the first image looks like)."""
-        self._need_latent("image interpolation")
         steps = self.check_int(steps, "steps", 2, self.limits.max_steps)
         sid = self.check_style(style)
         upscale = self.check_bool(upscale, "upscale")
@@ -170,7 +162,6 @@ class ImageTasks:
         """Text diff: frames from the image (strength 0) to mu + strength x (prior latent of
         `prompt` - prior latent of `source`); source empty = the emoji the image looks like.
         -> (frames, the source used, ImageReading of the image)."""
-        self._need_latent("text edits")
         prompt = self.check_prompt(prompt, name="edit prompt")
         source = None if source is None or not str(source).strip() else self.check_prompt(source, name="source caption")
         strength = self.check_truncation(strength, "strength")

@@ -23,6 +23,9 @@ from .config import DEFAULT_STYLES, DictConfig
 from .layers import Affine, lrelu
 
 
+MODEL_TYPE = "emoji-latent-vae"  # config.json's model_type: the one model kind there is
+
+
 @dataclass(frozen=True, kw_only=True)
 class LatentConfig(DictConfig):
     """Architecture of the latent model (image VAE + retrieval prior + discriminator)."""
@@ -79,8 +82,16 @@ class LatentConfig(DictConfig):
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentConfig":
-        d = json.loads(Path(path).read_text())
-        d.pop("model_type", None)
+        """A model folder's config.json; a model_type other than MODEL_TYPE (e.g. the retired GAN's
+        "emoji-vae-gan") is a ValueError that names it."""
+        try:
+            d = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from e
+        kind = d.pop("model_type", MODEL_TYPE)
+        if kind != MODEL_TYPE:
+            raise ValueError(f"model_type {kind!r} is not a kind this code loads (only {MODEL_TYPE!r}; "
+                             "the VAE-GAN of before 2026-12 was retired, git history keeps its code)")
         d.pop("training", None)
         return cls.from_dict(d)
 
@@ -163,4 +174,4 @@ def kl_map(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.mean(mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float())
 
 
-__all__ = ["LatentConfig", "TINY_LATENT", "ImageEncoder", "Decoder", "ResBlock", "kl_map"]
+__all__ = ["MODEL_TYPE", "LatentConfig", "TINY_LATENT", "ImageEncoder", "Decoder", "ResBlock", "kl_map"]

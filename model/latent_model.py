@@ -20,11 +20,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .discriminator import Discriminator
-from .latent import Decoder, ImageEncoder, LatentConfig
+from .latent import MODEL_TYPE, Decoder, ImageEncoder, LatentConfig
 from .prior import RetrievalPrior
 from .weights import load_networks, read_config, read_safetensors, save_networks
 
-MODEL_TYPE = "emoji-latent-vae"
 NETWORKS = ("encoder", "decoder", "discriminator")
 LATENT_KEYS = ("latents", "sigmas", "lat_entry", "lat_style")
 
@@ -112,10 +111,3 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     scale = (x.abs().amax(1, keepdim=True) / 127).clamp_min(1e-12)
     return (x / scale).round().clamp(-127, 127).to(torch.int8).contiguous(), scale.half().contiguous()
 
-
-def is_latent_folder(folder: str | Path) -> bool:
-    """True when folder/config.json says model_type emoji-latent-vae."""
-    try:
-        return json.loads((Path(folder) / "config.json").read_text()).get("model_type") == MODEL_TYPE
-    except (OSError, ValueError, AttributeError):
-        return False

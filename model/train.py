@@ -1,12 +1,10 @@
-"""``python -m model.train --help``: train the old VAE-GAN (see model/training/gan.py).
+"""``python -m model.train --help``: train the latent model (the loop is model/training/trainer.py).
 
-Also under ``torchrun --nproc_per_node N -m model.train ...``. The shipped latent model is trained
-by ``python -m model.training`` instead.
+Also under ``torchrun --nproc_per_node N -m model.train ...`` (data-parallel, see training/distributed.py).
 """
-from .training.gan import Trainer, main, parse_args
-from .training.gan_config import TrainConfig
+from .training.trainer import TrainConfig, Trainer, main
 
-__all__ = ["TrainConfig", "Trainer", "main", "parse_args"]
+__all__ = ["TrainConfig", "Trainer", "main"]
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""Reading a model folder's files with errors that name the bad file (one home for both model kinds)."""
+"""Reading and writing a model folder's files, with errors that name the bad file."""
 from __future__ import annotations
 
 from pathlib import Path

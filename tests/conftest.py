@@ -1,4 +1,4 @@
-"""Shared fixtures. Everything runs on CPU, offline, in seconds, with model.config.TINY networks."""
+"""Shared fixtures. Everything runs on CPU, offline, in seconds, with tiny (16 px) latent models."""
 from __future__ import annotations
 
 import atexit
@@ -18,39 +18,34 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HUB_CA
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from model.config import TINY, ModelConfig  # noqa: E402
-from model.gan import TextToImageGAN  # noqa: E402
+from model.config import DEFAULT_STYLES  # noqa: E402
 
-torch.set_num_threads(2)  # 2 shared CPU cores
-
-
-def make_tiny_model(seed: int = 0) -> TextToImageGAN:
-    """A TINY-config model (16x16 images) with seeded random weights, changed from the default init so that
-    every input visibly reaches the uint8 image, as in a trained model: residual gains and affine layers
-    (zero at init) are randomised; the VAE head gets mu ~ N(0, 1) for a unit text vector (default init:
-    ~0.03, drowned by the noise); to_rgb is scaled x4 (default: near-gray images)."""
-    torch.manual_seed(seed)
-    model = TextToImageGAN(ModelConfig(**TINY))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("gain") or ".aff" in name:
-                p.normal_(0.0, 0.5)
-        model.text_head.fc.weight.normal_(0.0, 1.0)
-        model.generator.to_rgb.weight.mul_(4.0)
-        model.generator.to_rgb.bias.mul_(4.0)
-    return model.eval()
+# 1 thread: tiny tensors gain nothing from a second, and on this shared 2-core machine two threads spin
+# against each other (see the A/B in model/EXPERIMENTS.md, 2026-12-07; TEST_THREADS=2 to compare)
+torch.set_num_threads(int(os.environ.get("TEST_THREADS", "1")))
 
 
 @pytest.fixture(scope="session")
 def tiny_model_factory():
-    """make_tiny_model(seed) for tests that need their own (e.g. a second, different) model."""
+    """helpers.make_tiny_model(seed, styles) for tests that need their own (e.g. a second, different) model."""
+    from helpers import make_tiny_model
+
     return make_tiny_model
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A saved TINY model folder (config.json + three fp16 .safetensors). Treat it as read-only."""
-    return make_tiny_model(seed=0).save_pretrained(tmp_path_factory.mktemp("tiny_model"))
+    """A saved tiny model folder of the shipped kind (model_type emoji-latent-vae: encoder, decoder,
+    discriminator, prior and per-style latent tables), 16 px, the four default styles. Treat it as read-only."""
+    from helpers import make_tiny_model
+
+    return make_tiny_model(seed=0, styles=DEFAULT_STYLES).save_pretrained(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_latent_dir(tiny_model_dir):
+    """The same folder as tiny_model_dir, under the name tests/test_app.py still uses."""
+    return tiny_model_dir
 
 
 @pytest.fixture
@@ -84,20 +79,10 @@ def fake_hub(hf_cache, monkeypatch):
 
 # --- the running app, shared by the API and the browser tests (start_app is in helpers.py) ---
 
-@pytest.fixture(scope="session")
-def tiny_latent_dir(tmp_path_factory):
-    """A saved tiny latent model folder (the default model's kind: encoder, decoder, discriminator,
-    prior and per-style latent tables). Treat it as read-only."""
-    from helpers import make_tiny_latent
-
-    return make_tiny_latent(seed=0, styles=("google", "twitter", "fluent3d", "openmoji")).save_pretrained(
-        tmp_path_factory.mktemp("tiny_latent"))
-
-
 @pytest.fixture(scope="module")
-def server(tiny_latent_dir, tmp_path_factory):
+def server(tiny_model_dir, tmp_path_factory):
     from helpers import start_app
 
-    srv = start_app(tiny_latent_dir, tmp_path_factory.mktemp("examples_cache"))
+    srv = start_app(tiny_model_dir, tmp_path_factory.mktemp("examples_cache"))
     yield srv
     srv.demo.close()

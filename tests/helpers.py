@@ -9,7 +9,7 @@ from model.latent_model import LatentModel
 TINY_NAMES = ("red apple", "rocket", "dog face")
 
 
-def make_tiny_latent(seed: int = 0, styles=("google", "openmoji")) -> LatentModel:
+def make_tiny_model(seed: int = 0, styles=("google", "openmoji")) -> LatentModel:
     """A 16 px latent model with seeded random weights (residual gains and style affines opened, so
     every input reaches the image) and a filled prior: TINY_NAMES, one random unit caption vector
     each; every name in every style except 'dog face', which lacks the last style."""

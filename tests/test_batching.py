@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY_NAMES, make_tiny_latent
+from helpers import TINY_NAMES, make_tiny_model
 from model.batching import Batcher
 from model.hub import ModelInfo
 from model.pipeline import Pipeline
@@ -110,7 +110,7 @@ def test_a_failing_batch_fails_its_callers_and_the_batcher_keeps_serving():
 
 @pytest.fixture
 def pipe(tmp_path):
-    tiny = make_tiny_latent()
+    tiny = make_tiny_model()
     p = Pipeline(model=tiny, info=ModelInfo("tiny", None, tmp_path, "local"), device=torch.device("cpu"),
                  encoder=NoEncoder(), upsampler=None)
     for i, name in enumerate(TINY_NAMES):

@@ -1,6 +1,5 @@
-"""Tests of model.bench: the FLOP counter, the DF-GAN and LDM-decoder peers, bench runs on TINY
-models (the GAN and the latent model), and the
-load test's bookkeeping (moved here from test_evaluate.py with the bench's move into model/bench/)."""
+"""Tests of model.bench: the FLOP counter, the DF-GAN and LDM-decoder peers, a bench run on a tiny
+model, and the load test's bookkeeping."""
 from __future__ import annotations
 
 import pytest
@@ -77,34 +76,19 @@ def test_bench_runs_on_a_tiny_model(tiny_model_dir):
     assert r["targets"]["latency_p50_ms"]["met"] in (True, False)
     assert r["targets"]["app_start_s"]["met"] is None
     assert r["targets"]["throughput_vs_ldm_b16"]["met"] in (True, False)
-    assert r["generator_kind"].startswith("GAN")
-    assert set(r["request_stages_4_images"]) == {"text_encoding", "generator", "gate", "upsampler"}
     assert torch.get_num_threads() == threads  # restored
     md = speed_markdown(r)
     assert "| ours | channels_last_bf16 |" in md and "| dfgan_peer | fp32 |" in md
     assert "| ldm_peer | fp32 |" in md and "| ldm_peer | channels_last_bf16 |" in md
     assert "| throughput_vs_ldm_b16 |" in md and "LDM peer decoder 3,118,147" in md
-
-
-def test_bench_times_the_latent_decoder_and_the_retrieval_prior(tiny_latent_dir):
-    """The default model's kind: "ours" is its decoder, and the prior's read and sample are timed."""
-    from model.latent import Decoder
-    from model.pipeline import Pipeline
-
-    pipe = Pipeline.from_pretrained(str(tiny_latent_dir), device="cpu")
-    pipe.encoder = FakeEncoder()
-    r = run_bench(BenchConfig(batch_sizes="1,2", seconds=0.01, latency_calls=3, matmul_size=256, threads=1),
-                  pipe=pipe, log=lambda *a: None)
-    assert isinstance(pipe.model.decoder, Decoder) and r["generator_kind"].startswith("latent decoder")
+    # "ours" is the decoder, and the prior's read and sample are timed
+    assert r["generator_kind"].startswith("latent decoder")
     assert r["params"]["generator"] == sum(p.numel() for p in pipe.model.decoder.parameters())
     assert r["params"]["text_head"] == 0
     st = r["request_stages_4_images"]
     assert list(st) == ["text_encoding", "prior_read", "prior_sample", "decoder", "gate", "upsampler"]
     assert all(v["calls"] == 3 and v["p50_ms"] > 0 for v in st.values())
-    assert r["throughput"]["ldm_peer"]["fp32"]["2"] > 0
-    md = speed_markdown(r)
     assert "retrieval prior (similarity, per image)" in md and "prior read" in md and "prior sample" in md
-    assert "| ldm_peer | fp32 |" in md
 
 
 def test_loadtest_classifies_and_summarizes():

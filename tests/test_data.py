@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from model import data as D
 from model.data import packages as P
-from model.data.render import _render_job
+from model.data.render import render_job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -366,7 +366,7 @@ def test_svg_with_missing_marker_renders(tmp_path):
     svg = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72">'
            b'<path d="M10 10 L60 60" stroke="#f00" stroke-width="8" marker-end="url(#Dot)"/></svg>')
     path = tmp_path / "x.png"
-    job_id, n, err = _render_job(("svg", svg, [(64, str(path))], "x"))
+    job_id, n, err = render_job(("svg", svg, [(64, str(path))], "x"))
     assert (n, err) == (1, None)
     assert Image.open(path).getpixel((0, 0)) == (255, 255, 255)
 

@@ -11,16 +11,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from model import hub
-from model.gan import TextToImageGAN
+from model.latent_model import LatentModel
 
 
-def fingerprint(model: TextToImageGAN) -> torch.Tensor:
-    """Generator output for fixed inputs: equal weights <=> (practically) equal fingerprints."""
+def fingerprint(model: LatentModel) -> torch.Tensor:
+    """Decoder output for fixed inputs: equal weights <=> (practically) equal fingerprints."""
     cfg = model.cfg
-    g = torch.Generator().manual_seed(123)
-    z, c = torch.randn(2, cfg.z_dim, generator=g), torch.randn(2, cfg.cond_dim, generator=g)
+    z = torch.randn(2, *cfg.latent_shape, generator=torch.Generator().manual_seed(123))
     with torch.no_grad():
-        return model.generator(z, c, torch.tensor([0, cfg.num_styles]))
+        return model.decoder(z, torch.tensor([0, cfg.num_styles - 1]))
 
 
 @pytest.fixture
@@ -53,8 +52,10 @@ def test_load_by_repo_id(fake_hub, hf_cache, tiny_model_dir, two_revisions):
     model, info = hub.load_model("org/tiny")
     assert (info.source, info.model_id, info.commit) == ("hub", "org/tiny", two_revisions[0])
     assert info.folder.is_relative_to(hf_cache), "downloads must go to the (test) Hub cache"
-    assert {p.name for p in info.folder.iterdir()} == set(hub.MODEL_FILES)
-    assert torch.equal(fingerprint(model), fingerprint(TextToImageGAN.from_folder(tiny_model_dir)))
+    assert isinstance(model, LatentModel)  # every file of the folder (one latent table per style) came down:
+    assert {p.name for p in info.folder.iterdir()} == {"config.json", *LatentModel.weight_files(model.cfg.styles)}
+    assert model.prior.names == hub.load_folder(tiny_model_dir).prior.names
+    assert torch.equal(fingerprint(model), fingerprint(hub.load_folder(tiny_model_dir)))
     assert any(r.startswith("GET /org/tiny/resolve/") for r in fake_hub.requests)
 
 
@@ -66,7 +67,7 @@ def test_pinned_revision_gives_other_weights(fake_hub, two_revisions, tiny_model
     assert (info_v2.revision, info_v2.commit) == ("v2", sha_v2)
     assert info_sha.commit == sha_main
     assert not torch.allclose(fingerprint(main), fingerprint(v2)), "two revisions gave the same weights"
-    assert torch.equal(fingerprint(v2), fingerprint(TextToImageGAN.from_folder(other_model_dir)))
+    assert torch.equal(fingerprint(v2), fingerprint(hub.load_folder(other_model_dir)))
     assert torch.equal(fingerprint(by_sha), fingerprint(main))
 
 
@@ -112,7 +113,7 @@ def test_unreachable_repo_falls_back_with_one_log_line(fake_hub, two_revisions, 
         model, info = hub.load_model(repo, revision=revision)
     assert time.perf_counter() - t0 < 5
     assert (info.source, info.model_id, info.folder) == ("default", "default", default_is_tiny)
-    assert torch.equal(fingerprint(model), fingerprint(TextToImageGAN.from_folder(default_is_tiny)))
+    assert torch.equal(fingerprint(model), fingerprint(hub.load_folder(default_is_tiny)))
     records = [r for r in caplog.records if r.name == "model.hub"]
     assert len(records) == 1 and records[0].levelno == logging.WARNING, [r.getMessage() for r in records]
     line = records[0].getMessage()
@@ -155,16 +156,16 @@ def test_resolve_local_and_bad_ids(tiny_model_dir, tmp_path, fake_hub):
 
 def test_truncated_safetensors_names_the_file(tiny_model_dir, tmp_path):
     folder = copy_model(tiny_model_dir, tmp_path / "m")
-    bad = folder / "generator.safetensors"
+    bad = folder / "decoder.safetensors"
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
-    with pytest.raises(ValueError, match="generator.safetensors"):
-        TextToImageGAN.from_folder(folder)
+    with pytest.raises(ValueError, match="decoder.safetensors"):
+        hub.load_folder(folder)
 
 
 def test_garbage_safetensors_names_the_file(tiny_model_dir, tmp_path):
     folder = copy_model(tiny_model_dir, tmp_path / "m")
-    (folder / "text_head.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
-    with pytest.raises(ValueError, match="text_head.safetensors"):
+    (folder / "encoder.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    with pytest.raises(ValueError, match="encoder.safetensors"):
         hub.load_model(str(folder))
 
 
@@ -174,28 +175,28 @@ def test_nan_weights_are_refused(tiny_model_dir, tmp_path):
     next(iter(sd.values())).view(-1)[0] = float("nan")
     save_file(sd, str(folder / "discriminator.safetensors"))
     with pytest.raises(ValueError, match=r"discriminator.safetensors.*NaN"):
-        TextToImageGAN.from_folder(folder)
+        hub.load_folder(folder)
 
 
 def test_corrupt_file_on_the_hub_is_an_error_not_a_fallback(fake_hub, tiny_model_dir, default_is_tiny):
     files = {p.name: p.read_bytes() for p in tiny_model_dir.iterdir()}
-    files["generator.safetensors"] = files["generator.safetensors"][:100]
+    files["decoder.safetensors"] = files["decoder.safetensors"][:100]
     fake_hub.add("org/broken", files)
-    with pytest.raises(ValueError, match="generator.safetensors"):
+    with pytest.raises(ValueError, match="decoder.safetensors"):
         hub.load_model("org/broken")
 
 
 def test_config_that_does_not_match_the_weights(tiny_model_dir, tmp_path):
     folder = copy_model(tiny_model_dir, tmp_path / "m")
     cfg = json.loads((folder / "config.json").read_text())
-    cfg["g_channels"] = [32, 8, 8]  # the weights were saved with (16, 8, 8)
+    cfg["channels"] = [16, 16]  # the weights were saved with (8, 16)
     (folder / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match=r"generator.safetensors does not match .*config.json.*config wants"):
-        TextToImageGAN.from_folder(folder)
+    with pytest.raises(ValueError, match=r"encoder.safetensors does not match .*config.json.*config wants"):
+        hub.load_folder(folder)
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: {**c, "n_layers": 3}, "unknown ModelConfig keys"),
+    (lambda c: {**c, "n_layers": 3}, "unknown LatentConfig keys"),
     (lambda c: {**c, "image_size": 24}, "power of two"),
     (lambda c: {**c, "image_size": "16"}, "config.json"),
     (lambda c: [c], "config.json"),
@@ -206,15 +207,24 @@ def test_bad_config_json_names_the_file(tiny_model_dir, tmp_path, edit, message)
     cfg = edit(json.loads((folder / "config.json").read_text()))
     (folder / "config.json").write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
     with pytest.raises(ValueError, match=message) as err:
-        TextToImageGAN.from_folder(folder)
+        hub.load_folder(folder)
     assert "config.json" in str(err.value)
+
+
+def test_a_retired_gan_folder_is_refused_by_name(tiny_model_dir, tmp_path):
+    """A folder of the VAE-GAN shipped before the latent model: a clear error naming its model_type."""
+    folder = copy_model(tiny_model_dir, tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "model_type": "emoji-vae-gan"}))
+    with pytest.raises(ValueError, match=r"config.json.*model_type 'emoji-vae-gan' is not a kind this code loads"):
+        hub.load_model(str(folder))
 
 
 def test_missing_weight_file_names_it(tiny_model_dir, tmp_path):
     folder = copy_model(tiny_model_dir, tmp_path / "m")
-    (folder / "text_head.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="text_head.safetensors"):
-        TextToImageGAN.from_folder(folder)
+    (folder / "encoder.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="encoder.safetensors"):
+        hub.load_folder(folder)
 
 
 # --- upload ---
@@ -225,26 +235,13 @@ def test_push_to_hub_round_trip(fake_hub, tiny_model_dir):
     assert url.endswith(f"/org/pushed/commit/{sha}")
     model, info = hub.load_model("org/pushed")
     assert info.commit == sha
-    assert torch.equal(fingerprint(model), fingerprint(TextToImageGAN.from_folder(tiny_model_dir)))
+    assert torch.equal(fingerprint(model), fingerprint(hub.load_folder(tiny_model_dir)))
 
 
 def test_push_to_hub_refuses_a_broken_folder(fake_hub, tiny_model_dir, tmp_path):
     folder = copy_model(tiny_model_dir, tmp_path / "m")
-    (folder / "generator.safetensors").write_bytes(b"broken")
-    with pytest.raises(ValueError, match="generator.safetensors"):
+    (folder / "decoder.safetensors").write_bytes(b"broken")
+    with pytest.raises(ValueError, match="decoder.safetensors"):
         hub.push_to_hub(folder, "org/pushed")
     assert fake_hub.requests == [], "nothing may be sent for a broken folder"
 
-
-def test_a_latent_model_loads_from_the_hub_with_every_file(fake_hub, hf_cache, tmp_path):
-    """The latent model's folder has more files (one latent table per style): all are downloaded."""
-    from helpers import make_tiny_latent
-
-    from model.latent_model import LatentModel
-
-    src = make_tiny_latent().save_pretrained(tmp_path / "latent")
-    fake_hub.add("org/latent", src)
-    model, info = hub.load_model("org/latent")
-    assert isinstance(model, LatentModel) and info.source == "hub"
-    assert {p.name for p in src.iterdir()} <= {p.name for p in info.folder.iterdir()}
-    assert model.prior.names == make_tiny_latent().prior.names

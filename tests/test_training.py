@@ -1,4 +1,4 @@
-"""The latent model's trainer (model.training) on a 16 px colour imagefolder: steps, resume,
+"""The latent model's trainer (model.train) on a 16 px colour imagefolder: steps, resume,
 export, the gate calibration and the model card."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from helpers import write_colour_folder
 
 from model.dataset import load_dataset
-from model.evaluator import image_names
+from model.dataset import image_names
 from model.hub import load_folder
 from model.training.distributed import SPLIT_ENV
 from model.training.trainer import TrainConfig, Trainer, partners, prior_captions
@@ -34,7 +34,9 @@ def pack(folder):
 
 def _cfg(out, folder, **kw) -> TrainConfig:
     base = dict(data=str(folder), out=str(out), model_config="tiny", batch_size=4, steps=3, adv_start=1,
-                log_every=1, sample_every=1000, ckpt_every=1000, threads=2, device="cpu", amp="none", holdout=0.25)
+                log_every=1, sample_every=1000, ckpt_every=1000, device="cpu", amp="none", holdout=0.25,
+                query_map_steps=20)  # threads: conftest's (TEST_THREADS); 20 map steps: 400 took most of an export
+
     return TrainConfig(**{**base, **kw})
 
 
@@ -83,7 +85,7 @@ def test_steps_train_every_network_and_export_loads(tmp_path, folder, pack):
     # the query map trained on the folder's three descriptions and travelled with the prior
     assert cfg["training"]["query_map_descriptions"] == 3 and m.prior.query_map.abs().max() > 0
     card = (out / "README.md").read_text()
-    assert "python -m model.training" in card and "--adv-start 1" in card and "--holdout 0.25" in card
+    assert "python -m model.train" in card and "--adv-start 1" in card and "--holdout 0.25" in card
 
 
 def test_resume_is_exact(tmp_path, folder, pack):
@@ -111,14 +113,14 @@ def test_flags_map_to_fields_and_bad_values_are_refused():
 
 
 def _torchrun(out, folder, *flags, split=False) -> subprocess.CompletedProcess:
-    """python -m torch.distributed.run: 2 gloo processes of python -m model.training (tiny model, CPU)."""
+    """python -m torch.distributed.run: 2 gloo processes of python -m model.train (tiny model, CPU)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop(SPLIT_ENV, None)
     env.update({SPLIT_ENV: "1"} if split else {})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "model.training", "--data", str(folder), "--out", str(out), "--model-config", "tiny",
+           "-m", "model.train", "--data", str(folder), "--out", str(out), "--model-config", "tiny",
            "--log-every", "1", "--sample-every", "1000", "--ckpt-every", "1000", "--device", "cpu",
-           "--amp", "none", "--threads", "1", "--holdout", "0.25", *flags]
+           "--amp", "none", "--threads", "1", "--holdout", "0.25", "--query-map-steps", "20", *flags]
     r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return r
@@ -185,7 +187,7 @@ def test_reprior_rebuilds_only_the_text_side(tmp_path, folder, pack):
     training = json.loads((new / "config.json").read_text())["training"]
     assert training["query_map_descriptions"] == 4 and training["prior_rebuilt"]["prior_data"] == str(data)
     card = (new / "README.md").read_text()
-    assert training["steps"] == 3 and "python -m model.training " in card and "model.training.reprior" in card
+    assert training["steps"] == 3 and "python -m model.train " in card and "model.training.reprior" in card
     assert "model.training.reprior" not in (out / "README.md").read_text()
     # a data folder with other emojis cannot reuse the latent tables
     other = write_colour_folder(tmp_path / "other")

@@ -45,7 +45,7 @@ def n_params(module: nn.Module) -> int:
 
 # --- timing ---
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -54,12 +54,12 @@ def time_call(fn, seconds: float, device: torch.device, *, warmup: int = 2, min_
     """Seconds of each fn() call, after warm-up, over >= min_calls calls and ~seconds."""
     for _ in range(warmup):
         fn()
-    _sync(device)
+    sync_device(device)
     times, t_end = [], time.perf_counter() + seconds
     while len(times) < min_calls or time.perf_counter() < t_end:
         t = time.perf_counter()
         fn()
-        _sync(device)
+        sync_device(device)
         times.append(time.perf_counter() - t)
     return times
 
@@ -107,7 +107,7 @@ def num_threads(n: int):
         torch.set_num_threads(old)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

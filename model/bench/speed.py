@@ -3,8 +3,7 @@
     python -m model.bench [--quick] [--device cpu|cuda] [--app-url URL | --start-app] [--out DIR]
 
 Measures images/s at several batch sizes (fp32, bf16 autocast, channels_last, both; fp16 too on
-CUDA) for our generator -- the latent model's decoder (model.latent.Decoder, the shipped default)
-or, for the older GAN, its generator -- and for two peers written here from their papers, with
+CUDA) for our generator -- the latent model's decoder (model.latent.Decoder) -- and for two peers written here from their papers, with
 random weights (only speed is compared, on the same batch sizes, threads and device): a DF-GAN
 generator (dfgan.py) and a VQGAN / latent-diffusion autoencoder's decoder (ldm_decoder.py, from
 the same 8x8x16 latent, parameters within 20% of our decoder's); prompt -> 4 images latency
@@ -34,11 +33,11 @@ from ..cli import dataclass_parser
 from .app_client import PROMPTS, app_latency, start_app
 from .dfgan import DFGANGenerator
 from .ldm_decoder import LDMDecoder
-from .measure import (_cpu_name, _sync, count_macs, has_text_encoder, matmul_flops, n_params, num_threads,
+from .measure import (cpu_name, sync_device, count_macs, has_text_encoder, matmul_flops, n_params, num_threads,
                       peak_rss_mib, percentiles, proc_rss_mib)
 from .report import speed_markdown
 from .throughput import throughput_many
-from ..paths import pick_device
+from ..device import pick_device
 
 TARGETS = {  # printed against, never asserted by a timed test
     "latency_p50_ms": 40.0,  # prompt -> 4 images at 64x64 through the pipeline
@@ -85,36 +84,29 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     mc = m.cfg
     bss = [int(b) for b in cfg.batch_sizes.split(",") if b.strip()]
     r: dict = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "cpu": _cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+               "cpu": cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                "image_size": mc.image_size, "model": pipe.info.model_id, "cpu_count": os.cpu_count(),
                "loadavg_1m_at_start": os.getloadavg()[0]}  # other processes on the machine skew timings
     log(f"bench on {device} ({r['threads']} threads): {r['cpu']}")
 
     # --- size and FLOPs ---
-    latent = hasattr(m, "decoder")  # the latent model: its decoder is the generator, its prior a look-up
-    if latent:
-        gen = lambda: copy.deepcopy(m.decoder).float()  # noqa: E731
-        g_in = lambda b: [torch.randn(b, *mc.latent_shape), torch.arange(b) % mc.num_styles]  # noqa: E731
-    else:
-        gen = lambda: copy.deepcopy(m.generator).float()  # noqa: E731
-        g_in = lambda b: [torch.randn(b, mc.z_dim), torch.randn(b, mc.cond_dim), torch.arange(b) % (mc.num_styles + 1)]  # noqa: E731
+    # the decoder is the generator; the prior (the "text head" row) is a look-up
+    gen = lambda: copy.deepcopy(m.decoder).float()  # noqa: E731
+    g_in = lambda b: [torch.randn(b, *mc.latent_shape), torch.arange(b) % mc.num_styles]  # noqa: E731
     df_in = lambda b: [torch.randn(b, 100), torch.randn(b, 256)]  # noqa: E731
     ldm_in = lambda b: [torch.randn(b, 16, 8, 8)]  # noqa: E731  the shipped model's latent shape
     torch.manual_seed(0)
     dfgan = DFGANGenerator(nf=32)
     ldm = LDMDecoder()
-    head = None if latent else m.text_head
-    r["generator_kind"] = ("latent decoder (model.latent.Decoder), retrieval prior" if latent
-                           else "GAN generator (model.networks), text head")
-    r["params"] = {"generator": n_params(gen()), "text_head": n_params(head) if head is not None else 0,
+    r["generator_kind"] = "latent decoder (model.latent.Decoder), retrieval prior"
+    r["params"] = {"generator": n_params(gen()), "text_head": 0,
                    "discriminator": n_params(m.discriminator), "minilm": 22_713_216, "dfgan_peer": n_params(dfgan),
                    "ldm_peer": n_params(ldm)}
     d_in = [torch.zeros(1, 3, mc.image_size, mc.image_size), torch.zeros(1, mc.text_dim), torch.zeros(1, dtype=torch.long)]
     macs = {"generator": count_macs(gen().cpu(), *g_in(1)),
             "discriminator": count_macs(copy.deepcopy(m.discriminator).float().cpu(), *d_in),
             # the retrieval prior: one (1, 384) x (384, K) similarity per prompt, counted per image
-            "text_head": (len(m.prior.cap_emb) * mc.text_dim if latent else
-                          count_macs(copy.deepcopy(head).float().cpu(), torch.zeros(1, mc.text_dim))),
+            "text_head": len(m.prior.cap_emb) * mc.text_dim,
             "dfgan_peer": count_macs(dfgan, *df_in(1)),
             "ldm_peer": count_macs(ldm, *ldm_in(1)) + ldm.attention_macs(1, 8)}
     r["gflop_per_image"] = {k: 2 * v / 1e9 for k, v in macs.items()}
@@ -160,7 +152,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
                 pipe.clear_embeddings()
             t = time.perf_counter()
             pipe.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i, upscale=up)
-            _sync(device)
+            sync_device(device)
             times[up].append(time.perf_counter() - t)
         for k, v in request_stages(pipe, PROMPTS[i % len(PROMPTS)], i, encode).items():
             stages.setdefault(k, []).append(v)
@@ -220,8 +212,7 @@ def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4) -> di
     """Seconds of each stage of one prompt -> n images request, each timed alone: text encoding
     (the embedding cache cleared first; absent without MiniLM), then for the latent model the
     retrieval prior's read (prompt -> neighbours and weights) and sample (n latents) and the
-    decoder (n latents -> n images, in the pipeline's precision), or for the GAN its text head +
-    generator; the discriminator gate (n images); the upsampler (n images to 256 px). The same
+    decoder (n latents -> n images, in the pipeline's precision); the discriminator gate (n images); the upsampler (n images to 256 px). The same
     calls generate makes, seeds seed .. seed + n - 1, style "any"."""
     device, m = pipe.device, pipe.model
     seeds = list(range(seed, seed + n))
@@ -230,7 +221,7 @@ def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4) -> di
     def timed(name, fn):
         t = time.perf_counter()
         res = fn()
-        _sync(device)
+        sync_device(device)
         out[name] = time.perf_counter() - t
         return res
 
@@ -241,12 +232,9 @@ def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4) -> di
         e = pipe.embed([prompt])
     style = pipe.seed_styles(torch.full((n,), m.cfg.num_styles, dtype=torch.long), seeds)
     en = e.expand(n, -1)
-    if pipe.is_latent:
-        reading = timed("prior_read", lambda: m.prior.read(e[:1].float().cpu())[0])
-        z = timed("prior_sample", lambda: m.prior.sample([reading] * n, style.tolist(), seeds))
-        x = timed("decoder", lambda: pipe.decode(z, style))
-    else:
-        x = timed("generator", lambda: pipe.sample(en, style, seeds))
+    reading = timed("prior_read", lambda: m.prior.read(e[:1].float().cpu())[0])
+    z = timed("prior_sample", lambda: m.prior.sample([reading] * n, style.tolist(), seeds))
+    x = timed("decoder", lambda: pipe.decode(z, style))
     timed("gate", lambda: pipe.judge(x, en, style.to(device)))
     timed("upsampler", lambda: pipe.super_resolve(x))
     return out

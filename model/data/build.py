@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .catalog import build_catalog, match_fluent
-from .packages import (PACKAGES, STYLES, DataBuildError, Package, _dedup_lower, code_str, ensure_tarball,
+from .packages import (PACKAGES, STYLES, DataBuildError, Package, dedup_lower, code_str, ensure_tarball,
                        read_members)
-from .render import _import_cairosvg, _render_job
+from .render import import_cairosvg, render_job
 
 DESCRIPTIONS = Path(__file__).with_name("descriptions.jsonl")
 
@@ -31,7 +31,7 @@ def read_descriptions(path: str | Path = DESCRIPTIONS) -> dict[str, list[str]]:
                 code, texts = str(row["code"]).lower(), row["descriptions"]
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}:{lineno}: expected {{\"code\": ..., \"descriptions\": [...]}} ({e})") from e
-            out.setdefault(code, []).extend(_dedup_lower(texts))
+            out.setdefault(code, []).extend(dedup_lower(texts))
     return out
 
 
@@ -127,7 +127,7 @@ def build(
     if names not in ("cldr", "unicode"):
         raise ValueError(f"names must be 'cldr' or 'unicode', got {names!r}")
     if "openmoji" in styles:
-        _import_cairosvg()
+        import_cairosvg()
 
     # metadata comes from emoji-datasource (emoji.json) and openmoji (openmoji.json) always
     meta_style = next((s for s in ("google", "twitter") if s in styles), "google")
@@ -180,7 +180,7 @@ def build(
                 "file_name": f"images/{style}/{code}.png",
                 "text": text,
                 "style": style,
-                "keywords": _dedup_lower(ent.short_names + ent.tags, drop=[text]),
+                "keywords": dedup_lower(ent.short_names + ent.tags, drop=[text]),
                 "category": ent.category or "Extras",
                 "code": code,
                 "skin_tone": ent.skin_tone,
@@ -209,7 +209,7 @@ def build(
         if workers > 1 and len(jobs) > 1:
             ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
             with ctx.Pool(workers) as pool:
-                results = pool.imap_unordered(_render_job, jobs, chunksize=16)
+                results = pool.imap_unordered(render_job, jobs, chunksize=16)
                 for job_id, n, err in results:
                     written += n
                     if err:
@@ -217,7 +217,7 @@ def build(
                     bar.update()
         else:
             for job in jobs:
-                job_id, n, err = _render_job(job)
+                job_id, n, err = render_job(job)
                 written += n
                 if err:
                     failed[job_id] = err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .packages import _GROUP_CATEGORY, _is_private_use, _split_tags, _tones, code_key, code_str
+from .packages import GROUP_CATEGORY, is_private_use, split_tags, tone_of, code_key, code_str
 
 @dataclass
 class Entry:
@@ -41,7 +41,7 @@ def build_catalog(emoji_json: list[dict], openmoji_json: list[dict]) -> dict[tup
         cat[key].images.update(_ds_images(e))
         for mods, v in (e.get("skin_variations") or {}).items():
             vkey = code_key(v["unified"])
-            tone = _tones(code_key(mods))
+            tone = tone_of(code_key(mods))
             cat[vkey] = Entry(
                 vkey, unicode_name=f"{name}: {tone}" if name else None, short_names=shorts,
                 category=category, skin_tone=tone, base=key,
@@ -52,15 +52,15 @@ def build_catalog(emoji_json: list[dict], openmoji_json: list[dict]) -> dict[tup
         if o.get("group") == "extras-openmoji":
             continue
         key = code_key(o["hexcode"])
-        if _is_private_use(key):
+        if is_private_use(key):
             continue
-        tags = _split_tags(o.get("tags")) + _split_tags(o.get("openmoji_tags"))
+        tags = split_tags(o.get("tags")) + split_tags(o.get("openmoji_tags"))
         om_tags[key] = tags
         ent = cat.get(key)
-        tone = _tones(key) if o.get("skintone") not in ("", None) else None
+        tone = tone_of(key) if o.get("skintone") not in ("", None) else None
         if ent is None:
             group = o.get("group") or ""
-            category = _GROUP_CATEGORY.get(group) or _GROUP_CATEGORY.get(o.get("subgroups") or "")
+            category = GROUP_CATEGORY.get(group) or GROUP_CATEGORY.get(o.get("subgroups") or "")
             base = code_key(o["skintone_base_hexcode"]) if o.get("skintone_base_hexcode") else None
             ent = cat[key] = Entry(key, category=category or "Extras", skin_tone=tone,
                                    base=base if tone else None)

@@ -29,7 +29,7 @@ SKIN_TONES: dict[int, str] = {
 }
 
 # OpenMoji groups -> emoji.json categories (used for codes emoji.json does not know)
-_GROUP_CATEGORY = {
+GROUP_CATEGORY = {
     "smileys-emotion": "Smileys & Emotion",
     "people-body": "People & Body",
     "component": "Component",
@@ -128,11 +128,11 @@ def code_str(key: tuple[int, ...]) -> str:
     return "-".join(f"{cp:04x}" for cp in key)
 
 
-def _is_private_use(key: tuple[int, ...]) -> bool:
+def is_private_use(key: tuple[int, ...]) -> bool:
     return any(0xE000 <= cp <= 0xF8FF or cp >= 0xF0000 for cp in key)
 
 
-def _tones(key: tuple[int, ...]) -> str | None:
+def tone_of(key: tuple[int, ...]) -> str | None:
     tones = [SKIN_TONES[cp] for cp in key if cp in SKIN_TONES]
     if not tones:
         return None
@@ -141,7 +141,7 @@ def _tones(key: tuple[int, ...]) -> str | None:
     return ", ".join(tones)
 
 
-def _split_tags(s: Any) -> list[str]:
+def split_tags(s: Any) -> list[str]:
     if not s:
         return []
     if isinstance(s, (list, tuple)):
@@ -149,7 +149,7 @@ def _split_tags(s: Any) -> list[str]:
     return str(s).split(",")
 
 
-def _dedup_lower(items: Iterable[str], drop: Iterable[str] = ()) -> list[str]:
+def dedup_lower(items: Iterable[str], drop: Iterable[str] = ()) -> list[str]:
     seen = {d.strip().lower() for d in drop}
     out = []
     for it in items:

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from .packages import _dedup_lower
+from .packages import dedup_lower
 
 CAPTIONS_VERSION = 4  # part of the imagefolder pack cache's key: a change here rebuilds the cache
 
@@ -59,7 +59,7 @@ def caption_variants(record: dict) -> list[str]:
     if isinstance(descs, str):
         descs = [descs]
     caps.extend(str(d) for d in descs)
-    return _dedup_lower(caps)
+    return dedup_lower(caps)
 
 
 def read_metadata(folder: str | Path) -> list[dict]:

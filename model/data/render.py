@@ -38,7 +38,7 @@ def _render_svg(data: bytes, size: int) -> bytes:
         return cairosvg.svg2png(bytestring=fixed, output_width=size, output_height=size)
 
 
-def _render_job(job: tuple[str, bytes, list[tuple[int, str]], str]) -> tuple[str, int, str | None]:
+def render_job(job: tuple[str, bytes, list[tuple[int, str]], str]) -> tuple[str, int, str | None]:
     """Worker: decode one source image and write every (size, path) it is needed at.
 
     Returns (job id, files written, error message or None); errors do not stop the build.
@@ -62,7 +62,7 @@ def _render_job(job: tuple[str, bytes, list[tuple[int, str]], str]) -> tuple[str
     return job_id, len(outputs), None
 
 
-def _import_cairosvg() -> None:
+def import_cairosvg() -> None:
     try:
         import cairosvg  # noqa: F401
     except (ImportError, OSError) as e:

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..dataset import load_dataset
-from ..evaluator import DEFAULT_EVALUATOR_DIR, image_names
-from .user_prompts import Judge, to_uint8_pil
+from ..dataset import image_names, load_dataset
+from ..evaluator import DEFAULT_EVALUATOR_DIR
+from .judge import Judge, to_uint8_pil
 
 
 def pairwise_rms(x: torch.Tensor) -> float:

@@ -43,16 +43,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dataset import Pack, load_dataset
+from ..dataset import Pack, image_names, load_dataset
 from ..evaluator import (ENL0Features, Evaluator, EvaluatorConfig, EvaluatorTrainConfig, base_name, encode_images, fd,
-                         image_names, train_evaluator)
-from ..gan import TextToImageGAN
+                         train_evaluator)
+from ..latent_model import LatentModel
 from . import report
 from .config import DISTRACTORS, NEAREST, PARAPHRASES, ROWS, EvalConfig
 from .metrics import (diversity, group_means, judge_stats, load_results, paired_difference, prompt_means,
                       r_precision, seed_diversity, spectrum_ratio, standard_error)
 from .. import paths
-from ..paths import pick_device
+from ..device import pick_device
 from .. import pixels
 
 ROOT = paths.ROOT  # the repository
@@ -65,7 +65,7 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return pixels.to_uint8(x).cpu()
 
 
-def sample(pipe, model: TextToImageGAN, emb: torch.Tensor, styles: torch.Tensor, seeds: list[int],
+def sample(pipe, model: LatentModel, emb: torch.Tensor, styles: torch.Tensor, seeds: list[int],
            batch: int = 64) -> torch.Tensor:
     """emb (N, 384), styles (N,) model style ids, seeds (N,) -> (N, 3, S, S) uint8 raw samples of
     `model`, drawn by Pipeline.sample exactly as the app draws them (truncation 1, no gate)."""
@@ -83,7 +83,7 @@ def retrieve(query: torch.Tensor, pool_emb: torch.Tensor, k: int = 1, mask: torc
     return sim.topk(min(k, sim.shape[1]), dim=1).indices
 
 
-def _style_map(pack: Pack, model: TextToImageGAN) -> torch.Tensor:
+def _style_map(pack: Pack, model: LatentModel) -> torch.Tensor:
     """pack style id -> model style id (unknown styles -> the model's 'any')."""
     names = list(model.cfg.styles)
     return torch.tensor([names.index(s) if s in names else len(names) for s in pack.style_names])
@@ -144,7 +144,7 @@ class Setup:
     sz: dict
     dev: str
     pipe: object
-    model: TextToImageGAN
+    model: LatentModel
     pack: Pack
     ev_dir: Path
     ev: Evaluator
@@ -213,8 +213,7 @@ def _generators(s: Setup) -> dict:
     model, pipe = s.model, s.pipe
     torch.manual_seed(s.cfg.seed)
     floor = type(model)(model.cfg).to(pipe.device, pipe.dtype).eval().requires_grad_(False)
-    if hasattr(floor, "prior"):  # a latent model's floor: random networks reading the same prior
-        floor.prior = model.prior
+    floor.prior = model.prior  # the floor: random networks reading the same prior
     if getattr(pipe, "cpu_bf16", False):
         floor = floor.to(memory_format=torch.channels_last)  # as Pipeline.from_pretrained does
     return {"model": model, "random_init": floor}

@@ -12,7 +12,7 @@ from .config import DISTRACTORS, NEAREST, ROWS, RPREC_KEYS
 
 def fd_enl0_note(model, folder) -> str:
     """Whether FD-ENL0 is independent of the model's training: not when its discriminator is built
-    on EfficientNet-Lite features, nor when a perceptual loss on them (--perc-weight) trained its
+    on EfficientNet-Lite features, nor when a perceptual loss on them (the retired GAN's --perc-weight) trained its
     generator, as the folder's config.json records."""
     in_d = any(type(mod).__module__.startswith("efficientnet") for mod in model.discriminator.modules())
     try:

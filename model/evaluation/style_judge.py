@@ -1,6 +1,6 @@
 """A style classifier on pixels: the measuring instrument for "is this image the asked style?".
 
-    python -m model.evaluation.style_judge            # train (or load the cached one) and report
+    python -m model.evaluation.judge            # train (or load the cached one) and report it beside the probe
 
 The evaluator's image features are built to be style-invariant (all styles of one emoji are
 positives in its contrastive loss), so a linear probe on them reads style poorly and reads blur
@@ -27,7 +27,6 @@ please it.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -335,32 +334,3 @@ def report_markdown(rep: dict) -> str:
             lines += ["", f"{p}, {v}: confusion [true rows x predicted columns: {', '.join(names)}]"]
             lines += [f"  {s:>9}: {row}" for s, row in zip(names, rep[p][v]["confusion"])]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ..dataset import load_dataset
-    from ..evaluator import DEFAULT_EVALUATOR_DIR, image_names
-    from .user_prompts import Judge
-
-    ap = argparse.ArgumentParser(description="Train (or load) the pixel style classifier and report it beside the "
-                                             "evaluator-feature probe on held-out emoji names.")
-    ap.add_argument("--data", default=".pack/emoji64-one.safetensors")
-    ap.add_argument("--evaluator", default=str(DEFAULT_EVALUATOR_DIR))
-    ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="folder of built weights ('' : never cache)")
-    ap.add_argument("--out", default=None, help="write the report as OUT/style_judge.json")
-    ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    pack = load_dataset(a.data, size=64)
-    names = image_names(pack)
-    judge = Judge(pack, names, a.evaluator, style_cache=a.cache or None)
-    print(report_markdown(judge.style_report))
-    if a.out:
-        out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "style_judge.json").write_text(json.dumps(judge.style_report, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -103,8 +103,6 @@ def alternatives(pipeline: Pipeline, prompt: str | None) -> list[str]:
     offers to draw instead when the first reading was not what the user meant. [] for a
     confident reading, a model without a prior, or a prompt the pipeline refuses (generate
     reports that one)."""
-    if not pipeline.is_latent:
-        return []
     try:
         rd = pipeline.read(prompt)
     except ValueError:
@@ -129,7 +127,7 @@ def refused_status():
 
 def checked_reading(pipeline: Pipeline, name) -> str:
     """A picked reading, checked against the prior's names (the choice list lives in the browser)."""
-    if not pipeline.is_latent or not isinstance(name, str) or name not in pipeline.model.prior.names:
+    if not isinstance(name, str) or name not in pipeline.model.prior.names:
         raise gr.Error("Pick one of the listed readings.", print_exception=False)
     return name
 

@@ -1,3 +1,2 @@
-"""Training of the latent model: its config, its objective, the loop (``python -m model.training``);
-our upsampler's trainer (upsampler); and the old VAE-GAN's trainer, config and model card (gan,
-gan_config, gan_card; ``python -m model.train``)."""
+"""Training of the latent model: its config, its objective, the loop (``python -m model.train``);
+the prior's text side rebuilt alone (reprior); our upsampler's trainer (upsampler)."""

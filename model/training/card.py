@@ -1,4 +1,4 @@
-"""The model card (README.md) an export of model.training writes, rendered from TrainConfig's own
+"""The model card (README.md) an export of model.train writes, rendered from TrainConfig's own
 fields: every field that differs from its default appears in the command, so the card reproduces
 the run; a hand-written notes file (the recipe's limits, what was measured) can be appended."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ..data.packages import SOURCES
 
 
 def command_of(config: dict, cls) -> str:
-    """`python -m model.training` with a flag for every field of cls whose value in config is not
+    """`python -m model.train` with a flag for every field of cls whose value in config is not
     its default (data always: a command without data is not one anyone can rerun)."""
     flags = []
     for f in dataclasses.fields(cls):
@@ -22,7 +22,7 @@ def command_of(config: dict, cls) -> str:
         flag = "--" + f.name.replace("_", "-")
         flags.append(flag if v is True else f"--no-{f.name.replace('_', '-')}" if v is False
                      else f"{flag} {shlex.quote(str(v))}")
-    return "python -m model.training " + " ".join(flags)
+    return "python -m model.train " + " ".join(flags)
 
 
 def front_matter(*tags: str) -> str:

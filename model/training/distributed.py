@@ -1,4 +1,4 @@
-"""Data parallelism for model.training: torch's DistributedDataParallel under ``torchrun``.
+"""Data parallelism for model.train: torch's DistributedDataParallel under ``torchrun``.
 
 Two modules are what the trainer optimises and what DDP wraps, one per optimiser:
 ``Autoencoder`` (encoder + decoder, forward = encode, sample, decode) and ``DiscriminatorObjective``

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..dataset import load_dataset
-from ..evaluator import image_names
+from ..dataset import image_names, load_dataset
 from ..latent import LatentConfig
 from ..latent_model import LatentModel
 from .card import write_card

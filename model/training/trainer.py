@@ -1,4 +1,4 @@
-"""Train the latent model: ``python -m model.training --data .pack/emoji64-one.safetensors --out runs/vae``.
+"""Train the latent model: ``python -m model.train --data .pack/emoji64-one.safetensors --out runs/vae``.
 
 Phase 1 trains the image VAE on reconstruction (same-style and cross-style pairs: an emoji's
 image in style A, encoded, decoded in style B, against its image in style B); from
@@ -6,7 +6,7 @@ image in style A, encoded, decoded in style B, against its image in style B); fr
 prior's latent tables, calibrates the gate on real images D never trained on, and writes a
 model folder. Checkpoints resume exactly (``ckpt.pt``: tensors only, read with weights_only).
 
-Data-parallel: ``torchrun --nproc_per_node N -m model.training --data ... --out ...`` runs N
+Data-parallel: ``torchrun --nproc_per_node N -m model.train --data ... --out ...`` runs N
 processes under DistributedDataParallel (gloo on CPU, nccl on CUDA); --batch-size is per process.
 """
 from __future__ import annotations
@@ -24,17 +24,17 @@ import torch
 
 from ..cli import parse_dataclass
 from ..augment import diff_augment
-from ..dataset import Pack, load_dataset
+from ..dataset import Pack, image_names, load_dataset
 from ..data.records import caption_templates, is_description
-from ..evaluator import image_names
+from ..device import cpu_has_fast_bf16, pick_device
 from ..latent import TINY_LATENT, LatentConfig
 from ..latent_model import LatentModel
 from . import distributed as ddp
 from .card import write_card
-from .objective import Weights, generator_loss, refine_latents
+from .objective import Weights, generator_loss
 from .query_map import fit_query_map
-from ..paths import pick_device
 from ..pixels import to_uint8, to_unit
+from ..refine import refine_latents
 
 
 @dataclass(kw_only=True)
@@ -156,7 +156,6 @@ class Trainer:
         self.device = torch.device(f"cuda:{w.local_rank}" if dev == "cuda" and w.on else dev)
         if tcfg.threads:
             torch.set_num_threads(tcfg.threads)
-        from ..pipeline import cpu_has_fast_bf16
         amp = tcfg.amp if tcfg.amp != "auto" else ("bf16" if dev == "cuda" or cpu_has_fast_bf16() else "none")
         self.autocast = (lambda: torch.autocast(dev, dtype=torch.bfloat16)) if amp == "bf16" else contextlib.nullcontext
         fields = tcfg.model_fields()
@@ -324,7 +323,7 @@ class Trainer:
             names = image_names(p)
         from tqdm import tqdm
 
-        mus, sig = [], []
+        mus, sig, w = [], [], self.cfg.weights()
         for i in tqdm(range(0, len(p), 256), desc=f"prior latents (refine {self.cfg.refine_steps} steps)", unit="x256",
                       disable=not self.world.main):
             x = to_unit(p.images[i:i + 256]).to(self.device)
@@ -332,7 +331,7 @@ class Trainer:
             for j in range(0, len(x), 32):  # small batches: 3x the img-steps/s of 256 on a CPU
                 mu[j:j + 32] = refine_latents(m.decoder, x[j:j + 32], p.styles[i + j:i + j + 32].to(self.device),
                                               mu[j:j + 32], steps=self.cfg.refine_steps, lr=self.cfg.refine_lr,
-                                              w=self.cfg.weights(), autocast=self.autocast,
+                                              recon=w.recon, edge=w.edge, autocast=self.autocast,
                                               channels_last=self.device.type == "cpu")
             mus.append(mu.float().cpu())
             sig.append(torch.exp(0.5 * logvar.float()).mean(dim=(2, 3)).cpu())  # (b, C)
