@@ -125,7 +125,7 @@ def test_unicode_prompts_work(pipe, prompt):
     (lambda p: p.generate("red apple", seed=2**40), "seed must be from 0 to"),
     (lambda p: p.generate("red apple", style="cubism"), "Unknown style 'cubism'; choose one of any, google"),
     (lambda p: p.generate("red apple", truncation=-0.5), "diversity must be from 0 to 2.0, got -0.5"),
-    (lambda p: p.generate("red apple", truncation=float("nan")), "diversity must be from 0"),
+    (lambda p: p.generate("red apple", truncation=float("nan")), "diversity must be a number, got NaN"),
     (lambda p: p.generate("red apple", truncation="lots"), "diversity must be a number"),
     (lambda p: p.generate("red apple", gate=1.5), "gate must be from 0 to 1"),
     (lambda p: p.interpolate("red apple", "rocket", steps=1), "steps must be from 2 to 32, got 1"),
