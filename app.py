@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     server.drop_unfinished_cache(cache)  # a start that was killed while caching left a partial one
     demo = build_demo(pipeline, examples_cache=cache)
     demo.launch(**launch_options(args.host, args.port, args.share), prevent_thread_lock=True)
-    server.mark_cache_finished(cache, len(read_examples()))
+    server.mark_cache_when_finished(cache, len(read_examples()))
     t0 = time.perf_counter()
     pipeline.embed(["warm up"])  # load the sentence encoder now, not in the first request
     log.info("text encoder ready in %.1f s", time.perf_counter() - t0)

@@ -131,6 +131,20 @@ def test_an_interrupted_examples_cache_is_rebuilt(tmp_path):
     assert not server.drop_unfinished_cache(cache) and cache.exists()
 
 
+def test_the_cache_is_marked_once_gradio_has_written_every_example(tmp_path):
+    """Gradio may still be caching when launch() returns: a watcher marks the cache when the last
+    example arrives."""
+    cache = tmp_path / "abc"
+    (cache / "7").mkdir(parents=True)
+    (cache / "7" / "log.csv").write_text("gallery,status,sheet\na,b,c\n")
+    watcher = server.mark_cache_when_finished(cache, 2, timeout=20)
+    time.sleep(1.5)
+    assert not (cache / server.FINISHED).exists()
+    (cache / "7" / "log.csv").write_text("gallery,status,sheet\na,b,c\nd,e,f\n")
+    watcher.join(timeout=10)
+    assert (cache / server.FINISHED).exists()
+
+
 def test_patch_map_shows_where_the_discriminator_objects():
     img = Image.new("RGB", (16, 16), (255, 255, 255))
     patch = np.full((4, 4), 0.45, dtype=np.float32)
@@ -170,7 +184,7 @@ def test_the_app_leaves_nothing_behind_after_sigterm(tiny_latent_dir, tmp_path):
         client.predict("red apple", "any", 2, 0, False, 1.0, 2, 0.5, True, api_name="/generate")
         roots = list((tmp_path / "tmp").glob(f"{tmp.ROOT_PREFIX}{proc.pid}-*"))
         assert len(roots) == 1 and any(roots[0].rglob("*.png"))
-        deadline = time.monotonic() + 120  # the server answers while it still caches the examples
+        deadline = time.monotonic() + 300  # the server answers while it still caches the examples
         while time.monotonic() < deadline and not list((tmp_path / "cache").rglob(server.FINISHED)):
             time.sleep(0.5)
         assert list((tmp_path / "cache" / "emoji-t2i" / "examples").rglob(server.FINISHED))

@@ -6,6 +6,8 @@ import csv
 import logging
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 from fastapi import Request
@@ -71,11 +73,26 @@ def cached_rows(folder: Path) -> int:
 
 
 def mark_cache_finished(folder: Path, expected: int) -> bool:
-    """After launch (gradio caches the examples during it): mark the cache finished when it holds
-    every example."""
+    """Mark the cache finished if it holds every example."""
     if cached_rows(folder) >= expected:
         (folder / FINISHED).write_text(f"{expected}\n")
         return True
-    log.warning("the examples cache %s holds %d of %d examples; it will be rebuilt at the next start",
-                folder, cached_rows(folder), expected)
     return False
+
+
+def mark_cache_when_finished(folder: Path, expected: int, timeout: float = 900.0) -> threading.Thread:
+    """Gradio caches the examples while the server already answers (on a busy machine, after
+    launch() has returned): watch the cache from a background thread and mark it finished once it
+    holds every example; a process stopped before that leaves it unmarked, to be rebuilt."""
+    def watch():
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if mark_cache_finished(folder, expected):
+                return
+            time.sleep(1.0)
+        log.warning("the examples cache %s holds %d of %d examples; it will be rebuilt at the next start",
+                    folder, cached_rows(folder), expected)
+
+    t = threading.Thread(target=watch, name="examples-cache", daemon=True)
+    t.start()
+    return t
