@@ -1,13 +1,15 @@
 """Training data in memory: any captioned imagefolder -> a compact "pack".
 
 A pack holds every image as PNG bytes plus, per image, its style id and the indices of
-its caption variants into one caption table whose MiniLM embeddings are computed once.
+its caption variants into one caption table whose sentence embeddings (MiniLM unless the pack
+says otherwise) are computed once.
 It is a single safetensors file, so a dataset (and its caption embeddings) can travel
 to a machine without the sentence encoder: ``python -m model.dataset FOLDER --out F``.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import json
@@ -21,6 +23,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from .images import square_on_white
+from .text_encoder import MINILM
 
 SAMPLE_PROMPTS = ("grinning face", "red apple", "rocket", "dog face", "pizza", "red heart",
                   "smiling face with sunglasses", "cat face")
@@ -32,9 +35,10 @@ class Pack:
     styles: torch.Tensor  # (N,) int64 index into style_names
     cap_offsets: torch.Tensor  # (N + 1,) int64: captions of image i are cap_index[off[i]:off[i+1]]
     cap_index: torch.Tensor  # (K,) int64 into captions
-    cap_emb: torch.Tensor  # (M, 384) float16 unit MiniLM embeddings
+    cap_emb: torch.Tensor  # (M, text_dim) float16 unit embeddings by text_encoder
     captions: list[str]  # (M,)
     style_names: list[str]
+    text_encoder: str = MINILM  # which sentence encoder wrote cap_emb
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -91,8 +95,8 @@ def build_pack(folder: str | Path, *, size: int, encoder=None, skin_tones: str =
         offsets.append(len(index))
     captions = list(table)
     if encoder is None:
-        from .text_encoder import SentenceEncoder
-        encoder = SentenceEncoder()
+        from .text_encoder import load_text_encoder
+        encoder = load_text_encoder(MINILM)
     emb = encoder.encode(captions).to(torch.float16)
     return Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                 styles=torch.tensor(style_ids, dtype=torch.long),
@@ -112,7 +116,7 @@ def save_pack(pack: Pack, path: str | Path) -> Path:
                "styles": pack.styles, "cap_offsets": pack.cap_offsets, "cap_index": pack.cap_index,
                "cap_emb": pack.cap_emb}
     meta = {"captions": json.dumps(pack.captions), "style_names": json.dumps(pack.style_names),
-            "size": str(pack.images.shape[-1])}
+            "size": str(pack.images.shape[-1]), "text_encoder": pack.text_encoder}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
@@ -130,12 +134,48 @@ def load_pack(path: str | Path) -> Pack:
                        for a, b in zip(offs[:-1], offs[1:])])
     return Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), styles=t["styles"],
                 cap_offsets=t["cap_offsets"], cap_index=t["cap_index"], cap_emb=t["cap_emb"],
-                captions=json.loads(meta["captions"]), style_names=json.loads(meta["style_names"]))
+                captions=json.loads(meta["captions"]), style_names=json.loads(meta["style_names"]),
+                text_encoder=meta.get("text_encoder", MINILM))  # packs from before the field: MiniLM
 
 
-def load_dataset(path: str | Path, *, size: int, skin_tones: str = "all") -> Pack:
-    """A pack file, or an imagefolder (its pack is cached beside it and rebuilt when metadata changes)."""
-    path = Path(path)
+def load_dataset(path: str | Path, *, size: int, skin_tones: str = "all", text_encoder: str = MINILM,
+                 known: Pack | None = None) -> Pack:
+    """A pack file, or an imagefolder (its pack is cached beside it and rebuilt when metadata changes),
+    its captions embedded by text_encoder (re-embedded, and cached, when the pack holds another's;
+    known: see reembed)."""
+    pack = _load_dataset(Path(path), size=size, skin_tones=skin_tones)
+    if pack.text_encoder != text_encoder:
+        cache = (Path(path).parent if Path(path).is_file() else Path(path)) / ".cache"
+        pack = reembed(pack, text_encoder, cache, known=known)
+    return pack
+
+
+def reembed(pack: Pack, text_encoder: str, cache: str | Path | None = None, known: Pack | None = None) -> Pack:
+    """The pack with its captions embedded by another sentence encoder; with a cache folder the
+    embeddings are kept there, keyed by the encoder and the captions. known: a pack already in
+    that encoder's space whose captions are reused (only the others are encoded)."""
+    key = hashlib.md5(("\n".join(pack.captions) + "|" + text_encoder).encode()).hexdigest()[:12]
+    file = Path(cache) / f"captions-{text_encoder.split('/')[-1]}-{key}.safetensors" if cache else None
+    if file is not None and file.is_file():
+        emb = load_file(str(file))["cap_emb"]
+    else:
+        have = {c: i for i, c in enumerate(known.captions)} if known is not None and known.text_encoder == text_encoder else {}
+        todo = [c for c in pack.captions if c not in have]
+        if todo:
+            from .text_encoder import load_text_encoder
+            new = load_text_encoder(text_encoder).encode(todo).to(torch.float16)
+        at = {c: i for i, c in enumerate(todo)}
+        emb = torch.stack([known.cap_emb[have[c]].to(torch.float16) if c in have else new[at[c]] for c in pack.captions]) \
+            if pack.captions else torch.zeros(0, 1, dtype=torch.float16)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_suffix(f".{os.getpid()}.tmp")
+            save_file({"cap_emb": emb.contiguous()}, str(tmp))
+            tmp.replace(file)
+    return dataclasses.replace(pack, cap_emb=emb, text_encoder=text_encoder)
+
+
+def _load_dataset(path: Path, *, size: int, skin_tones: str) -> Pack:
     if path.is_file():
         pack = load_pack(path)
         if pack.images.shape[-1] != size:

@@ -15,6 +15,7 @@ import contextlib
 import gc
 import dataclasses
 import hashlib
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -123,6 +124,27 @@ def prior_captions(pack: Pack, names: list[str]) -> tuple[list[str], list[tuple[
             if pack.captions[c] not in templates:
                 pairs.add((c, eid[n]))
     return entries, sorted(pairs)
+
+
+def without_templates(pack: Pack) -> Pack:
+    """The pack with every caption the prior leaves out (the style and 'emoji' templates of each
+    image's name) dropped from its caption table: the prior's captions, and only those, to embed
+    when the model moves to another text encoder (16k of the 42k captions of data/emoji/64).
+    text_tables gives the same tables on it; image_names the same names."""
+    names = image_names(pack)
+    off = pack.cap_offsets.tolist()
+    per_image = []
+    for i, n in enumerate(names):
+        templates = set(caption_templates(n, pack.style_names[int(pack.styles[i])]))
+        per_image.append([c for c in pack.cap_index[off[i]:off[i + 1]].tolist() if pack.captions[c] not in templates])
+    kept = sorted({c for caps in per_image for c in caps})  # the old order: the same tables, row for row
+    new_id = {c: k for k, c in enumerate(kept)}
+    index = [new_id[c] for caps in per_image for c in caps]
+    offsets = [0, *itertools.accumulate(len(caps) for caps in per_image)]
+    return dataclasses.replace(pack, cap_offsets=torch.tensor(offsets, dtype=torch.long),
+                               cap_index=torch.tensor(index, dtype=torch.long),
+                               cap_emb=pack.cap_emb[torch.tensor(kept, dtype=torch.long)],
+                               captions=[pack.captions[c] for c in kept])
 
 
 @dataclass
