@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -70,8 +71,10 @@ def _skin_keep(rec: dict, skin_tones: str) -> bool:
 
 
 def build_pack(folder: str | Path, *, size: int, encoder=None, skin_tones: str = "all",
-               styles: tuple[str, ...] | None = None) -> Pack:
-    """Read an imagefolder (metadata.jsonl with a text column) into a Pack of size x size images."""
+               styles: tuple[str, ...] | None = None, text_encoder: str = MINILM, templates: bool = True) -> Pack:
+    """Read an imagefolder (metadata.jsonl with a text column) into a Pack of size x size images,
+    its captions embedded by `encoder` (default: text_encoder's); templates=False leaves out the
+    captions the prior never reads (see without_templates)."""
     from tqdm import tqdm
 
     from .data import caption_variants, read_metadata
@@ -94,15 +97,42 @@ def build_pack(folder: str | Path, *, size: int, encoder=None, skin_tones: str =
             index.append(table.setdefault(cap, len(table)))
         offsets.append(len(index))
     captions = list(table)
-    if encoder is None:
-        from .text_encoder import load_text_encoder
-        encoder = load_text_encoder(MINILM)
-    emb = encoder.encode(captions).to(torch.float16)
-    return Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+    pack = Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                 styles=torch.tensor(style_ids, dtype=torch.long),
                 cap_offsets=torch.tensor(offsets, dtype=torch.long),
                 cap_index=torch.tensor(index, dtype=torch.long),
-                cap_emb=emb, captions=captions, style_names=list(styles))
+                cap_emb=torch.zeros(len(captions), 0), captions=captions, style_names=list(styles),
+                text_encoder=text_encoder)
+    if not templates:
+        pack = without_templates(pack)
+    if encoder is None:
+        from .text_encoder import load_text_encoder
+        encoder = load_text_encoder(text_encoder)
+    return dataclasses.replace(pack, cap_emb=encoder.encode(pack.captions).to(torch.float16))
+
+
+def without_templates(pack: Pack) -> Pack:
+    """The pack with every caption the prior leaves out (the style and 'emoji' templates of each
+    image's name, model.data.records.caption_templates) dropped from its caption table: what to
+    embed when only the prior needs the captions (16k of the 42k captions of data/emoji/64).
+    The prior's tables (model.training.trainer.text_tables) come out the same, row for row."""
+    from .data.records import caption_templates
+
+    off = pack.cap_offsets.tolist()
+    per_image = []
+    for i in range(len(pack)):
+        caps = pack.cap_index[off[i]:off[i + 1]].tolist()
+        name = pack.captions[caps[0]]  # the first caption variant is the name
+        templates = set(caption_templates(name, pack.style_names[int(pack.styles[i])]))
+        per_image.append([c for c in caps if pack.captions[c] not in templates])
+    kept = sorted({c for caps in per_image for c in caps})  # the old order: the same tables, row for row
+    new_id = {c: k for k, c in enumerate(kept)}
+    index = [new_id[c] for caps in per_image for c in caps]
+    offsets = [0, *itertools.accumulate(len(caps) for caps in per_image)]
+    return dataclasses.replace(pack, cap_offsets=torch.tensor(offsets, dtype=torch.long),
+                               cap_index=torch.tensor(index, dtype=torch.long),
+                               cap_emb=pack.cap_emb[torch.tensor(kept, dtype=torch.long)],
+                               captions=[pack.captions[c] for c in kept])
 
 
 def save_pack(pack: Pack, path: str | Path) -> Path:
@@ -139,14 +169,32 @@ def load_pack(path: str | Path) -> Pack:
 
 
 def load_dataset(path: str | Path, *, size: int, skin_tones: str = "all", text_encoder: str = MINILM,
-                 known: Pack | None = None) -> Pack:
+                 templates: bool = True, known: Pack | None = None) -> Pack:
     """A pack file, or an imagefolder (its pack is cached beside it and rebuilt when metadata changes),
-    its captions embedded by text_encoder (re-embedded, and cached, when the pack holds another's;
-    known: see reembed)."""
-    pack = _load_dataset(Path(path), size=size, skin_tones=skin_tones)
-    if pack.text_encoder != text_encoder:
-        cache = (Path(path).parent if Path(path).is_file() else Path(path)) / ".cache"
-        pack = reembed(pack, text_encoder, cache, known=known)
+    its captions embedded by text_encoder (a pack file holding another's is re-embedded and the
+    vectors cached; known: see reembed). templates=False: without_templates."""
+    path = Path(path)
+    if path.is_file():
+        pack = load_pack(path)
+        if pack.images.shape[-1] != size:
+            raise ValueError(f"{path} holds {pack.images.shape[-1]} px images, expected {size}")
+        if not templates:
+            pack = without_templates(pack)
+        return pack if pack.text_encoder == text_encoder else reembed(pack, text_encoder, path.parent / ".cache", known)
+    meta = path / "metadata.jsonl"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{path} is neither a pack file nor an imagefolder with metadata.jsonl")
+    from .data.records import CAPTIONS_VERSION
+
+    extra = ("" if text_encoder == MINILM else f"/{text_encoder}") + ("" if templates else "/no-templates")
+    key = hashlib.md5(meta.read_bytes() + f"{size}/{skin_tones}/captions-{CAPTIONS_VERSION}{extra}".encode()).hexdigest()[:12]
+    cache = path / ".cache" / f"pack-{size}-{skin_tones}-{key}.safetensors"
+    if cache.is_file():
+        return load_pack(cache)
+    pack = build_pack(path, size=size, skin_tones=skin_tones, text_encoder=text_encoder, templates=templates)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    save_pack(pack, tmp)
+    tmp.replace(cache)  # atomic: processes building the same cache never read half a file
     return pack
 
 
@@ -173,28 +221,6 @@ def reembed(pack: Pack, text_encoder: str, cache: str | Path | None = None, know
             save_file({"cap_emb": emb.contiguous()}, str(tmp))
             tmp.replace(file)
     return dataclasses.replace(pack, cap_emb=emb, text_encoder=text_encoder)
-
-
-def _load_dataset(path: Path, *, size: int, skin_tones: str) -> Pack:
-    if path.is_file():
-        pack = load_pack(path)
-        if pack.images.shape[-1] != size:
-            raise ValueError(f"{path} holds {pack.images.shape[-1]} px images, expected {size}")
-        return pack
-    meta = path / "metadata.jsonl"
-    if not meta.is_file():
-        raise FileNotFoundError(f"{path} is neither a pack file nor an imagefolder with metadata.jsonl")
-    from .data.records import CAPTIONS_VERSION
-
-    key = hashlib.md5(meta.read_bytes() + f"{size}/{skin_tones}/captions-{CAPTIONS_VERSION}".encode()).hexdigest()[:12]
-    cache = path / ".cache" / f"pack-{size}-{skin_tones}-{key}.safetensors"
-    if cache.is_file():
-        return load_pack(cache)
-    pack = build_pack(path, size=size, skin_tones=skin_tones)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    save_pack(pack, tmp)
-    tmp.replace(cache)  # atomic: processes building the same cache never read half a file
-    return pack
 
 
 def main(argv: list[str] | None = None) -> None:

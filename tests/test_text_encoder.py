@@ -143,7 +143,7 @@ def test_swapping_the_encoder_keeps_the_networks_and_refits_only_the_match_head(
                 text_encoder=te.MPNET)
     feats = match_head.image_features(old, pack, batch=16)
     test = torch.arange(n) % 4 == 0
-    match_head.fit_match_head(new, pack, feats, ~test, steps=150, batch=32)
+    match_head.fit_match_head(new, pack, feats, ~test, steps=100, batch=32)
     acc = match_head.match_accuracy(new, pack, feats, test)
     assert acc["pair"] == 1.0 and acc["images"] == int(test.sum())
 
@@ -152,7 +152,8 @@ def test_the_prior_built_without_template_captions_is_the_same(tmp_path):
     from helpers import write_colour_folder
     from model.dataset import build_pack
     from model.evaluator import image_names
-    from model.training.trainer import text_tables, without_templates
+    from model.dataset import without_templates
+    from model.training.trainer import text_tables
 
     pack = build_pack(write_colour_folder(tmp_path / "data"), size=16, encoder=FakeEncoder(384))
     slim = without_templates(pack)
@@ -163,3 +164,33 @@ def test_the_prior_built_without_template_captions_is_the_same(tmp_path):
     assert a.names == b.names and a.described == b.described > 0
     assert torch.equal(a.cap_emb, b.cap_emb) and torch.equal(a.cap_entry, b.cap_entry)
     assert torch.allclose(a.query_map, b.query_map)
+
+
+def test_reprior_moves_a_model_to_another_encoder(tmp_path, monkeypatch):
+    """reprior --text-encoder: the image networks and latents stay byte for byte, the config names the
+    new encoder and width, the caption table and the discriminator's text-match head are in its space."""
+    from helpers import write_colour_folder
+    from model.hub import load_folder
+    from model.training.reprior import rebuild_text_side
+    from model.training.trainer import TrainConfig, Trainer
+
+    encoders = {te.MINILM: FakeEncoder(384), te.MPNET: FakeEncoder(768)}
+    monkeypatch.setattr(te, "load_text_encoder", lambda name=te.MINILM, folder=None: encoders[name])
+    folder = write_colour_folder(tmp_path / "colours")
+    out = Trainer(TrainConfig(data=str(folder), out=str(tmp_path / "run"), model_config="tiny", batch_size=4, steps=2,
+                              adv_start=1, log_every=1, sample_every=1000, ckpt_every=1000, threads=2, device="cpu",
+                              amp="none", holdout=0.25)).fit()
+    new = rebuild_text_side(out, folder, tmp_path / "mpnet", text_encoder=te.MPNET, match_data=folder,
+                            match_steps=20)
+    for k in ("encoder", "decoder", "latents-google", "latents-openmoji"):
+        assert (new / f"{k}.safetensors").read_bytes() == (out / f"{k}.safetensors").read_bytes(), k
+    cfg = json.loads((new / "config.json").read_text())
+    assert cfg["text_encoder"] == te.MPNET and cfg["text_dim"] == 768
+    m, before = load_folder(new), load_folder(out)
+    assert m.prior.cap_emb.shape[1] == 768 and m.prior.query_map.shape == (768, 768)
+    assert m.prior.names == before.prior.names and len(m.prior.cap_emb) == len(before.prior.cap_emb)
+    assert m.discriminator.proj.in_features == 768 + m.cfg.num_styles
+    assert torch.equal(m.discriminator.from_rgb.weight, before.discriminator.from_rgb.weight)
+    head = cfg["training"]["match_head"]
+    assert head["held_out_before"]["text_encoder"] == te.MINILM and head["held_out_after"]["text_encoder"] == te.MPNET
+    assert head["held_out_after"]["images"] > 0 and 0 <= head["held_out_after"]["pair"] <= 1

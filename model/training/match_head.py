@@ -45,12 +45,6 @@ def image_features(model: LatentModel, pack: Pack, *, batch: int = 128) -> Featu
     return Features(torch.cat(real).float(), torch.cat(fake).float(), pack.styles.clone())
 
 
-def caption_rows(pack: Pack) -> list[list[int]]:
-    """Each image's caption ids (rows of pack.cap_emb)."""
-    off = pack.cap_offsets.tolist()
-    return [pack.cap_index[off[i]:off[i + 1]].tolist() for i in range(len(pack))]
-
-
 def fit_match_head(model: LatentModel, pack: Pack, feats: Features, train: torch.Tensor, *, steps: int = 3000,
                    batch: int = 512, lr: float = 1e-3, seed: int = 0) -> dict:
     """Re-initialise and train the discriminator's text-match head on the rows `train` (bool (N,)),
@@ -62,7 +56,7 @@ def fit_match_head(model: LatentModel, pack: Pack, feats: Features, train: torch
         getattr(disc, name).reset_parameters()
     params = [p for name in HEAD for p in getattr(disc, name).parameters()]
     opt = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.9))
-    caps = caption_rows(pack)
+    off, cap_index = pack.cap_offsets, pack.cap_index
     pool = torch.nonzero(train)[:, 0]
     emb = pack.cap_emb.float()
     loss = torch.tensor(0.0)
@@ -71,8 +65,8 @@ def fit_match_head(model: LatentModel, pack: Pack, feats: Features, train: torch
             p.requires_grad_(True)
         for _ in range(steps):
             idx = pool[torch.randint(len(pool), (batch,), generator=g)]
-            pick = torch.rand(batch, generator=g)
-            e = emb[torch.tensor([caps[i][int(u * len(caps[i]))] for i, u in zip(idx.tolist(), pick.tolist())])]
+            k = off[idx] + (torch.rand(batch, generator=g) * (off[idx + 1] - off[idx])).long()
+            e = emb[cap_index[k]]  # (B, text_dim): a caption of each image, as the training's batches
             s = feats.style[idx]
             m_real = disc.match_logit(feats.real[idx], e, s)
             m_fake = disc.match_logit(feats.fake[idx], e, s)
@@ -95,17 +89,17 @@ def match_accuracy(model: LatentModel, pack: Pack, feats: Features, rows: torch.
     Also the per-image pair hits (for paired comparisons)."""
     disc = model.discriminator
     names = image_names(pack)
+    distinct = sorted(set(names))
+    if len(distinct) < 2:
+        raise ValueError("the pack needs at least two emojis to tell a caption from another's")
     idx = torch.nonzero(rows)[:, 0]
     g = torch.Generator().manual_seed(seed)
-    other = idx[torch.randperm(len(idx), generator=g)]
-    for k in range(len(idx)):  # another emoji's name, never the image's own
-        j = 1
-        while names[int(other[k])] == names[int(idx[k])]:
-            other[k] = idx[(k + j) % len(idx)]
-            j += 1
+    pick = torch.randint(len(distinct) - 1, (len(idx),), generator=g).tolist()
+    # another emoji's name, never the image's own: a random one of the others
+    other = [[n for n in distinct if n != names[i]][k] for i, k in zip(idx.tolist(), pick)]
     row_of = {c: i for i, c in enumerate(pack.captions)}
     own = pack.cap_emb[torch.tensor([row_of[names[i]] for i in idx.tolist()])].float()
-    wrong = pack.cap_emb[torch.tensor([row_of[names[i]] for i in other.tolist()])].float()
+    wrong = pack.cap_emb[torch.tensor([row_of[n] for n in other])].float()
     s = feats.style[idx]
     m_own = disc.match_logit(feats.real[idx], own, s)
     m_wrong = disc.match_logit(feats.real[idx], wrong, s)

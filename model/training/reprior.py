@@ -29,17 +29,13 @@ from pathlib import Path
 
 import torch
 
-from ..dataset import load_dataset, reembed
+from ..dataset import load_dataset
 from ..evaluator import image_names
 from ..latent import LatentConfig
 from ..latent_model import LatentModel
 from . import match_head
 from .card import write_card
-from .trainer import TrainConfig, held_out, text_tables, without_templates
-
-
-def _cache_of(data: str | Path) -> Path:
-    return (Path(data).parent if Path(data).is_file() else Path(data)) / ".cache"
+from .trainer import TrainConfig, held_out, text_tables
 
 
 def refit_match(old: LatentModel, new: LatentModel, match_data: str | Path, *, holdout: float, seed: int,
@@ -47,9 +43,9 @@ def refit_match(old: LatentModel, new: LatentModel, match_data: str | Path, *, h
     """Fit new's discriminator text-match head on match_data's images outside the run's holdout
     (features through the frozen trunk); the held-out images' accuracy of old's head and new's.
     known: a pack in new's encoder space whose caption embeddings are reused."""
-    pack_old = without_templates(load_dataset(match_data, size=new.cfg.image_size, text_encoder=old.cfg.text_encoder))
-    pack_new = pack_old if new.cfg.text_encoder == old.cfg.text_encoder else \
-        reembed(pack_old, new.cfg.text_encoder, _cache_of(match_data), known=known)
+    pack_old = load_dataset(match_data, size=new.cfg.image_size, text_encoder=old.cfg.text_encoder, templates=False)
+    pack_new = load_dataset(match_data, size=new.cfg.image_size, text_encoder=new.cfg.text_encoder, templates=False,
+                            known=known)
     feats = match_head.image_features(old, pack_old)
     test = held_out(len(pack_old), holdout, seed)
     fit = match_head.fit_match_head(new, pack_new, feats, ~test, steps=steps, seed=seed)
@@ -65,7 +61,7 @@ def refit_match(old: LatentModel, new: LatentModel, match_data: str | Path, *, h
 def rebuild_text_side(model_dir: str | Path, prior_data: str | Path, out: str | Path, *,
                       query_map_steps: int | None = None, card_notes: str | Path | None = None,
                       text_encoder: str | None = None, match_data: str | Path | None = None,
-                      refit_match_head: bool = False) -> Path:
+                      refit_match_head: bool = False, match_steps: int = 3000) -> Path:
     """Load model_dir, replace its prior's caption table and query map with ones built from
     prior_data (in text_encoder's space: default the model's own), save the folder to out (which
     may be model_dir) and rewrite its card. A new encoder refits the discriminator's text-match head."""
@@ -77,14 +73,14 @@ def rebuild_text_side(model_dir: str | Path, prior_data: str | Path, out: str | 
                 else run.get("query_map_steps", TrainConfig.query_map_steps))
     m = LatentModel.from_folder(model_dir)
     name = text_encoder or m.cfg.text_encoder
-    pack = load_dataset(prior_data, size=m.cfg.image_size, skin_tones="all")
-    if pack.text_encoder != name:  # embed only the captions the prior keeps, cached beside the data
-        pack = reembed(without_templates(pack), name, _cache_of(prior_data))
+    # only the captions the prior reads are embedded (the same tables; cached beside the data)
+    pack = load_dataset(prior_data, size=m.cfg.image_size, skin_tones="all", text_encoder=name, templates=False)
     if name != m.cfg.text_encoder or refit_match_head:
         new = match_head.swap_text_encoder(m, dataclasses.replace(m.cfg, text_encoder=name, text_dim=0))
         training["match_head"] = refit_match(m, new, match_data or run.get("data", TrainConfig.data),
                                              holdout=float(run.get("holdout", TrainConfig.holdout)),
-                                             seed=int(run.get("seed", TrainConfig.seed)), known=pack)
+                                             seed=int(run.get("seed", TrainConfig.seed)), known=pack,
+                                             steps=match_steps)
         new.prior.fill(names=m.prior.names, cap_emb=torch.zeros(0, new.cfg.text_dim), cap_entry=m.prior.cap_entry[:0],
                        latents=m.prior.latents, sigmas=m.prior.sigmas, lat_entry=m.prior.lat_entry,
                        lat_style=m.prior.lat_style)

@@ -15,7 +15,6 @@ import contextlib
 import gc
 import dataclasses
 import hashlib
-import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ..data.records import caption_templates, is_description
 from ..evaluator import image_names
 from ..latent import TINY_LATENT, LatentConfig
 from ..latent_model import LatentModel
+from ..text_encoder import MINILM
 from . import distributed as ddp
 from .card import write_card
 from .objective import Weights, generator_loss, refine_latents
@@ -126,27 +126,6 @@ def prior_captions(pack: Pack, names: list[str]) -> tuple[list[str], list[tuple[
     return entries, sorted(pairs)
 
 
-def without_templates(pack: Pack) -> Pack:
-    """The pack with every caption the prior leaves out (the style and 'emoji' templates of each
-    image's name) dropped from its caption table: the prior's captions, and only those, to embed
-    when the model moves to another text encoder (16k of the 42k captions of data/emoji/64).
-    text_tables gives the same tables on it; image_names the same names."""
-    names = image_names(pack)
-    off = pack.cap_offsets.tolist()
-    per_image = []
-    for i, n in enumerate(names):
-        templates = set(caption_templates(n, pack.style_names[int(pack.styles[i])]))
-        per_image.append([c for c in pack.cap_index[off[i]:off[i + 1]].tolist() if pack.captions[c] not in templates])
-    kept = sorted({c for caps in per_image for c in caps})  # the old order: the same tables, row for row
-    new_id = {c: k for k, c in enumerate(kept)}
-    index = [new_id[c] for caps in per_image for c in caps]
-    offsets = [0, *itertools.accumulate(len(caps) for caps in per_image)]
-    return dataclasses.replace(pack, cap_offsets=torch.tensor(offsets, dtype=torch.long),
-                               cap_index=torch.tensor(index, dtype=torch.long),
-                               cap_emb=pack.cap_emb[torch.tensor(kept, dtype=torch.long)],
-                               captions=[pack.captions[c] for c in kept])
-
-
 @dataclass
 class TextTables:
     """The prior's text side: entry names, caption table (K, D) unit, each caption's entry (K,),
@@ -183,7 +162,8 @@ class Trainer:
         self.autocast = (lambda: torch.autocast(dev, dtype=torch.bfloat16)) if amp == "bf16" else contextlib.nullcontext
         fields = tcfg.model_fields()
         self.pack = pack if pack is not None else load_dataset(
-            tcfg.data, size=fields.get("image_size", LatentConfig().image_size), skin_tones=tcfg.skin_tones)
+            tcfg.data, size=fields.get("image_size", LatentConfig().image_size), skin_tones=tcfg.skin_tones,
+            text_encoder=fields.get("text_encoder", MINILM))  # --model-config names the encoder
         self.mcfg = LatentConfig.from_dict({**fields, "styles": tuple(self.pack.style_names),
                                             "image_size": self.pack.images.shape[-1]})
         self.out = Path(tcfg.out)
@@ -340,7 +320,8 @@ class Trainer:
         m, p = self.model.eval(), self.pack
         names = self.names
         if self.cfg.prior_data:
-            p = load_dataset(self.cfg.prior_data, size=self.mcfg.image_size, skin_tones="all")
+            p = load_dataset(self.cfg.prior_data, size=self.mcfg.image_size, skin_tones="all",
+                             text_encoder=self.mcfg.text_encoder, known=self.pack)
             if p.style_names != self.pack.style_names:
                 raise ValueError(f"--prior-data has styles {p.style_names}, the model {self.pack.style_names}")
             names = image_names(p)
