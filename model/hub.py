@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = paths.DEFAULT_MODEL_DIR
 MODEL_FILES = ("config.json", *(f"{n}.safetensors" for n in WEIGHT_FILES))  # the GAN's folder
-DOWNLOAD_PATTERNS = ("config.json", "*.safetensors", "README.md")  # any model folder's files
+DOWNLOAD_PATTERNS = ("config.json", "*.safetensors", "README.md",  # any model folder's files
+                     "text_encoder/*")  # its own copy of its text encoder, when it carries one (model.text_encoder)
 
 
 @dataclass(frozen=True)
