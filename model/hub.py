@@ -19,7 +19,8 @@ from . import paths
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = paths.DEFAULT_MODEL_DIR
-DOWNLOAD_PATTERNS = ("config.json", "*.safetensors", "README.md")  # any model folder's files
+DOWNLOAD_PATTERNS = ("config.json", "*.safetensors", "README.md",  # any model folder's files
+                     "text_encoder/*")  # its own copy of its text encoder, when it carries one (model.text_encoder)
 
 
 @dataclass(frozen=True)

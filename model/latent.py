@@ -21,6 +21,7 @@ from torch import nn
 
 from .config import DEFAULT_STYLES, DictConfig
 from .layers import Affine, lrelu
+from .text_encoder import MINILM, text_encoder_spec
 
 
 MODEL_TYPE = "emoji-latent-vae"  # config.json's model_type: the one model kind there is
@@ -30,8 +31,10 @@ MODEL_TYPE = "emoji-latent-vae"  # config.json's model_type: the one model kind 
 class LatentConfig(DictConfig):
     """Architecture of the latent model (image VAE + retrieval prior + discriminator)."""
 
-    text_encoder: str = "sentence-transformers/all-MiniLM-L6-v2"  # frozen; only its name travels
-    text_dim: int = 384  # MiniLM sentence embedding width
+    # the frozen sentence encoder, by name (model.text_encoder.TEXT_ENCODERS says where its files
+    # are); a config.json without the field was written with MiniLM and still loads as MiniLM
+    text_encoder: str = MINILM
+    text_dim: int = 0  # its sentence embedding width; 0 = the named encoder's (384 MiniLM, 768 mpnet)
     styles: tuple[str, ...] = DEFAULT_STYLES
     image_size: int = 64
     latent_channels: int = 16  # 8x8x16 = 1,024 numbers per image at 64 px
@@ -51,6 +54,11 @@ class LatentConfig(DictConfig):
     refine_lr: float = 0.1
 
     def __post_init__(self) -> None:
+        width = text_encoder_spec(self.text_encoder).dim  # ValueError for a name not in the registry
+        if self.text_dim == 0:
+            object.__setattr__(self, "text_dim", width)
+        if self.text_dim != width:
+            raise ValueError(f"text_dim {self.text_dim} does not match {self.text_encoder} ({width}-d)")
         n = len(self.channels) - 1
         if self.image_size < 8 or self.image_size & (self.image_size - 1) or self.image_size >> n < 2:
             raise ValueError(f"image_size must be a power of two >= 8 with a latent of >= 2 px; got "

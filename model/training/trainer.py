@@ -29,6 +29,7 @@ from ..data.records import caption_templates, is_description
 from ..device import cpu_has_fast_bf16, pick_device
 from ..latent import TINY_LATENT, LatentConfig
 from ..latent_model import LatentModel
+from ..text_encoder import MINILM
 from . import distributed as ddp
 from .card import write_card
 from .objective import Weights, generator_loss
@@ -160,7 +161,8 @@ class Trainer:
         self.autocast = (lambda: torch.autocast(dev, dtype=torch.bfloat16)) if amp == "bf16" else contextlib.nullcontext
         fields = tcfg.model_fields()
         self.pack = pack if pack is not None else load_dataset(
-            tcfg.data, size=fields.get("image_size", LatentConfig().image_size), skin_tones=tcfg.skin_tones)
+            tcfg.data, size=fields.get("image_size", LatentConfig().image_size), skin_tones=tcfg.skin_tones,
+            text_encoder=fields.get("text_encoder", MINILM))  # --model-config names the encoder
         self.mcfg = LatentConfig.from_dict({**fields, "styles": tuple(self.pack.style_names),
                                             "image_size": self.pack.images.shape[-1]})
         self.out = Path(tcfg.out)
@@ -317,7 +319,8 @@ class Trainer:
         m, p = self.model.eval(), self.pack
         names = self.names
         if self.cfg.prior_data:
-            p = load_dataset(self.cfg.prior_data, size=self.mcfg.image_size, skin_tones="all")
+            p = load_dataset(self.cfg.prior_data, size=self.mcfg.image_size, skin_tones="all",
+                             text_encoder=self.mcfg.text_encoder, known=self.pack)
             if p.style_names != self.pack.style_names:
                 raise ValueError(f"--prior-data has styles {p.style_names}, the model {self.pack.style_names}")
             names = image_names(p)
