@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from helpers import make_tiny_latent
+from helpers import make_tiny_model
 from model import text_encoder as te
 from model.dataset import Pack, reembed
 from model.latent import TINY_LATENT, LatentConfig
@@ -124,7 +124,7 @@ def test_reembed_reuses_a_known_packs_captions_and_caches(tmp_path, monkeypatch)
 
 
 def test_swapping_the_encoder_keeps_the_networks_and_refits_only_the_match_head():
-    old = make_tiny_latent()
+    old = make_tiny_model()
     new = match_head.swap_text_encoder(old, LatentConfig(**{**old.cfg.to_dict(), "styles": old.cfg.styles,
                                                             "text_encoder": te.MPNET, "text_dim": 0}))
     assert new.discriminator.proj.in_features == 768 + old.cfg.num_styles
