@@ -177,8 +177,10 @@ def use_private_gradio_cache() -> Path:
 
 def exit_cleanly_on_sigterm() -> None:
     """SIGTERM (docker stop, Spaces restarts, kill) ends the server as Ctrl-C does, so Gradio
-    closes and the atexit handlers remove this process's folder."""
+    closes and the atexit handlers remove this process's folder. Only the first one does: a
+    second SIGTERM while the server closes (a supervisor that repeats it) is ignored."""
     def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
