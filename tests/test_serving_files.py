@@ -165,7 +165,8 @@ def test_the_app_leaves_nothing_behind_after_sigterm(tiny_latent_dir, tmp_path):
 
     env = {**os.environ, "MODEL_ID": str(tiny_latent_dir), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path / "tmp"),
            "XDG_CACHE_HOME": str(tmp_path / "cache"), "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("GRADIO_TEMP_DIR", None)
+    for var in ("GRADIO_TEMP_DIR", "GRADIO_EXAMPLES_CACHE"):  # an in-process test app sets these for itself
+        env.pop(var, None)
     (tmp_path / "tmp").mkdir()
     (tmp_path / "tmp" / f"{tmp.ROOT_PREFIX}999999999-old").mkdir()  # a killed process's (no such pid)
     before = set(os.listdir(ROOT))
