@@ -33,7 +33,7 @@ from model.serving.api import GENERATE_PARAMS, generate_args  # noqa: E402
 from model.serving.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
-from model.serving.files import UploadImage  # noqa: E402
+from model.serving.files import upload_image  # noqa: E402
 from model.serving.events import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption,  # noqa: E402,F401
                       draw_reading, edit_upload, refused_status, generate_images, header, interpolate_frames, interpolate_uploads,
                       offer_alternatives, restyle_upload, score_boxes, score_upload,
@@ -137,10 +137,10 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         return gr.Slider(minimum=n, value=max(n, int(candidates or n)))
 
     def image_input(label, elem_id):
-        # UploadImage: a value that is not a file record gets a message, not a silent failure;
+        # upload_image: a value that is not a file record gets a message, not a silent failure;
         # every event that takes one passes it through model.serving.files.trusted_upload
-        return UploadImage(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                           elem_id=elem_id, elem_classes="upload-box")
+        return upload_image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                            elem_id=elem_id, elem_classes="upload-box")
 
     def results(label, elem_id, columns=4):
         # CSS hooks (assets/style.css): "results" galleries shrink their columns to fit the window,

@@ -74,12 +74,14 @@ class UploadRecord(ImageData):
             raise gr.Error(message, print_exception=False) from None
 
 
-class UploadImage(gr.Image):
-    """gr.Image whose raw value is checked as `UploadRecord` (events take it with preprocess=False
-    and pass it to `trusted_upload`). A template of gr.Image: the page draws it with gr.Image's
-    own front-end component (a plain subclass would have none, and the box would vanish)."""
-    is_template = True
-    data_model = UploadRecord
+def upload_image(**kwargs) -> gr.Image:
+    """A gr.Image input whose raw value is checked as `UploadRecord` (events take it with
+    preprocess=False and pass it to `trusted_upload`). The data model is set on the instance, not
+    by subclassing: gradio writes a .pyi stub beside the source of every component subclass at
+    import time, and the app must not write into its own folder."""
+    image = gr.Image(**kwargs)
+    image.data_model = UploadRecord
+    return image
 
 
 def trusted_roots() -> list[Path]:
