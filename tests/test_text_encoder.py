@@ -166,6 +166,7 @@ def test_the_prior_built_without_template_captions_is_the_same(tmp_path):
     assert torch.allclose(a.query_map, b.query_map)
 
 
+@pytest.mark.slow  # ~12 s on 2 cores: the whole reprior (caption table, query map, match head)
 def test_reprior_moves_a_model_to_another_encoder(tmp_path, monkeypatch):
     """reprior --text-encoder: the image networks and latents stay byte for byte, the config names the
     new encoder and width, the caption table and the discriminator's text-match head are in its space."""
