@@ -92,7 +92,7 @@ def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
 
 def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) -> gr.Blocks:
     """The whole UI over one loaded pipeline (tests pass a tiny one). Examples are cached in
-    `examples_cache` (default: .gradio/cached_examples/<model hash>)."""
+    `examples_cache` (default: ~/.cache/emoji-t2i/examples/<model hash>, see EXAMPLES_CACHE_ROOT)."""
     lim = pipeline.limits
     styles = pipeline.styles
     prompts = read_examples()
