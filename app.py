@@ -1,15 +1,10 @@
-"""Gradio web app: text to image, variations and restyling, text edits, latent interpolation
-(between prompts or between images) and discriminator scoring.
+"""Gradio web app: text to image, variations and restyling, text edits, latent interpolation and
+discriminator scoring. `python app.py [--host 127.0.0.1] [--port 7860] [--share]`; the model: env
+MODEL_ID / MODEL_REVISION (a Hub repo or a local folder), else the default in assets/model.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--share]
-
-The UI is thin: this file lays out the Blocks; each event calls one function of `model.serving.events`,
-plain Python over `model.pipeline.Pipeline`. The pipeline checks every bound (API callers
-bypass the sliders) and raises ValueError; the app turns that into a `gr.Error` with the same
-message and keeps serving.
-The model is chosen by env MODEL_ID / MODEL_REVISION (a Hub repo or a local folder),
-else the default shipped in assets/model.
-"""
+This file lays out the Blocks, one function per tab, and wires each event to a function of
+`model.serving.events` (plain Python over `model.pipeline.Pipeline`, which checks every bound and
+raises ValueError; the app shows that as a message and keeps serving)."""
 from __future__ import annotations
 
 import os
@@ -26,18 +21,18 @@ import hashlib  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from model.serving.api import GENERATE_PARAMS, generate_args  # noqa: E402
-from model.serving.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
-from model.serving.files import upload_image  # noqa: E402
-from model.serving.events import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, controls_from_caption,  # noqa: E402,F401
-                      draw_reading, edit_upload, refused_status, generate_images, header, interpolate_frames, interpolate_uploads,
-                      offer_alternatives, restyle_upload, score_boxes, score_upload,
-                      send_and_score, send_and_vary, send_to_edit, vary_upload)
+from model.serving.api import GENERATE_PARAMS, generate_args  # noqa: E402
+from model.serving.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
+from model.serving.components import gif_output, image_input, results  # noqa: E402
+from model.serving.events import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED,  # noqa: E402,F401
+                                  draw_reading, event_handlers, header, offer_alternatives, refused_status,
+                                  score_boxes, send_and_score, send_and_vary, send_to_edit)
 
 log = logging.getLogger("app")
 
@@ -90,6 +85,230 @@ def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
 
 # --- the Blocks ---
 
+def text_to_image_tab(lim, styles: list[str], defaults: tuple, prompts: list[str], generate) -> SimpleNamespace:
+    """The first tab's components, built inside its gr.Tab (cached examples drawn by `generate`)."""
+    style0, n0, seed0, random0, div0, cand0, gate0, up0 = defaults
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(label="Prompt", placeholder="e.g. red apple", max_lines=2,
+                                value="grinning face")
+            with gr.Row():
+                style = gr.Dropdown(styles, value=style0, label="Style")
+                n = gr.Slider(1, lim.max_images, value=n0, step=1, label="Number of images")
+            with gr.Row():
+                seed = gr.Number(value=seed0, precision=0, label="Seed (-1 = random)")
+                random_seed = gr.Checkbox(value=random0, label="Random seed")
+            diversity = gr.Slider(0, lim.max_truncation, value=div0, step=0.05,
+                                  label="Diversity (0 = the best reading, no noise)")
+            upscale_g = gr.Checkbox(value=up0, label=UPSCALE_LABEL)
+            with gr.Accordion("Discriminator gate", open=True):
+                candidates = gr.Slider(1, lim.max_candidates, value=cand0, step=1,
+                                       label="Candidates drawn (at least the number of images)")
+                gate = gr.Slider(0, 1, value=gate0, step=0.01,
+                                 label="Gate: discard candidates with P(real) below")
+            run = gr.Button("Generate", variant="primary")
+        with gr.Column(scale=3):
+            status = gr.Markdown("Press Generate: what the prompt was read as and how many "
+                                 "candidates passed the gate will show here.", elem_id="gen-status")
+            did_you_mean = gr.Radio([], label=ALTERNATIVES_LABEL, visible=False, elem_id="did-you-mean")
+            gallery = results(GALLERY_LABEL, "gallery")
+            sheet = gr.File(label="Download the whole result (PNG sheet; prompt, style and seeds "
+                            "in its metadata)", elem_id="sheet")
+            with gr.Row():
+                to_vary = gr.Button("Vary the first image", size="sm")
+                to_edit = gr.Button("Edit the first image", size="sm")
+                to_score = gr.Button("Send the first image to scoring", size="sm")
+    components = dict(prompt=prompt, style=style, n=n, seed=seed, random_seed=random_seed,
+                      diversity=diversity, candidates=candidates, gate=gate, upscale=upscale_g)
+    gen_inputs = [components[k] for k in GENERATE_PARAMS]  # the API's argument order
+    gr.Examples([[p, *defaults] for p in prompts], inputs=gen_inputs,
+                outputs=[gallery, status, sheet], fn=generate, cache_examples=True,
+                cache_mode="eager", visible_columns=[0], label="Examples (cached)")
+
+    return SimpleNamespace(prompt=prompt, style=style, n=n, seed=seed, random_seed=random_seed,
+                           diversity=diversity, upscale_g=upscale_g, candidates=candidates, gate=gate,
+                           run=run, status=status, did_you_mean=did_you_mean, gallery=gallery, sheet=sheet,
+                           to_vary=to_vary, to_edit=to_edit, to_score=to_score, gen_inputs=gen_inputs)
+
+
+def variations_tab(lim, styles: list[str], gate0: float) -> SimpleNamespace:
+    """Variations & restyle."""
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload_v = image_input("Image (an emoji, or any picture; transparency goes on white)", "upload-v")
+            with gr.Row():
+                n_v = gr.Slider(1, lim.max_images, value=4, step=1, label="Number of variations")
+                seed_v = gr.Number(value=0, precision=0, label="Seed (-1 = random)")
+            strength_v = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05,
+                                   label="How different (0 = the image as the model redraws it)")
+            style_v = gr.Dropdown(styles, value="any", label="Style (any = the one it looks like)")
+            with gr.Accordion("Discriminator gate", open=False):
+                cand_v = gr.Slider(1, lim.max_candidates, value=8, step=1, label="Candidates drawn")
+                gate_v = gr.Slider(0, 1, value=gate0, step=0.01,
+                                   label="Gate: discard candidates with P(real) below")
+            upscale_v = gr.Checkbox(value=True, label=UPSCALE_LABEL)
+            with gr.Row():
+                run_v = gr.Button("Variations", variant="primary")
+                run_r = gr.Button("Restyle in every style")
+        with gr.Column(scale=3):
+            gallery_v = results("Variations / the image in each style", "gallery-v")
+            status_v = gr.Markdown(elem_id="var-status")
+            sheet_v = gr.File(label="Download (PNG sheet)", elem_id="sheet-v")
+
+    return SimpleNamespace(upload_v=upload_v, n_v=n_v, seed_v=seed_v, strength_v=strength_v,
+                           style_v=style_v, cand_v=cand_v, gate_v=gate_v, upscale_v=upscale_v, run_v=run_v,
+                           run_r=run_r, gallery_v=gallery_v, status_v=status_v, sheet_v=sheet_v)
+
+
+def edit_tab(lim, styles: list[str]) -> SimpleNamespace:
+    """Text edit."""
+    gr.Markdown("\"Make it ...\": the image's latent moves by the difference between what the prior "
+                "draws for the new prompt and for what the image is (DALL·E 2's text diffs).")
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload_e = image_input("Image to edit", "upload-e")
+            prompt_e = gr.Textbox(label="Make it ... (the new prompt)", value="crying face", max_lines=2)
+            source_e = gr.Textbox(label="What the image is (empty = what it looks like to the model)",
+                                  value="", max_lines=2)
+            with gr.Row():
+                strength_e = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05, label="Strength")
+                steps_e = gr.Slider(2, lim.max_steps, value=6, step=1, label="Frames")
+            style_e = gr.Dropdown(styles, value="any", label="Style (any = the one it looks like)")
+            upscale_e = gr.Checkbox(value=True, label=UPSCALE_LABEL)
+            run_e = gr.Button("Edit", variant="primary")
+        with gr.Column(scale=3):
+            frames_e = results("From the image (strength 0) to the edit", "frames-e", columns=6)
+            status_e = gr.Markdown(elem_id="edit-status")
+            gif_e = gif_output("gif-e")
+
+    return SimpleNamespace(upload_e=upload_e, prompt_e=prompt_e, source_e=source_e, strength_e=strength_e,
+                           steps_e=steps_e, style_e=style_e, upscale_e=upscale_e, run_e=run_e,
+                           frames_e=frames_e, status_e=status_e, gif_e=gif_e)
+
+
+def interpolation_tab(lim, styles: list[str]) -> SimpleNamespace:
+    """Latent interpolation, between prompts and seeds or between two images."""
+    with gr.Tabs():
+        with gr.Tab("Between prompts and seeds"):
+            with gr.Row():
+                prompt_a = gr.Textbox(label="First prompt", value="grinning face", max_lines=2)
+                prompt_b = gr.Textbox(label="Second prompt (empty = the same)", value="red heart",
+                                      max_lines=2)
+            with gr.Row():
+                seed_a = gr.Number(value=0, precision=0, label="First seed (-1 = random)")
+                seed_b = gr.Number(value=1, precision=0, label="Second seed (empty = the same)")
+                steps = gr.Slider(2, lim.max_steps, value=8, step=1, label="Steps")
+                style_i = gr.Dropdown(styles, value="any", label="Style")
+                diversity_i = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05, label="Diversity")
+            upscale_i = gr.Checkbox(value=True, label=UPSCALE_LABEL)
+            run_i = gr.Button("Interpolate", variant="primary")
+        with gr.Tab("Between two images"):
+            with gr.Row():
+                image_a = image_input("First image", "image-a")
+                image_b = image_input("Second image", "image-b")
+            with gr.Row():
+                steps_ii = gr.Slider(2, lim.max_steps, value=8, step=1, label="Steps")
+                style_ii = gr.Dropdown(styles, value="any", label="Style (any = the first image's)")
+                upscale_ii = gr.Checkbox(value=True, label=UPSCALE_LABEL)
+            run_ii = gr.Button("Interpolate the images", variant="primary")
+    frames = results("Frames", "frames", columns=8)
+    gif = gif_output("gif")
+
+    return SimpleNamespace(prompt_a=prompt_a, prompt_b=prompt_b, seed_a=seed_a, seed_b=seed_b, steps=steps,
+                           style_i=style_i, diversity_i=diversity_i, upscale_i=upscale_i, run_i=run_i,
+                           image_a=image_a, image_b=image_b, steps_ii=steps_ii, style_ii=style_ii,
+                           upscale_ii=upscale_ii, run_ii=run_ii, frames=frames, gif=gif)
+
+
+def scoring_tab(styles: list[str]) -> SimpleNamespace:
+    """Discriminator scoring."""
+    with gr.Row():
+        with gr.Column():
+            upload = image_input("Image (any size; transparency goes on white)", "upload")
+            prompt_s = gr.Textbox(label="Prompt (optional, for the text-match score)", value="", max_lines=2)
+            style_s = gr.Dropdown(styles, value="any", label="Style")
+            run_s = gr.Button("Score", variant="primary")
+        with gr.Column():
+            # hidden until a score fills them: gradio's number box draws an empty value
+            # as 0, a score nobody computed; the verdict line says so meanwhile
+            realism = gr.Number(None, label="Realism: P(real)", precision=4, elem_id="realism",
+                                interactive=False, visible=False)
+            match = gr.Number(None, label="Text match: P(fits the prompt)", precision=4,
+                              elem_id="match", interactive=False, visible=False)
+            verdict = gr.Markdown(NOT_SCORED, label="Verdict", elem_id="verdict")
+            heat = gr.Image(label="Patch map (green = looks real, red = looks fake)",
+                            format="png", elem_classes="pixelated", elem_id="heatmap")
+
+    return SimpleNamespace(upload=upload, prompt_s=prompt_s, style_s=style_s, run_s=run_s, realism=realism,
+                           match=match, verdict=verdict, heat=heat)
+
+
+def wire_events(pipeline: Pipeline, h: SimpleNamespace, tg, tv, te, ti, ts, tabs) -> None:
+    """Every event of the page: the tabs' components (tg, tv, te, ti, ts) wired to the handlers."""
+    # preprocess=False: the values reach the pipeline as sent, so the pipeline is the one
+    # place that checks them (its messages name the field), and an upload reaches it as a
+    # file path that it opens itself (gr.Image would open it with PIL first and fail silently)
+    gen_event = dict(fn=h.generate, inputs=tg.gen_inputs, outputs=[tg.gallery, tg.status, tg.sheet], preprocess=False,
+                     concurrency_id="generate", concurrency_limit=pipeline.max_batch)
+    offer = dict(fn=lambda p: offer_alternatives(pipeline, p), inputs=[tg.prompt], outputs=[tg.did_you_mean],
+                 api_visibility="private", queue=False, show_progress="hidden")
+    # then: the new prompt's other readings (read from the embedding generate cached); the last
+    # prompt's are hidden at once, so a refused prompt does not leave them standing
+    hide = dict(fn=lambda: gr.Radio(visible=False), inputs=None, outputs=[tg.did_you_mean],
+                api_visibility="private", queue=False, show_progress="hidden")
+    tg.run.click(**hide, api_name="hide_alternatives")
+    tg.prompt.submit(**hide, api_name="hide_alternatives_on_submit")
+    # a refused request: the message is a toast; this step then says so in the status line and
+    # clears the "Error" badges gradio put on the gallery and the sheet (the old images stay)
+    refused = dict(fn=refused_status, inputs=None, outputs=[tg.gallery, tg.status, tg.sheet], api_visibility="private",
+                   queue=False, show_progress="hidden")
+    gen = tg.run.click(**gen_event, api_name="generate")
+    gen.then(**offer, api_name="offer_alternatives")
+    gen.failure(**refused, api_name="refused")
+    gen_submit = tg.prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private")
+    gen_submit.then(**offer, api_name="offer_alternatives_on_submit")
+    gen_submit.failure(**refused, api_name="refused_on_submit")
+    # picking another reading draws it with the tab's settings; the prompt box keeps what the
+    # user typed (preprocess=False: the choices were set in the browser; draw_reading checks the name)
+    tg.did_you_mean.input(lambda name, *a: draw_reading(pipeline, name, *a), [tg.did_you_mean, *tg.gen_inputs[1:]],
+                       [tg.gallery, tg.status, tg.sheet], api_name="draw_reading", api_visibility="private",
+                       preprocess=False, concurrency_id="generate", concurrency_limit=pipeline.max_batch)
+    tg.n.change(h.sync_candidates, [tg.n, tg.candidates], tg.candidates, api_name="sync_candidates",
+             api_visibility="private", queue=False, show_progress="hidden")
+    tg.gallery.select(h.reuse, None, [tg.style, tg.seed, tg.random_seed], api_name="reuse", api_visibility="private",
+                   queue=False, show_progress="hidden")
+    ti.run_i.click(h.interpolate, [ti.prompt_a, ti.prompt_b, ti.seed_a, ti.seed_b, ti.steps, ti.style_i, ti.diversity_i, ti.upscale_i],
+                [ti.frames, ti.gif], api_name="interpolate", preprocess=False)
+    ti.run_ii.click(h.interpolate_images, [ti.image_a, ti.image_b, ti.steps_ii, ti.style_ii, ti.upscale_ii], [ti.frames, ti.gif],
+                 api_name="interpolate_images", preprocess=False)
+    vary_event = dict(fn=h.variations, inputs=[tv.upload_v, tv.n_v, tv.seed_v, tv.strength_v, tv.style_v, tv.cand_v, tv.gate_v, tv.upscale_v],
+                      outputs=[tv.gallery_v, tv.status_v, tv.sheet_v], preprocess=False)
+    tv.run_v.click(**vary_event, api_name="variations")
+    tv.run_r.click(h.restyle, [tv.upload_v, tv.upscale_v], [tv.gallery_v, tv.status_v, tv.sheet_v], api_name="restyle",
+                preprocess=False)
+    edit_event = dict(fn=h.edit, inputs=[te.upload_e, te.prompt_e, te.source_e, te.strength_e, te.steps_e, te.style_e, te.upscale_e],
+                      outputs=[te.frames_e, te.gif_e, te.status_e], preprocess=False)
+    te.run_e.click(**edit_event, api_name="edit")
+    score_event = dict(fn=h.score, inputs=[ts.upload, ts.prompt_s, ts.style_s], outputs=[ts.realism, ts.match, ts.heat, ts.verdict],
+                       preprocess=False)
+    # the API returns the plain numbers; a second, private step shows each box that holds one
+    ts.run_s.click(**score_event, api_name="score").success(
+        score_boxes, [ts.realism, ts.match], [ts.realism, ts.match], api_name="show_scores", api_visibility="private",
+        queue=False, show_progress="hidden")
+    # one event each (not a send chained to the task): an empty gallery only warns, and no
+    # output box of the target tab is marked failed. preprocess=False: the gallery's raw file
+    # records reach model.serving.files.first_gallery_file, which opens only uploads and our files
+    tg.to_score.click(lambda g, p, s: send_and_score(pipeline, g, p, s), [tg.gallery, tg.prompt, tg.style],
+                   [ts.upload, ts.prompt_s, ts.style_s, tabs, ts.realism, ts.match, ts.heat, ts.verdict],
+                   api_name="send_to_scoring", api_visibility="private", preprocess=False)
+    tg.to_vary.click(lambda g, *a: send_and_vary(pipeline, g, *a),
+                  [tg.gallery, tv.n_v, tv.seed_v, tv.strength_v, tv.style_v, tv.cand_v, tv.gate_v, tv.upscale_v],
+                  [tv.upload_v, tabs, tv.gallery_v, tv.status_v, tv.sheet_v], api_name="send_to_variations",
+                  api_visibility="private", preprocess=False)
+    tg.to_edit.click(send_to_edit, [tg.gallery], [te.upload_e, tabs], api_name="send_to_edit", api_visibility="private",
+                  preprocess=False)
+
+
 def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) -> gr.Blocks:
     """The whole UI over one loaded pipeline (tests pass a tiny one). Examples are cached in
     `examples_cache` (default: ~/.cache/emoji-t2i/examples/<model hash>, see EXAMPLES_CACHE_ROOT)."""
@@ -100,61 +319,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(examples_cache or examples_cache_dir(pipeline, prompts))
     defaults = gen_defaults(pipeline)
     style0, n0, seed0, random0, div0, cand0, gate0, up0 = defaults
-
-    # no gr.Progress: each call is one pipeline step that cannot report part-way, and a bar that
-    # sits at 0 % until it vanishes says nothing; gradio's own tracker shows the queue position
-    # and the elapsed time instead
-    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True):
-        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale)
-
-    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale=True):
-        return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale)
-
-    def interpolate_images(image_a, image_b, steps, style, upscale=True):
-        return interpolate_uploads(pipeline, image_a, image_b, steps, style, upscale)
-
-    def variations(image, n, seed, strength, style, candidates, gate, upscale=True):
-        return vary_upload(pipeline, image, n, seed, strength, style, candidates, gate, upscale)
-
-    def restyle(image, upscale=True):
-        return restyle_upload(pipeline, image, upscale)
-
-    def edit(image, prompt, source, strength, steps, style, upscale=True):
-        return edit_upload(pipeline, image, prompt, source, strength, steps, style, upscale)
-
-    def score(image, prompt, style):
-        return score_upload(pipeline, image, prompt, style)
-
-    def reuse(evt: gr.SelectData):  # a clicked result puts its style and seed back into the controls
-        value = evt.value if isinstance(evt.value, dict) else {}
-        return controls_from_caption(value.get("caption"))
-
-    def sync_candidates(n, candidates):  # the gate needs at least n candidates
-        try:
-            n = int(n)
-        except (TypeError, ValueError):
-            return gr.Slider()
-        return gr.Slider(minimum=n, value=max(n, int(candidates or n)))
-
-    def image_input(label, elem_id):
-        # upload_image: a value that is not a file record gets a message, not a silent failure;
-        # every event that takes one passes it through model.serving.files.trusted_upload
-        return upload_image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                            elem_id=elem_id, elem_classes="upload-box")
-
-    def results(label, elem_id, columns=4):
-        # CSS hooks (assets/style.css): "results" galleries shrink their columns to fit the window,
-        # and a narrow window shows 2 images a row, or 4 frames ("frames": strips of 6 or more)
-        kind = "frames" if columns > 4 else "images"
-        # interactive=False: a results gallery is an output (it is also an input of the send
-        # buttons, which would otherwise give it Upload / Clear / Delete buttons)
-        return gr.Gallery(label=label, columns=columns, format="png", object_fit="contain", elem_id=elem_id,
-                          elem_classes=["results", kind], buttons=["download", "fullscreen"], interactive=False)
-
-    def gif_output(elem_id):  # "gif-output": shown whole, below its label and buttons (style.css)
-        return gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id=elem_id,
-                        elem_classes="gif-output")
-
+    h = event_handlers(pipeline)
     with gr.Blocks(title="Emoji text-to-image", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Emoji text-to-image\nA prior reads your prompt, an image VAE's decoder draws it in "
                     "the style you pick, a discriminator's verdict decides which images you see, and an "
@@ -162,193 +327,16 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         gr.Markdown(header(pipeline), elem_id="header")
         with gr.Tabs() as tabs:
             with gr.Tab("Text to image", id="generate"):
-                with gr.Row():
-                    with gr.Column(scale=2):
-                        prompt = gr.Textbox(label="Prompt", placeholder="e.g. red apple", max_lines=2,
-                                            value="grinning face")
-                        with gr.Row():
-                            style = gr.Dropdown(styles, value=style0, label="Style")
-                            n = gr.Slider(1, lim.max_images, value=n0, step=1, label="Number of images")
-                        with gr.Row():
-                            seed = gr.Number(value=seed0, precision=0, label="Seed (-1 = random)")
-                            random_seed = gr.Checkbox(value=random0, label="Random seed")
-                        diversity = gr.Slider(0, lim.max_truncation, value=div0, step=0.05,
-                                              label="Diversity (0 = the best reading, no noise)")
-                        upscale_g = gr.Checkbox(value=up0, label=UPSCALE_LABEL)
-                        with gr.Accordion("Discriminator gate", open=True):
-                            candidates = gr.Slider(1, lim.max_candidates, value=cand0, step=1,
-                                                   label="Candidates drawn (at least the number of images)")
-                            gate = gr.Slider(0, 1, value=gate0, step=0.01,
-                                             label="Gate: discard candidates with P(real) below")
-                        run = gr.Button("Generate", variant="primary")
-                    with gr.Column(scale=3):
-                        status = gr.Markdown("Press Generate: what the prompt was read as and how many "
-                                             "candidates passed the gate will show here.", elem_id="gen-status")
-                        did_you_mean = gr.Radio([], label=ALTERNATIVES_LABEL, visible=False, elem_id="did-you-mean")
-                        gallery = results(GALLERY_LABEL, "gallery")
-                        sheet = gr.File(label="Download the whole result (PNG sheet; prompt, style and seeds "
-                                        "in its metadata)", elem_id="sheet")
-                        with gr.Row():
-                            to_vary = gr.Button("Vary the first image", size="sm")
-                            to_edit = gr.Button("Edit the first image", size="sm")
-                            to_score = gr.Button("Send the first image to scoring", size="sm")
-                components = dict(prompt=prompt, style=style, n=n, seed=seed, random_seed=random_seed,
-                                  diversity=diversity, candidates=candidates, gate=gate, upscale=upscale_g)
-                gen_inputs = [components[k] for k in GENERATE_PARAMS]  # the API's argument order
-                gr.Examples([[p, *defaults] for p in prompts], inputs=gen_inputs,
-                            outputs=[gallery, status, sheet], fn=generate, cache_examples=True,
-                            cache_mode="eager", visible_columns=[0], label="Examples (cached)")
-
+                tg = text_to_image_tab(lim, styles, defaults, prompts, h.generate)
             with gr.Tab("Variations & restyle", id="variations"):
-                with gr.Row():
-                    with gr.Column(scale=2):
-                        upload_v = image_input("Image (an emoji, or any picture; transparency goes on white)", "upload-v")
-                        with gr.Row():
-                            n_v = gr.Slider(1, lim.max_images, value=4, step=1, label="Number of variations")
-                            seed_v = gr.Number(value=0, precision=0, label="Seed (-1 = random)")
-                        strength_v = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05,
-                                               label="How different (0 = the image as the model redraws it)")
-                        style_v = gr.Dropdown(styles, value="any", label="Style (any = the one it looks like)")
-                        with gr.Accordion("Discriminator gate", open=False):
-                            cand_v = gr.Slider(1, lim.max_candidates, value=8, step=1, label="Candidates drawn")
-                            gate_v = gr.Slider(0, 1, value=gate0, step=0.01,
-                                               label="Gate: discard candidates with P(real) below")
-                        upscale_v = gr.Checkbox(value=True, label=UPSCALE_LABEL)
-                        with gr.Row():
-                            run_v = gr.Button("Variations", variant="primary")
-                            run_r = gr.Button("Restyle in every style")
-                    with gr.Column(scale=3):
-                        gallery_v = results("Variations / the image in each style", "gallery-v")
-                        status_v = gr.Markdown(elem_id="var-status")
-                        sheet_v = gr.File(label="Download (PNG sheet)", elem_id="sheet-v")
-
+                tv = variations_tab(lim, styles, gate0)
             with gr.Tab("Text edit", id="edit"):
-                gr.Markdown("\"Make it ...\": the image's latent moves by the difference between what the prior "
-                            "draws for the new prompt and for what the image is (DALL·E 2's text diffs).")
-                with gr.Row():
-                    with gr.Column(scale=2):
-                        upload_e = image_input("Image to edit", "upload-e")
-                        prompt_e = gr.Textbox(label="Make it ... (the new prompt)", value="crying face", max_lines=2)
-                        source_e = gr.Textbox(label="What the image is (empty = what it looks like to the model)",
-                                              value="", max_lines=2)
-                        with gr.Row():
-                            strength_e = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05, label="Strength")
-                            steps_e = gr.Slider(2, lim.max_steps, value=6, step=1, label="Frames")
-                        style_e = gr.Dropdown(styles, value="any", label="Style (any = the one it looks like)")
-                        upscale_e = gr.Checkbox(value=True, label=UPSCALE_LABEL)
-                        run_e = gr.Button("Edit", variant="primary")
-                    with gr.Column(scale=3):
-                        frames_e = results("From the image (strength 0) to the edit", "frames-e", columns=6)
-                        status_e = gr.Markdown(elem_id="edit-status")
-                        gif_e = gif_output("gif-e")
-
+                te = edit_tab(lim, styles)
             with gr.Tab("Latent interpolation", id="interpolate"):
-                with gr.Tabs():
-                    with gr.Tab("Between prompts and seeds"):
-                        with gr.Row():
-                            prompt_a = gr.Textbox(label="First prompt", value="grinning face", max_lines=2)
-                            prompt_b = gr.Textbox(label="Second prompt (empty = the same)", value="red heart",
-                                                  max_lines=2)
-                        with gr.Row():
-                            seed_a = gr.Number(value=0, precision=0, label="First seed (-1 = random)")
-                            seed_b = gr.Number(value=1, precision=0, label="Second seed (empty = the same)")
-                            steps = gr.Slider(2, lim.max_steps, value=8, step=1, label="Steps")
-                            style_i = gr.Dropdown(styles, value="any", label="Style")
-                            diversity_i = gr.Slider(0, lim.max_truncation, value=1.0, step=0.05, label="Diversity")
-                        upscale_i = gr.Checkbox(value=True, label=UPSCALE_LABEL)
-                        run_i = gr.Button("Interpolate", variant="primary")
-                    with gr.Tab("Between two images"):
-                        with gr.Row():
-                            image_a = image_input("First image", "image-a")
-                            image_b = image_input("Second image", "image-b")
-                        with gr.Row():
-                            steps_ii = gr.Slider(2, lim.max_steps, value=8, step=1, label="Steps")
-                            style_ii = gr.Dropdown(styles, value="any", label="Style (any = the first image's)")
-                            upscale_ii = gr.Checkbox(value=True, label=UPSCALE_LABEL)
-                        run_ii = gr.Button("Interpolate the images", variant="primary")
-                frames = results("Frames", "frames", columns=8)
-                gif = gif_output("gif")
-
+                ti = interpolation_tab(lim, styles)
             with gr.Tab("Discriminator scoring", id="score"):
-                with gr.Row():
-                    with gr.Column():
-                        upload = image_input("Image (any size; transparency goes on white)", "upload")
-                        prompt_s = gr.Textbox(label="Prompt (optional, for the text-match score)", value="", max_lines=2)
-                        style_s = gr.Dropdown(styles, value="any", label="Style")
-                        run_s = gr.Button("Score", variant="primary")
-                    with gr.Column():
-                        # hidden until a score fills them: gradio's number box draws an empty value
-                        # as 0, a score nobody computed; the verdict line says so meanwhile
-                        realism = gr.Number(None, label="Realism: P(real)", precision=4, elem_id="realism",
-                                            interactive=False, visible=False)
-                        match = gr.Number(None, label="Text match: P(fits the prompt)", precision=4,
-                                          elem_id="match", interactive=False, visible=False)
-                        verdict = gr.Markdown(NOT_SCORED, label="Verdict", elem_id="verdict")
-                        heat = gr.Image(label="Patch map (green = looks real, red = looks fake)",
-                                        format="png", elem_classes="pixelated", elem_id="heatmap")
-
-        # preprocess=False: the values reach the pipeline as sent, so the pipeline is the one
-        # place that checks them (its messages name the field), and an upload reaches it as a
-        # file path that it opens itself (gr.Image would open it with PIL first and fail silently)
-        gen_event = dict(fn=generate, inputs=gen_inputs, outputs=[gallery, status, sheet], preprocess=False,
-                         concurrency_id="generate", concurrency_limit=pipeline.max_batch)
-        offer = dict(fn=lambda p: offer_alternatives(pipeline, p), inputs=[prompt], outputs=[did_you_mean],
-                     api_visibility="private", queue=False, show_progress="hidden")
-        # then: the new prompt's other readings (read from the embedding generate cached); the last
-        # prompt's are hidden at once, so a refused prompt does not leave them standing
-        hide = dict(fn=lambda: gr.Radio(visible=False), inputs=None, outputs=[did_you_mean],
-                    api_visibility="private", queue=False, show_progress="hidden")
-        run.click(**hide, api_name="hide_alternatives")
-        prompt.submit(**hide, api_name="hide_alternatives_on_submit")
-        # a refused request: the message is a toast; this step then says so in the status line and
-        # clears the "Error" badges gradio put on the gallery and the sheet (the old images stay)
-        refused = dict(fn=refused_status, inputs=None, outputs=[gallery, status, sheet], api_visibility="private",
-                       queue=False, show_progress="hidden")
-        gen = run.click(**gen_event, api_name="generate")
-        gen.then(**offer, api_name="offer_alternatives")
-        gen.failure(**refused, api_name="refused")
-        gen_submit = prompt.submit(**gen_event, api_name="generate_on_submit", api_visibility="private")
-        gen_submit.then(**offer, api_name="offer_alternatives_on_submit")
-        gen_submit.failure(**refused, api_name="refused_on_submit")
-        # picking another reading draws it with the tab's settings; the prompt box keeps what the
-        # user typed (preprocess=False: the choices were set in the browser; draw_reading checks the name)
-        did_you_mean.input(lambda name, *a: draw_reading(pipeline, name, *a), [did_you_mean, *gen_inputs[1:]],
-                           [gallery, status, sheet], api_name="draw_reading", api_visibility="private",
-                           preprocess=False, concurrency_id="generate", concurrency_limit=pipeline.max_batch)
-        n.change(sync_candidates, [n, candidates], candidates, api_name="sync_candidates",
-                 api_visibility="private", queue=False, show_progress="hidden")
-        gallery.select(reuse, None, [style, seed, random_seed], api_name="reuse", api_visibility="private",
-                       queue=False, show_progress="hidden")
-        run_i.click(interpolate, [prompt_a, prompt_b, seed_a, seed_b, steps, style_i, diversity_i, upscale_i],
-                    [frames, gif], api_name="interpolate", preprocess=False)
-        run_ii.click(interpolate_images, [image_a, image_b, steps_ii, style_ii, upscale_ii], [frames, gif],
-                     api_name="interpolate_images", preprocess=False)
-        vary_event = dict(fn=variations, inputs=[upload_v, n_v, seed_v, strength_v, style_v, cand_v, gate_v, upscale_v],
-                          outputs=[gallery_v, status_v, sheet_v], preprocess=False)
-        run_v.click(**vary_event, api_name="variations")
-        run_r.click(restyle, [upload_v, upscale_v], [gallery_v, status_v, sheet_v], api_name="restyle",
-                    preprocess=False)
-        edit_event = dict(fn=edit, inputs=[upload_e, prompt_e, source_e, strength_e, steps_e, style_e, upscale_e],
-                          outputs=[frames_e, gif_e, status_e], preprocess=False)
-        run_e.click(**edit_event, api_name="edit")
-        score_event = dict(fn=score, inputs=[upload, prompt_s, style_s], outputs=[realism, match, heat, verdict],
-                           preprocess=False)
-        # the API returns the plain numbers; a second, private step shows each box that holds one
-        run_s.click(**score_event, api_name="score").success(
-            score_boxes, [realism, match], [realism, match], api_name="show_scores", api_visibility="private",
-            queue=False, show_progress="hidden")
-        # one event each (not a send chained to the task): an empty gallery only warns, and no
-        # output box of the target tab is marked failed. preprocess=False: the gallery's raw file
-        # records reach model.serving.files.first_gallery_file, which opens only uploads and our files
-        to_score.click(lambda g, p, s: send_and_score(pipeline, g, p, s), [gallery, prompt, style],
-                       [upload, prompt_s, style_s, tabs, realism, match, heat, verdict],
-                       api_name="send_to_scoring", api_visibility="private", preprocess=False)
-        to_vary.click(lambda g, *a: send_and_vary(pipeline, g, *a),
-                      [gallery, n_v, seed_v, strength_v, style_v, cand_v, gate_v, upscale_v],
-                      [upload_v, tabs, gallery_v, status_v, sheet_v], api_name="send_to_variations",
-                      api_visibility="private", preprocess=False)
-        to_edit.click(send_to_edit, [gallery], [upload_e, tabs], api_name="send_to_edit", api_visibility="private",
-                      preprocess=False)
+                ts = scoring_tab(styles)
+        wire_events(pipeline, h, tg, tv, te, ti, ts, tabs)
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
 

@@ -13,6 +13,7 @@ import time
 import zlib
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client, handle_file
@@ -20,6 +21,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
 import app
+from model.serving import events
 from model.serving.api import GENERATE_PARAMS, generate_args
 from helpers import free_port  # tests/ is on sys.path (rootdir conftest)
 
@@ -370,9 +372,9 @@ def test_generate_raw_64_and_the_sheet(client):
 
 
 def test_caption_puts_seed_and_style_back():
-    assert app.controls_from_caption("openmoji · seed 12 · realism 0.50 · match 0.40") == ("openmoji", 12, False)
-    with pytest.raises(app.gr.Error, match="no seed to reuse"):
-        app.controls_from_caption("3/8")
+    assert events.controls_from_caption("openmoji · seed 12 · realism 0.50 · match 0.40") == ("openmoji", 12, False)
+    with pytest.raises(gr.Error, match="no seed to reuse"):
+        events.controls_from_caption("3/8")
 
 
 def test_variations_and_restyle(client, emoji_png):
