@@ -121,7 +121,7 @@ def without_templates(pack: Pack) -> Pack:
     """The pack with every caption the prior leaves out (the style and 'emoji' templates of each
     image's name, model.data.records.caption_templates) dropped from its caption table: what to
     embed when only the prior needs the captions (16k of the 42k captions of data/emoji/64).
-    The prior's tables (model.training.trainer.text_tables) come out the same, row for row."""
+    The prior's tables (model.training.text_tables) come out the same, row for row."""
     from .data.records import caption_templates
 
     off = pack.cap_offsets.tolist()

@@ -63,6 +63,15 @@ def click_then_wait(pg, button: str, shown: str, nth: int = 0):
                 raise
 
 
+def open_tab_ready(pg, name: str):
+    """open_tab once gradio has laid out its tab bar (the tab itself is visible, or the narrow
+    window's "More tabs" menu exists): right after the page loads, neither may be there yet."""
+    pg.wait_for_function("""name => [...document.querySelectorAll('button')].some(b =>
+        (b.getAttribute('role') === 'tab' && b.innerText.trim() === name && b.offsetParent !== null)
+        || (b.getAttribute('aria-label') || b.innerText).includes('More tabs'))""", arg=name)
+    open_tab(pg, name)
+
+
 def generate(pg):
     click_then_wait(pg, "Generate", "#gallery img", 3)
 
@@ -73,14 +82,14 @@ def vary(pg, path):
 
 
 def restyle(pg, path):
-    open_tab(pg, "Variations & restyle")
+    open_tab_ready(pg, "Variations & restyle")
     pg.locator("#upload-v input[type=file]").set_input_files(str(path))
     pg.locator("#upload-v img").wait_for()
     click_then_wait(pg, "Restyle in every style", "#gallery-v img", 3)
 
 
 def edit(pg, path):
-    open_tab(pg, "Text edit")
+    open_tab_ready(pg, "Text edit")
     pg.locator("#upload-e input[type=file]").set_input_files(str(path))
     pg.locator("#upload-e img").wait_for()
     click_then_wait(pg, "Edit", "#frames-e img", 5)
@@ -88,13 +97,13 @@ def edit(pg, path):
 
 
 def interpolate(pg, path):
-    open_tab(pg, "Latent interpolation")
+    open_tab_ready(pg, "Latent interpolation")
     click_then_wait(pg, "Interpolate", "#frames img", 7)
     pg.locator("#gif img").wait_for()
 
 
 def score(pg, path):
-    open_tab(pg, "Discriminator scoring")
+    open_tab_ready(pg, "Discriminator scoring")
     pg.locator("#upload input[type=file]").set_input_files(str(path))
     pg.locator("#upload img").wait_for()
     click_then_wait(pg, "Score", "#heatmap img")

@@ -153,7 +153,7 @@ def test_the_prior_built_without_template_captions_is_the_same(tmp_path):
     from model.dataset import build_pack
     from model.evaluator import image_names
     from model.dataset import without_templates
-    from model.training.trainer import text_tables
+    from model.training.text_tables import text_tables
 
     pack = build_pack(write_colour_folder(tmp_path / "data"), size=16, encoder=FakeEncoder(384))
     slim = without_templates(pack)

@@ -17,7 +17,8 @@ from model.dataset import load_dataset
 from model.dataset import image_names
 from model.hub import load_folder
 from model.training.distributed import SPLIT_ENV
-from model.training.trainer import TrainConfig, Trainer, partners, prior_captions
+from model.training.text_tables import prior_captions
+from model.training.trainer import TrainConfig, Trainer, partners
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -195,7 +195,6 @@ class CacheBudget:
 
     def __init__(self, folder: str | Path, max_bytes: int, every: float = 10.0, min_age: float = 60.0):
         self.folder, self.max_bytes, self.every, self.min_age = Path(folder), max_bytes, every, min_age
-        self._stop = threading.Event()
 
     def files(self) -> list[tuple[float, int, Path]]:
         out = []
@@ -228,12 +227,11 @@ class CacheBudget:
         return freed
 
     def start(self) -> "CacheBudget":
+        """Prune every `every` seconds, in a daemon thread, for the life of the process."""
         def loop():
-            while not self._stop.wait(self.every):
+            while True:
+                time.sleep(self.every)
                 self.prune()
 
         threading.Thread(target=loop, name="cache-budget", daemon=True).start()
         return self
-
-    def stop(self) -> None:
-        self._stop.set()

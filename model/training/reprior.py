@@ -6,7 +6,7 @@ The prior's caption table and query map come from the data's captions (names, ke
 project's plain-word descriptions in model/data/descriptions.jsonl). When only those change,
 the networks and the image latents (the slow part of an export: every image encoded and refined
 through the decoder) stay valid, so this rebuilds just the caption table and refits the query
-map, in a few minutes on a CPU, exactly as the training export does (trainer.text_tables). The
+map, in a few minutes on a CPU, exactly as the training export does (text_tables.text_tables). The
 data must hold the same emojis as the model (same names); otherwise retrain or re-export.
 
 The config's training record keeps the run that trained the networks and gains
@@ -34,7 +34,8 @@ from ..latent import LatentConfig
 from ..latent_model import LatentModel
 from . import match_head
 from .card import write_card
-from .trainer import TrainConfig, held_out, text_tables
+from .text_tables import text_tables
+from .trainer import TrainConfig, held_out
 
 
 def refit_match(old: LatentModel, new: LatentModel, match_data: str | Path, *, holdout: float, seed: int,

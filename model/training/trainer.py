@@ -25,7 +25,6 @@ import torch
 from ..cli import parse_dataclass
 from ..augment import diff_augment
 from ..dataset import Pack, image_names, load_dataset
-from ..data.records import caption_templates, is_description
 from ..device import cpu_has_fast_bf16, pick_device
 from ..latent import TINY_LATENT, LatentConfig
 from ..latent_model import LatentModel
@@ -33,7 +32,7 @@ from ..text_encoder import MINILM
 from . import distributed as ddp
 from .card import write_card
 from .objective import Weights, generator_loss
-from .query_map import fit_query_map
+from .text_tables import text_tables
 from ..pixels import to_uint8, to_unit
 from ..refine import refine_latents
 
@@ -108,45 +107,6 @@ def partners(names: list[str]) -> list[list[int]]:
     for i, n in enumerate(names):
         groups.setdefault(n, []).append(i)
     return [groups[n] for n in names]
-
-
-def prior_captions(pack: Pack, names: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
-    """Entry names and (caption id, entry id) pairs for the prior: each emoji's name, keyword and
-    description captions; the style and 'emoji' templates of its name add nothing to a search and
-    are left out (only those: a description may end in "... japanese style")."""
-    entries = sorted(set(names))
-    eid = {n: i for i, n in enumerate(entries)}
-    pairs = set()
-    off = pack.cap_offsets.tolist()
-    for i, n in enumerate(names):
-        templates = set(caption_templates(n, pack.style_names[int(pack.styles[i])]))
-        for c in pack.cap_index[off[i]:off[i + 1]].tolist():
-            if pack.captions[c] not in templates:
-                pairs.add((c, eid[n]))
-    return entries, sorted(pairs)
-
-
-@dataclass
-class TextTables:
-    """The prior's text side: entry names, caption table (K, D) unit, each caption's entry (K,),
-    the query map (D, D) and how many descriptions it was fitted on."""
-    names: list[str]
-    cap_emb: torch.Tensor
-    cap_entry: torch.Tensor
-    query_map: torch.Tensor
-    described: int
-
-
-def text_tables(pack: Pack, names: list[str], query_map_steps: int) -> TextTables:
-    """The prior's caption table from a pack's captions, and the query map fitted on its
-    descriptions (the export's text side; model.training.reprior rebuilds only this)."""
-    entries, pairs = prior_captions(pack, names)
-    caps = torch.tensor([c for c, _ in pairs])
-    cap_emb, cap_entry = pack.cap_emb[caps].float(), torch.tensor([e for _, e in pairs])
-    queries = torch.tensor([k for k, (c, e) in enumerate(pairs) if is_description(pack.captions[c], entries[e])],
-                           dtype=torch.long)
-    query_map = fit_query_map(cap_emb, cap_entry, caps, queries, steps=query_map_steps)
-    return TextTables(entries, cap_emb, cap_entry, query_map, len(queries))
 
 
 class Trainer:
