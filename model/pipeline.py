@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 
 from .batching import Batcher
 from .checks import MAX_SEED, InputChecks
+from .compose import Composer, Plan, compose, recolour
 from .device import cpu_has_fast_bf16, pick_device
 from .hub import ModelInfo, load_model
 from .image_tasks import ImageTasks
@@ -32,6 +33,7 @@ OUTPUT_SIZE = 256  # what upscale=True returns: the super-resolution stage's out
 # images per decoder / discriminator call: throughput is flat from 16 to 64 on this CPU, and
 # batched requests at 64 per call raised the app's peak memory under load by ~600 MiB
 CHUNK = 16
+OTHER_PART_SEED = 7_919  # a composed prompt's second part is drawn from seed + this
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Generation:
     discarded: int
     gate: float = 0.5  # the realism threshold that was applied
     reading: Reading | None = None  # what the prior read the prompt as
+    plan: Plan | None = None  # the parts it was drawn from, when it names two ideas or a colour (model.compose)
 
 
 @dataclass
@@ -102,6 +105,8 @@ class Pipeline(InputChecks, ImageTasks):
     max_batch: int = 8  # generate calls drawn together when they arrive while the model is busy
     on_idle: Callable[[], object] | None = None  # called after a generate batch when no call waits (the app: memory.trim)
     cpu_bf16: bool = False  # bf16 autocast + channels_last on a CPU with native bf16 (AMX / AVX512-BF16)
+    compose: bool = True  # draw prompts that name two ideas or a colour from their parts (model.compose)
+    _composer: Composer | None = field(default=None, repr=False)
 
     @classmethod
     def from_pretrained(cls, model_id: str | None = None, revision: str | None = None, *,
@@ -144,6 +149,18 @@ class Pipeline(InputChecks, ImageTasks):
     def read(self, prompt: str) -> Reading:
         """What the prior reads a prompt as: the nearest known emojis and their weights."""
         return self.model.prior.read(self.embed([self.check_prompt(prompt)]).float().cpu())[0]
+
+    def similarity(self, texts: list[str]) -> torch.Tensor:
+        """(P,) each text's best caption similarity in the prior (how well it names a known emoji)."""
+        return self.model.prior.best_similarity(self.embed(texts).float().cpu())
+
+    def plan(self, prompt: str) -> Plan | None:
+        """The parts a prompt is drawn from (model.compose), or None: drawn whole by the prior."""
+        if not self.compose:
+            return None
+        if self._composer is None:
+            self._composer = Composer(self.similarity, self.model.prior.names)
+        return self._composer.plan(prompt)
 
     # --- building blocks ---
     def embed(self, prompts: list[str]) -> torch.Tensor:
@@ -189,6 +206,26 @@ class Pipeline(InputChecks, ImageTasks):
             readings = [per_prompt[i] for i in inv.tolist()]
         z = self.model.prior.sample(readings, style.tolist(), seeds, truncation)  # (N, C, h, w)
         return self.decode(z, style)
+
+    def draw(self, reading: Reading, plan: Plan | None, style: torch.Tensor, seeds: list[int],
+             truncation: float = 1.0) -> torch.Tensor:
+        """One prompt's candidates: named style ids (N,), seeds (N,) -> (N, 3, S, S) in [-1, 1].
+        With a plan, each part is read and drawn from its own seed, then laid out and coloured
+        (model.compose); else the prompt's reading is sampled and decoded."""
+        st = style.tolist()
+        if plan is None:
+            return self.decode(self.model.prior.sample([reading] * len(seeds), st, seeds, truncation), style)
+        parts = self.model.prior.read(self.embed(plan.parts).float().cpu())
+        x = self.decode(self.model.prior.sample([parts[0]] * len(seeds), st, seeds, truncation), style)
+        if plan.colour:
+            x = torch.stack([recolour(xi, plan.colour) for xi in x])
+        if plan.layout is None:
+            return x
+        other_seeds = [(s + OTHER_PART_SEED) % (MAX_SEED + 1) for s in seeds]  # the second part: its own draw
+        other = self.decode(self.model.prior.sample([parts[-1]] * len(seeds), st, other_seeds, truncation), style)
+        if plan.layout == "two" and plan.colour:
+            other = torch.stack([recolour(xi, plan.colour) for xi in other])
+        return torch.stack([compose(a, b, plan.layout) for a, b in zip(x, other)])
 
     def decode(self, z: torch.Tensor, style: torch.Tensor, batch: int = CHUNK) -> torch.Tensor:
         """Latents (N, C, h, w), named style ids (N,) -> (N, 3, S, S) in [-1, 1]."""
@@ -293,16 +330,15 @@ class Pipeline(InputChecks, ImageTasks):
         uniq = list(dict.fromkeys(r.prompt for r in requests))
         emb = self.embed(uniq)  # (U, text_dim)
         readings = self.model.prior.read(emb.float().cpu())
+        plans = {p: self.plan(p) for p in uniq}
         parts = []  # per request: (seeds, style ids, embeddings (N, D), reading)
         for r in requests:
             seeds = [(r.seed + k) % (MAX_SEED + 1) for k in range(r.candidates)]
             u = uniq.index(r.prompt)
             style_t = self.seed_styles(torch.full((r.candidates,), r.style, dtype=torch.long), seeds)
             parts.append((seeds, style_t, emb[u:u + 1].expand(r.candidates, -1), readings[u]))
-        # one decode for every candidate of every request
-        z = torch.cat([self.model.prior.sample([rd] * len(seeds), st.tolist(), seeds, r.truncation)
-                       for r, (seeds, st, _, rd) in zip(requests, parts)])
-        x_all = self.decode(z, torch.cat([st for _, st, _, _ in parts]))
+        x_all = torch.cat([self.draw(rd, plans[r.prompt], st, seeds, r.truncation)
+                           for r, (seeds, st, _, rd) in zip(requests, parts)])
         e_all, st_all = torch.cat([e for _, _, e, _ in parts]), torch.cat([st for _, st, _, _ in parts])
         chunks = [self.judge(x_all[i:i + CHUNK], e_all[i:i + CHUNK], st_all[i:i + CHUNK].to(self.device))
                   for i in range(0, len(x_all), CHUNK)]  # bounded activations, as decode's
@@ -314,7 +350,7 @@ class Pipeline(InputChecks, ImageTasks):
             g = self.judge_and_rank(x_all[rows], e, st, seeds, n=r.n, gate=r.gate, fill=r.fill, upscale=r.upscale,
                                     round_robin_styles=r.style == self.model.cfg.num_styles,
                                     scores=tuple(None if s is None else s[rows] for s in scores[:2]))
-            g.reading = rd
+            g.reading, g.plan = rd, plans[r.prompt]
             out.append(g)
         return out
 

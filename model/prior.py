@@ -77,6 +77,10 @@ class RetrievalPrior(nn.Module):
         e = e.float()
         return nn.functional.normalize(e + e @ self.query_map.float().to(e.device), dim=-1)
 
+    def best_similarity(self, e: torch.Tensor) -> torch.Tensor:
+        """e (P, text_dim) unit MiniLM embeddings -> (P,) the cosine of each to its nearest caption."""
+        return (self.query(e) @ self.cap_emb.float().t()).max(1).values
+
     def read(self, e: torch.Tensor) -> list[Reading]:
         """e (P, text_dim) unit MiniLM embeddings -> one Reading per prompt."""
         if not len(self.names):

@@ -60,7 +60,9 @@ def summary(out: Generation, gate: float | None = None) -> str:
     gate = out.gate if gate is None else float(gate)
     below = sum(not s.kept for s in out.images)
     text = ""
-    if out.reading is not None:
+    if out.plan is not None:
+        text += f"Drawn from its parts: {out.plan}.  \n"
+    elif out.reading is not None:
         text += f"Read the prompt as: {out.reading}.  \n"
     text += (f"Drew {out.candidates} candidates; {out.discarded} judged fake "
              f"(realism < {gate:.2f}) and discarded.")

@@ -1,0 +1,155 @@
+"""model.compose: prompts split into parts, parts laid out, a colour bound to an object; and the
+pipeline drawing a composed prompt from its parts."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.compose import COLOURS, Composer, Plan, compose, cutout, nearest_colour, parse, recolour
+from model.pixels import rgb_to_hsv
+
+
+@pytest.mark.parametrize("prompt, plan", [
+    ("a cat wearing sunglasses", Plan("cat", "sunglasses", "eyes")),
+    ("A Dog wearing a crown.", Plan("dog", "crown", "head")),
+    ("smiling face with sunglasses", Plan("smiling face", "sunglasses", "eyes")),
+    ("a frog playing guitar", Plan("frog", "guitar", "corner")),
+    ("an owl and a moon", Plan("owl", "moon", "beside")),
+    ("a heart on fire", Plan("heart", "fire", "behind")),
+    ("a cloud with snow", Plan("cloud", "snow", "below")),
+    ("sun behind cloud", Plan("sun", "cloud", "in front")),
+    ("a cat under an umbrella", Plan("cat", "umbrella", "above")),
+    ("two cats", Plan("cat", "cat", "two")),
+    ("two strawberries", Plan("strawberry", "strawberry", "two")),
+    ("a purple banana", Plan("banana", None, None, "purple")),
+    ("a blue cat wearing a top hat", Plan("cat", "top hat", "head", "blue")),
+])
+def test_parse_splits_at_the_relation_count_or_colour(prompt, plan):
+    assert parse(prompt) == plan
+
+
+@pytest.mark.parametrize("prompt", ["banana", "a red", "rolling eyes", "two", "two dogs playing", "cat with", ""])
+def test_parse_leaves_one_thing_whole(prompt):
+    assert parse(prompt) is None
+
+
+def test_plan_describes_itself():
+    assert str(Plan("cat face", "sunglasses", "eyes")) == "cat face + sunglasses (on its eyes)"
+    assert str(Plan("cat", "cat", "two")) == "cat x 2"
+    assert str(Plan("banana", None, None, "purple")) == "purple banana"
+    assert Plan("cat", "cat", "two").parts == ["cat"]
+    assert Plan("cat", "moon", "beside").parts == ["cat", "moon"]
+
+
+def fake_similarity(table: dict[str, float]):
+    return lambda texts: torch.tensor([table.get(t, 0.3) for t in texts])
+
+
+def test_composer_splits_only_when_the_parts_read_better_than_the_whole():
+    names = ["cat", "cat face", "sunglasses", "blue heart", "yellow triangle", "exclamation mark"]
+    sims = {"cat": 0.77, "sunglasses": 0.71, "a cat wearing sunglasses": 0.49, "apple": 0.50, "a blue apple": 0.56,
+            "yellow triangle": 0.42, "exclamation point": 0.70, "yellow triangle with an exclamation point": 0.46,
+            "an owl and a moon": 0.66, "owl": 0.69, "moon": 0.62}
+    c = Composer(fake_similarity(sims), names)
+    assert c.plan("a cat wearing sunglasses") == Plan("cat face", "sunglasses", "eyes")  # the face wears them
+    assert c.plan("yellow triangle with an exclamation point") is None  # a part reads weakly: one emoji described
+    assert c.plan("an owl and a moon") is None  # the whole reads within MARGIN of its weakest part
+    assert c.plan("Blue heart") is None  # an emoji's own name is never split
+    assert c.plan("a blue apple") == Plan("apple", None, None, "blue", reads="blue apple")  # the whole reads better
+    assert c.plan("a blue apple").parts == ["blue apple"]
+    assert Composer(fake_similarity({**sims, "apple": 0.6}), names).plan("a blue apple") == Plan("apple", colour="blue")
+    assert Composer(fake_similarity({**sims, "apple": 0.3}), names).plan("a blue apple") is None  # no object read
+
+
+def disc(rgb, size=32, radius=10, outline=True):
+    """A filled disc of colour rgb (0-255) on white, with a black outline: (3, S, S) in [-1, 1]."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    r = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2).sqrt()
+    x = torch.ones(3, size, size)
+    inside = r <= radius
+    x[:, inside] = torch.tensor(rgb, dtype=torch.float)[:, None] / 255
+    if outline:
+        x[:, (r > radius) & (r <= radius + 1.5)] = 0.0
+    return x * 2 - 1
+
+
+def share_of(x, colour):
+    h, s, v = rgb_to_hsv((x + 1) / 2)
+    coloured = (s > 0.35) & (v > 0.3)
+    return float((coloured & (nearest_colour(h) == list(COLOURS).index(colour))).sum() / coloured.sum().clamp_min(1))
+
+
+@pytest.mark.parametrize("colour", ["purple", "blue", "green", "red", "pink"])
+def test_recolour_moves_the_main_colour_and_keeps_ground_and_outline(colour):
+    banana = disc((250, 210, 40))  # yellow
+    assert share_of(banana, "yellow") > 0.95
+    out = recolour(banana, colour)
+    assert share_of(out, colour) > 0.95
+    white = (banana == 1).all(0)
+    black = (banana == -1).all(0)
+    assert torch.allclose(out[:, white], banana[:, white], atol=1e-4)  # the ground stays white
+    assert torch.allclose(out[:, black], banana[:, black], atol=1e-4)  # the outline stays black
+    _, _, v_in = rgb_to_hsv((banana + 1) / 2)
+    _, _, v_out = rgb_to_hsv((out + 1) / 2)
+    assert torch.allclose(v_in, v_out, atol=1e-4)  # shading (value) kept
+
+
+def test_recolour_tints_a_grey_drawing():
+    elephant = disc((150, 150, 160))
+    assert share_of(elephant, "pink") == 0.0
+    assert share_of(recolour(elephant, "pink"), "pink") > 0.9
+
+
+def test_compose_lays_both_parts_out_on_white():
+    red, blue = disc((220, 30, 30), outline=False), disc((30, 60, 220), outline=False)
+    for layout in ("eyes", "head", "corner", "beside", "two", "behind", "in front", "inside", "below", "above"):
+        out = compose(red, blue, layout)
+        assert out.shape == red.shape and out.min() >= -1 and out.max() <= 1
+        assert share_of(out, "red") > 0.02 and share_of(out, "blue") > 0.02, layout  # both parts are visible
+        assert (out[:, 0, 0] == 1).all()  # a corner stays ground
+    side = compose(red, blue, "beside")
+    assert share_of(side[:, :, :14], "red") > 0.9 and share_of(side[:, :, 18:], "blue") > 0.9  # subject left, other right
+    assert cutout(torch.ones(3, 8, 8)).sum() == 0  # white is ground
+
+
+@pytest.fixture
+def tiny_pipe(tiny_model_dir):
+    from model.pipeline import Pipeline
+
+    p = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu", upsampler=None)
+    cap = p.model.prior.cap_emb
+    for i, name in enumerate(p.model.prior.names):  # red apple, rocket, dog face
+        p.set_embedding(name, cap[i])
+    g = torch.Generator().manual_seed(3)
+    for text in ("a rocket and a red apple", "a purple rocket"):
+        p.set_embedding(text, torch.nn.functional.normalize(torch.randn(cap.shape[1], generator=g), dim=0))
+    return p
+
+
+def test_pipeline_draws_a_composed_prompt_from_its_parts(tiny_pipe):
+    p = tiny_pipe
+    g = p.generate("a rocket and a red apple", n=2, seed=5, style="google", candidates=2, upscale=False)
+    assert g.plan == Plan("rocket", "red apple", "beside")
+    sid = torch.tensor([0, 0])
+    rd = p.model.prior.read(p.embed(["rocket", "red apple"]).float().cpu())
+    a = p.decode(p.model.prior.sample([rd[0]] * 2, [0, 0], [5, 6]), sid)
+    from model.pipeline import OTHER_PART_SEED
+    b = p.decode(p.model.prior.sample([rd[1]] * 2, [0, 0], [5 + OTHER_PART_SEED, 6 + OTHER_PART_SEED]), sid)
+    want = {s: compose(a[k], b[k], "beside") for k, s in enumerate([5, 6])}
+    for s in g.images:
+        assert torch.equal(p.image_tensor(s.image)[0], p.image_tensor(p.to_pil(want[s.seed][None])[0])[0])
+    p.compose = False
+    assert p.generate("a rocket and a red apple", n=1, candidates=1, upscale=False).plan is None
+
+
+def test_pipeline_keeps_an_emoji_name_whole_and_colours_an_object(tiny_pipe):
+    p = tiny_pipe
+    assert p.generate("red apple", n=1, candidates=1, upscale=False).plan is None
+    g = p.generate("a purple rocket", n=1, seed=0, style="google", candidates=1, upscale=False)
+    assert g.plan == Plan("rocket", None, None, "purple")
+    plain = p.generate("rocket", n=1, seed=0, style="google", candidates=1, upscale=False)
+    x, y = p.image_tensor(g.images[0].image)[0], p.image_tensor(plain.images[0].image)[0]
+    assert not torch.equal(x, y) or share_of(y, "purple") > 0.5
+    _, _, vx = rgb_to_hsv((x + 1) / 2)
+    _, _, vy = rgb_to_hsv((y + 1) / 2)
+    assert (vx - vy).abs().max() < 0.02  # only hue and saturation move
