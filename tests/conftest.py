@@ -42,12 +42,6 @@ def tiny_model_dir(tmp_path_factory):
     return make_tiny_model(seed=0, styles=DEFAULT_STYLES).save_pretrained(tmp_path_factory.mktemp("tiny_model"))
 
 
-@pytest.fixture(scope="session")
-def tiny_latent_dir(tiny_model_dir):
-    """The same folder as tiny_model_dir, under the name tests/test_app.py still uses."""
-    return tiny_model_dir
-
-
 @pytest.fixture
 def hf_cache(tmp_path, monkeypatch):
     """A fresh, empty Hub cache for one test (huggingface_hub reads HF_HUB_CACHE only at import)."""
@@ -86,3 +80,11 @@ def server(tiny_model_dir, tmp_path_factory):
     srv = start_app(tiny_model_dir, tmp_path_factory.mktemp("examples_cache"))
     yield srv
     srv.demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """A gradio_client Client of the module's running app (the test_app* modules; calls in app_helpers.py)."""
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, download_files=str(server.cache.parent / "downloads"))
