@@ -88,3 +88,45 @@ def client(server):
     from gradio_client import Client
 
     return Client(server.url, verbose=False, download_files=str(server.cache.parent / "downloads"))
+
+
+# --- the browser tests: one Chromium per module, a fresh page per test (helpers in browser_helpers.py) ---
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium (never `playwright install`); a missing one fails the test, saying how to install it."""
+    import shutil
+    from pathlib import Path
+
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, OUTPUT
+
+    if not (Path(CHROMIUM).is_file() or shutil.which("chromium")):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with `apt-get install -y chromium` "
+                    "(the browser tests never download one with `playwright install`)")
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page of the running app for one test, 1280 x 1000: nothing generated or scored yet."""
+    from browser_helpers import open_page
+
+    pg = open_page(browser, server.url)
+    yield pg
+    pg.close()
+
+
+@pytest.fixture
+def narrow_page(browser, server):
+    """A fresh page in a phone-sized window: 420 x 900."""
+    from browser_helpers import open_page
+
+    pg = open_page(browser, server.url, width=420, height=900)
+    yield pg
+    pg.close()
