@@ -50,7 +50,7 @@ MAX_BATCH = int(os.environ.get("MAX_BATCH", 8))
 QUEUE_MAX_SIZE = 32  # waiting requests beyond this are refused with "queue is full"
 MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before the app sees them
 # gradio deletes the files it served (images, GIFs, sheets, uploads) every 10 minutes once they are
-# half an hour old (tests/test_app.py watches it happen at (1, 2)); server.CACHE_BUDGET_MB bounds
+# half an hour old (tests/test_serving_files.py watches it happen at (1, 2)); server.CACHE_BUDGET_MB bounds
 # the folder's size in between
 DELETE_CACHE = (600, 1800)
 # the first tab's defaults after the prompt, in GENERATE_PARAMS order, also used for the cached

@@ -42,12 +42,6 @@ def tiny_model_dir(tmp_path_factory):
     return make_tiny_model(seed=0, styles=DEFAULT_STYLES).save_pretrained(tmp_path_factory.mktemp("tiny_model"))
 
 
-@pytest.fixture(scope="session")
-def tiny_latent_dir(tiny_model_dir):
-    """The same folder as tiny_model_dir, under the name tests/test_app.py still uses."""
-    return tiny_model_dir
-
-
 @pytest.fixture
 def hf_cache(tmp_path, monkeypatch):
     """A fresh, empty Hub cache for one test (huggingface_hub reads HF_HUB_CACHE only at import)."""
@@ -86,3 +80,53 @@ def server(tiny_model_dir, tmp_path_factory):
     srv = start_app(tiny_model_dir, tmp_path_factory.mktemp("examples_cache"))
     yield srv
     srv.demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """A gradio_client Client of the module's running app (the test_app* modules; calls in app_helpers.py)."""
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, download_files=str(server.cache.parent / "downloads"))
+
+
+# --- the browser tests: one Chromium per module, a fresh page per test (helpers in browser_helpers.py) ---
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium (never `playwright install`); a missing one fails the test, saying how to install it."""
+    import shutil
+    from pathlib import Path
+
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, OUTPUT
+
+    if not (Path(CHROMIUM).is_file() or shutil.which("chromium")):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with `apt-get install -y chromium` "
+                    "(the browser tests never download one with `playwright install`)")
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page of the running app for one test, 1280 x 1000: nothing generated or scored yet."""
+    from browser_helpers import open_page
+
+    pg = open_page(browser, server.url)
+    yield pg
+    pg.close()
+
+
+@pytest.fixture
+def narrow_page(browser, server):
+    """A fresh page in a phone-sized window: 420 x 900."""
+    from browser_helpers import open_page
+
+    pg = open_page(browser, server.url, width=420, height=900)
+    yield pg
+    pg.close()

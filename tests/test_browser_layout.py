@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, TIMEOUT_MS, open_tab
+from browser_helpers import OUTPUT, TIMEOUT_MS, open_page, open_tab_ready
 
 pytestmark = pytest.mark.browser
 
@@ -26,17 +26,6 @@ OVERLAPS = """sel => {
     }
     return [out, images.length];
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    (OUTPUT / "layout").mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +50,6 @@ def click_then_wait(pg, button: str, shown: str, nth: int = 0):
         except PlaywrightTimeout:
             if attempt == 2:
                 raise
-
-
-def open_tab_ready(pg, name: str):
-    """open_tab once gradio has laid out its tab bar (the tab itself is visible, or the narrow
-    window's "More tabs" menu exists): right after the page loads, neither may be there yet."""
-    pg.wait_for_function("""name => [...document.querySelectorAll('button')].some(b =>
-        (b.getAttribute('role') === 'tab' && b.innerText.trim() === name && b.offsetParent !== null)
-        || (b.getAttribute('aria-label') || b.innerText).includes('More tabs'))""", arg=name)
-    open_tab(pg, name)
 
 
 def generate(pg):
@@ -117,11 +97,9 @@ ACTIONS = {"generate": lambda pg, p: generate(pg), "variations": vary, "restyle"
 @pytest.mark.parametrize("width", [1280, 400])
 @pytest.mark.parametrize("action", list(ACTIONS))
 def test_no_label_covers_an_image(browser, server, emoji_file, action, width):
-    pg = browser.new_page(viewport={"width": width, "height": 900})
-    pg.set_default_timeout(TIMEOUT_MS)
+    (OUTPUT / "layout").mkdir(parents=True, exist_ok=True)
+    pg = open_page(browser, server.url, width=width, height=900)
     try:
-        pg.goto(server.url, wait_until="domcontentloaded")
-        pg.get_by_text("Emoji text-to-image").first.wait_for()
         ACTIONS[action](pg, emoji_file)
         pg.wait_for_timeout(700)  # images settle into their final size
         pg.screenshot(path=str(OUTPUT / "layout" / f"{action}-{width}.png"), full_page=True)

@@ -1,6 +1,7 @@
 """model.serving: which files an event may open, the app's output files, and the disk they take."""
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -12,10 +13,13 @@ import gradio as gr
 import numpy as np
 import pytest
 from gradio.utils import get_upload_folder
+from gradio_client import Client
 from PIL import Image
 
+import app
 from model.images import heatmap_overlay
 from model.serving import files, server, tmp
+from app_helpers import generate  # tests/ is on sys.path (rootdir conftest)
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = files.FILE_META
@@ -167,13 +171,13 @@ def app_files() -> set[str]:
 
 
 @pytest.mark.slow
-def test_the_app_leaves_nothing_behind_after_sigterm(tiny_latent_dir, tmp_path):
+def test_the_app_leaves_nothing_behind_after_sigterm(tiny_model_dir, tmp_path):
     """`python app.py` writes only under its own temp folder (never the app folder; gradio's and
     torch's temp files included) and removes it when stopped with SIGTERM, and a folder a killed
     process left is removed at the next start; the examples cache lives in the user cache."""
     from helpers import free_port
 
-    env = {**os.environ, "MODEL_ID": str(tiny_latent_dir), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path / "tmp"),
+    env = {**os.environ, "MODEL_ID": str(tiny_model_dir), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path / "tmp"),
            "XDG_CACHE_HOME": str(tmp_path / "cache"), "GRADIO_ANALYTICS_ENABLED": "False"}
     for var in ("GRADIO_TEMP_DIR", "GRADIO_EXAMPLES_CACHE"):  # an in-process test app sets these for itself
         env.pop(var, None)
@@ -207,3 +211,67 @@ def test_the_app_leaves_nothing_behind_after_sigterm(tiny_latent_dir, tmp_path):
     assert not roots[0].exists(), "the temp folder outlived the app"
     assert os.listdir(tmp_path / "tmp") == [], os.listdir(tmp_path / "tmp")  # the stale one went at start
     assert app_files() == before  # nothing (.gradio/, flagged/, a gradio .pyi stub) written into the app folder
+
+
+# --- the files gradio serves and the result files the events write ---
+
+@pytest.mark.slow
+def test_served_files_are_deleted_on_schedule(tiny_model_dir, tmp_path, monkeypatch):
+    """The images, GIFs and sheets gradio serves do not pile up: with delete_cache (1 s, 2 s old)
+    every file one request created is gone a few seconds later (the app runs at (3600, 3600))."""
+    from helpers import start_app
+
+    monkeypatch.setattr(app, "DELETE_CACHE", (1, 2))
+    srv = start_app(tiny_model_dir, tmp_path / "cache")
+    try:
+        generate(Client(srv.url, verbose=False, download_files=str(tmp_path / "dl")), n=2, candidates=2)
+        served = [Path(f) for s in srv.demo.temp_file_sets for f in s]
+        assert any(f.suffix == ".png" and f.is_file() for f in served), served
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(f.is_file() for f in served):
+            time.sleep(0.5)
+        assert not any(f.is_file() for f in served), [f for f in served if f.is_file()]
+    finally:
+        srv.demo.close()
+
+
+def test_result_files_rotate_safely_under_concurrent_requests(monkeypatch, tmp_path):
+    """Many requests writing result files at once: none fails (a file another thread removed
+    between the listing and its stat used to raise FileNotFoundError), and only `keep` stay."""
+    import threading
+
+    monkeypatch.setattr(files, "output_dir", lambda: tmp_path)
+    errors, paths = [], []
+
+    def worker():
+        try:
+            for _ in range(25):
+                paths.append(files.new_file_path(".png", keep=8))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=worker) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[:3]
+    left = {str(p) for p in tmp_path.glob("png-*")}  # one folder per file, rotated as a whole
+    assert len(paths) == 200 and 1 <= len(left) <= 8 and left <= {str(Path(p).parent) for p in paths}
+
+
+def test_gallery_images_are_written_as_fast_pngs(tmp_path, monkeypatch):
+    """Gallery images reach gradio as PNG files we wrote at zlib level 1 (gradio would encode a
+    PIL image at level 6 itself), pixel-identical to the image."""
+    from model.serving import events as ui
+
+    monkeypatch.setattr(files, "output_dir", lambda: tmp_path)
+    im = Image.effect_noise((64, 64), 40).convert("RGB")
+    path = ui.shown(im, "red-apple-google-seed3")
+    assert Path(path).name == "red-apple-google-seed3.png"  # downloads are named, not tmpXXXX.png
+    back = Image.open(path)
+    assert back.size == (256, 256) and back.format == "PNG"
+    assert list(back.getdata()) == list(im.resize((256, 256), Image.NEAREST).getdata())
+    slow = io.BytesIO()
+    im.resize((256, 256), Image.NEAREST).save(slow, "png")  # PIL's default level
+    assert Path(path).stat().st_size >= len(slow.getvalue())  # level 1 compresses less: it was not level 6

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .catalog import build_catalog, match_fluent
 from .packages import (PACKAGES, STYLES, DataBuildError, Package, dedup_lower, code_str, ensure_tarball,
@@ -95,6 +95,155 @@ def write_attribution(folder: Path, used: dict[str, str], licenses: dict[str, st
     (folder / "ATTRIBUTION.md").write_text("\n".join(lines), encoding="utf-8")
 
 
+def _check_styles(styles: Iterable[str], names: str) -> list[str]:
+    """The requested styles in STYLES order; a ValueError for an unknown style or names scheme."""
+    requested = set(styles)
+    if not requested or requested - set(STYLES):
+        raise ValueError(f"styles must be among {STYLES}, got {sorted(requested)}")
+    if names not in ("cldr", "unicode"):
+        raise ValueError(f"names must be 'cldr' or 'unicode', got {names!r}")
+    return [s for s in STYLES if s in requested]
+
+
+def _member_filter(style: str, styles: list[str]) -> Callable[[str], bool]:
+    """Which tarball members of ``style``'s package to read: its license files, its metadata json,
+    and its images when ``style`` is one of the built ``styles``."""
+    lic = set(PACKAGES[style].license_files)
+    imgs = style in styles
+    if style in ("google", "twitter"):
+        prefix = f"package/img/{style}/64/"
+        return lambda n: n == "package/emoji.json" or n in lic or (imgs and n.startswith(prefix) and n.endswith(".png"))
+    if style == "fluent3d":
+        return lambda n: n in lic or (n.startswith("package/") and n.endswith(".webp"))
+    return lambda n: n == "package/data/openmoji.json" or n in lic or (
+        imgs and n.startswith("package/color/svg/") and n.endswith(".svg"))
+
+
+def _read_packages(needed: list[str], styles: list[str], cache: Path, progress: bool) -> dict[str, dict[str, bytes]]:
+    """style -> {member: bytes} of each needed package (downloaded into ``cache`` when missing)."""
+    from tqdm import tqdm
+
+    tarballs = {s: ensure_tarball(PACKAGES[s], cache) for s in needed}
+    return {s: read_members(tarballs[s], _member_filter(s, styles))
+            for s in tqdm(needed, desc="reading packages", disable=not progress)}
+
+
+def _catalog(data: dict[str, dict[str, bytes]], meta_style: str, styles: list[str]) -> tuple[dict, list[str]]:
+    """The emoji catalog from emoji.json and openmoji.json, with the fluent3d images matched in
+    when fluent3d is built; returns (catalog, fluent3d files matching no code)."""
+    try:
+        emoji_json = json.loads(data[meta_style]["package/emoji.json"])
+        openmoji_json = json.loads(data["openmoji"]["package/data/openmoji.json"])
+    except KeyError as e:
+        raise DataBuildError(f"{e.args[0]} not found in its package tarball") from e
+    cat = build_catalog(emoji_json, openmoji_json)
+    unmatched: list[str] = []
+    if "fluent3d" in styles:
+        fl, unmatched = match_fluent([n for n in data["fluent3d"] if n.endswith(".webp")], cat)
+        for key, member in fl.items():
+            cat[key].images["fluent3d"] = member
+    return cat, unmatched
+
+
+def _style_records(cat: dict, style: str, src: dict[str, bytes], *, skin_tones: bool, names: str,
+                   descs: dict[str, list[str]], limit: int | None) -> list[dict]:
+    """The metadata rows of one style (sorted by code, the first ``limit``); ``_member`` names the
+    source image in the package."""
+    recs = []
+    for key, ent in cat.items():
+        member = ent.images.get(style)
+        if member is None or member not in src:
+            continue
+        if ent.skin_tone and not skin_tones:
+            continue
+        code = code_str(key)
+        text = ent.name(names)
+        recs.append({
+            "file_name": f"images/{style}/{code}.png",
+            "text": text,
+            "style": style,
+            "keywords": dedup_lower(ent.short_names + ent.tags, drop=[text]),
+            "category": ent.category or "Extras",
+            "code": code,
+            "skin_tone": ent.skin_tone,
+            "descriptions": [] if ent.skin_tone else descs.get(code, []),
+            "_member": member,
+        })
+    recs.sort(key=lambda r: r["code"])
+    return recs[:limit] if limit is not None else recs
+
+
+def _render_jobs(out: Path, sizes: list[int], per_style: dict[str, list[dict]],
+                 data: dict[str, dict[str, bytes]]) -> list[tuple]:
+    """One render_job per image with an output file not yet on disk (creating the image folders)."""
+    jobs = []
+    for style, recs in per_style.items():
+        ss = _style_sizes(style, sizes)
+        kind = "svg" if style == "openmoji" else "raster"
+        for size in ss:
+            (out / str(size) / "images" / style).mkdir(parents=True, exist_ok=True)
+        for r in recs:
+            outputs = [(size, str(out / str(size) / r["file_name"])) for size in ss]
+            outputs = [(s, p) for s, p in outputs if not os.path.exists(p)]
+            if outputs:
+                jobs.append((kind, data[style][r["_member"]], outputs, r["file_name"]))
+    return jobs
+
+
+def _run_jobs(jobs: list[tuple], workers: int, progress: bool) -> tuple[int, dict[str, str]]:
+    """Render the jobs (in a pool of ``workers`` processes when more than one); returns (files
+    written, {file_name: error} of the jobs whose source could not be rendered)."""
+    from tqdm import tqdm
+
+    written = 0
+    failed: dict[str, str] = {}
+    if not jobs:
+        return written, failed
+    bar = tqdm(total=len(jobs), desc="rendering images", unit="img", disable=not progress)
+    if workers > 1 and len(jobs) > 1:
+        ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        with ctx.Pool(workers) as pool:
+            for job_id, n, err in pool.imap_unordered(render_job, jobs, chunksize=16):
+                written += n
+                if err:
+                    failed[job_id] = err
+                bar.update()
+    else:
+        for job in jobs:
+            job_id, n, err = render_job(job)
+            written += n
+            if err:
+                failed[job_id] = err
+            bar.update()
+    bar.close()
+    return written, failed
+
+
+def _write_metadata(path: Path, per_style: dict[str, list[dict]], in_size: list[str]) -> dict[str, int]:
+    """metadata.jsonl of the styles ``in_size`` (written to a temporary file, then moved into
+    place); returns style -> rows written."""
+    counts = {}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for style in in_size:
+            counts[style] = len(per_style[style])
+            for r in per_style[style]:
+                row = {k: v for k, v in r.items() if not k.startswith("_")}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return counts
+
+
+def _used_for(in_size: list[str], meta_style: str, names: str) -> dict[str, str]:
+    """style -> what one size's dataset took from its package, for ATTRIBUTION.md."""
+    used = {s: "images" for s in in_size}
+    used.setdefault(meta_style, "metadata (emoji.json)")
+    used["openmoji"] = "images, captions and tags" if "openmoji" in in_size else "captions and tags (openmoji.json)"
+    if names == "unicode" and "openmoji" not in in_size:
+        used["openmoji"] = "tags (openmoji.json)"
+    return used
+
+
 def build(
     out: str | Path = "data/emoji",
     cache: str | Path = "data/npm-cache",
@@ -116,142 +265,35 @@ def build(
     Returns {"counts": {size: {style: n}}, "written": files written, "unmatched": fluent3d
     files matching no code, "failed": file_names whose source could not be rendered}.
     """
-    from tqdm import tqdm
-
     out, cache = Path(out), Path(cache)
     sizes = sorted({int(s) for s in sizes})
-    requested = set(styles)
-    if not requested or requested - set(STYLES):
-        raise ValueError(f"styles must be among {STYLES}, got {sorted(requested)}")
-    styles = [s for s in STYLES if s in requested]
-    if names not in ("cldr", "unicode"):
-        raise ValueError(f"names must be 'cldr' or 'unicode', got {names!r}")
+    styles = _check_styles(styles, names)
     if "openmoji" in styles:
         import_cairosvg()
 
     # metadata comes from emoji-datasource (emoji.json) and openmoji (openmoji.json) always
     meta_style = next((s for s in ("google", "twitter") if s in styles), "google")
     needed = sorted(set(styles) | {meta_style, "openmoji"}, key=STYLES.index)
-    tarballs = {s: ensure_tarball(PACKAGES[s], cache) for s in needed}
-
-    def wanted_for(style: str):
-        lic = set(PACKAGES[style].license_files)
-        if style in ("google", "twitter"):
-            imgs = style in styles
-            prefix = f"package/img/{style}/64/"
-            return lambda n: n == "package/emoji.json" or n in lic or (imgs and n.startswith(prefix) and n.endswith(".png"))
-        if style == "fluent3d":
-            return lambda n: n in lic or (n.startswith("package/") and n.endswith(".webp"))
-        imgs = style in styles
-        return lambda n: n == "package/data/openmoji.json" or n in lic or (
-            imgs and n.startswith("package/color/svg/") and n.endswith(".svg"))
-
-    data: dict[str, dict[str, bytes]] = {}
-    for s in tqdm(needed, desc="reading packages", disable=not progress):
-        data[s] = read_members(tarballs[s], wanted_for(s))
-    try:
-        emoji_json = json.loads(data[meta_style]["package/emoji.json"])
-        openmoji_json = json.loads(data["openmoji"]["package/data/openmoji.json"])
-    except KeyError as e:
-        raise DataBuildError(f"{e.args[0]} not found in its package tarball") from e
-    cat = build_catalog(emoji_json, openmoji_json)
+    data = _read_packages(needed, styles, cache, progress)
+    cat, unmatched = _catalog(data, meta_style, styles)
     descs = read_descriptions(descriptions) if descriptions is not None else {}
+    per_style = {style: _style_records(cat, style, data[style], skin_tones=skin_tones, names=names,
+                                       descs=descs, limit=limit) for style in styles}
 
-    unmatched: list[str] = []
-    if "fluent3d" in styles:
-        fl, unmatched = match_fluent([n for n in data["fluent3d"] if n.endswith(".webp")], cat)
-        for key, member in fl.items():
-            cat[key].images["fluent3d"] = member
-
-    # records per style
-    per_style: dict[str, list[dict]] = {}
-    for style in styles:
-        src = data[style]
-        recs = []
-        for key, ent in cat.items():
-            member = ent.images.get(style)
-            if member is None or member not in src:
-                continue
-            if ent.skin_tone and not skin_tones:
-                continue
-            code = code_str(key)
-            text = ent.name(names)
-            recs.append({
-                "file_name": f"images/{style}/{code}.png",
-                "text": text,
-                "style": style,
-                "keywords": dedup_lower(ent.short_names + ent.tags, drop=[text]),
-                "category": ent.category or "Extras",
-                "code": code,
-                "skin_tone": ent.skin_tone,
-                "descriptions": [] if ent.skin_tone else descs.get(code, []),
-                "_member": member,
-            })
-        recs.sort(key=lambda r: r["code"])
-        per_style[style] = recs[:limit] if limit is not None else recs
-
-    # render what is missing
-    jobs = []
-    for style in styles:
-        ss = _style_sizes(style, sizes)
-        kind = "svg" if style == "openmoji" else "raster"
-        for size in ss:
-            (out / str(size) / "images" / style).mkdir(parents=True, exist_ok=True)
-        for r in per_style[style]:
-            outputs = [(size, str(out / str(size) / r["file_name"])) for size in ss]
-            outputs = [(s, p) for s, p in outputs if not os.path.exists(p)]
-            if outputs:
-                jobs.append((kind, data[style][r["_member"]], outputs, r["file_name"]))
-    written = 0
-    failed: dict[str, str] = {}
-    if jobs:
-        bar = tqdm(total=len(jobs), desc="rendering images", unit="img", disable=not progress)
-        if workers > 1 and len(jobs) > 1:
-            ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-            with ctx.Pool(workers) as pool:
-                results = pool.imap_unordered(render_job, jobs, chunksize=16)
-                for job_id, n, err in results:
-                    written += n
-                    if err:
-                        failed[job_id] = err
-                    bar.update()
-        else:
-            for job in jobs:
-                job_id, n, err = render_job(job)
-                written += n
-                if err:
-                    failed[job_id] = err
-                bar.update()
-        bar.close()
+    written, failed = _run_jobs(_render_jobs(out, sizes, per_style, data), workers, progress)
     for job_id, err in sorted(failed.items()):
         print(f"warning: skipped {job_id}: {err}", file=sys.stderr)
     if failed:
         for style in styles:
             per_style[style] = [r for r in per_style[style] if r["file_name"] not in failed]
-    del jobs
 
     # metadata + attribution per size
     licenses = {s: _license_text(data[s], PACKAGES[s]) for s in needed}
     counts: dict[int, dict[str, int]] = {}
     for size in sizes:
-        folder = out / str(size)
         in_size = [s for s in styles if size in _style_sizes(s, sizes)]
-        if not in_size:
-            continue
-        counts[size] = {}
-        tmp = folder / "metadata.jsonl.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for style in in_size:
-                counts[size][style] = len(per_style[style])
-                for r in per_style[style]:
-                    row = {k: v for k, v in r.items() if not k.startswith("_")}
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, folder / "metadata.jsonl")
-        used = {s: "images" for s in in_size}
-        used.setdefault(meta_style, "metadata (emoji.json)")
-        used["openmoji"] = "images, captions and tags" if "openmoji" in in_size else "captions and tags (openmoji.json)"
-        if names == "unicode" and "openmoji" not in in_size:
-            used["openmoji"] = "tags (openmoji.json)"
-        write_attribution(folder, used, licenses)
+        if in_size:
+            counts[size] = _write_metadata(out / str(size) / "metadata.jsonl", per_style, in_size)
+            write_attribution(out / str(size), _used_for(in_size, meta_style, names), licenses)
     return {"counts": counts, "written": written, "unmatched": unmatched,
             "failed": sorted(failed)}
