@@ -106,6 +106,7 @@ class Pipeline(InputChecks, ImageTasks):
     on_idle: Callable[[], object] | None = None  # called after a generate batch when no call waits (the app: memory.trim)
     cpu_bf16: bool = False  # bf16 autocast + channels_last on a CPU with native bf16 (AMX / AVX512-BF16)
     compose: bool = True  # draw prompts that name two ideas or a colour from their parts (model.compose)
+    distinct: bool = True  # show the best of each design before a second of any (judge_and_rank)
     _composer: Composer | None = field(default=None, repr=False)
 
     @classmethod
@@ -208,24 +209,28 @@ class Pipeline(InputChecks, ImageTasks):
         return self.decode(z, style)
 
     def draw(self, reading: Reading, plan: Plan | None, style: torch.Tensor, seeds: list[int],
-             truncation: float = 1.0) -> torch.Tensor:
-        """One prompt's candidates: named style ids (N,), seeds (N,) -> (N, 3, S, S) in [-1, 1].
-        With a plan, each part is read and drawn from its own seed, then laid out and coloured
-        (model.compose); else the prompt's reading is sampled and decoded."""
-        st = style.tolist()
+             truncation: float = 1.0) -> tuple[torch.Tensor, list]:
+        """One prompt's candidates: named style ids (N,), seeds (N,) -> (N, 3, S, S) in [-1, 1]
+        and each one's design (the stored latent row(s) it was drawn from). With a plan, each
+        part is read and drawn from its own seed, then laid out and coloured (model.compose);
+        else the prompt's reading is sampled and decoded."""
+        st, prior = style.tolist(), self.model.prior
         if plan is None:
-            return self.decode(self.model.prior.sample([reading] * len(seeds), st, seeds, truncation), style)
-        parts = self.model.prior.read(self.embed(plan.parts).float().cpu())
-        x = self.decode(self.model.prior.sample([parts[0]] * len(seeds), st, seeds, truncation), style)
+            z, rows = prior.sample_designs([reading] * len(seeds), st, seeds, truncation)
+            return self.decode(z, style), rows
+        parts = prior.read(self.embed(plan.parts).float().cpu())
+        z, rows = prior.sample_designs([parts[0]] * len(seeds), st, seeds, truncation)
+        x = self.decode(z, style)
         if plan.colour:
             x = torch.stack([recolour(xi, plan.colour) for xi in x])
         if plan.layout is None:
-            return x
+            return x, rows
         other_seeds = [(s + OTHER_PART_SEED) % (MAX_SEED + 1) for s in seeds]  # the second part: its own draw
-        other = self.decode(self.model.prior.sample([parts[-1]] * len(seeds), st, other_seeds, truncation), style)
+        z, other_rows = prior.sample_designs([parts[-1]] * len(seeds), st, other_seeds, truncation)
+        other = self.decode(z, style)
         if plan.layout == "two" and plan.colour:
             other = torch.stack([recolour(xi, plan.colour) for xi in other])
-        return torch.stack([compose(a, b, plan.layout) for a, b in zip(x, other)])
+        return torch.stack([compose(a, b, plan.layout) for a, b in zip(x, other)]), list(zip(rows, other_rows))
 
     def decode(self, z: torch.Tensor, style: torch.Tensor, batch: int = CHUNK) -> torch.Tensor:
         """Latents (N, C, h, w), named style ids (N,) -> (N, 3, S, S) in [-1, 1]."""
@@ -272,13 +277,15 @@ class Pipeline(InputChecks, ImageTasks):
 
     def judge_and_rank(self, x: torch.Tensor, e: torch.Tensor, style_t: torch.Tensor, seeds: list[int], *,
                        n: int, gate: float, fill: bool, round_robin_styles: bool, upscale=True,
-                       order: str = "score", scores: tuple | None = None) -> Generation:
+                       order: str = "score", scores: tuple | None = None, designs: list | None = None) -> Generation:
         """The gate: D judges every candidate (at the model's size); those with P(real) >= gate pass.
         order "score": the best n by realism x match (with fill, rejected ones make up the count);
         "seed": those that passed in seed order, then (fill) rejected ones, so that D's taste does
         not pick the n least varied variations; "all": every candidate in candidate order. Only
         the returned images go through the super-resolution stage. scores: (realism, match) of x
-        already judged (a batch judged together)."""
+        already judged (a batch judged together). designs: each candidate's design (what it was
+        drawn from); with order "score", the best of each design comes before a second of any, so
+        that n images show different drawings, not one drawing n times with noise."""
         upscale = self.check_bool(upscale, "upscale")
         realism, match = scores if scores is not None else self.judge(x, e, style_t.to(self.device))[:2]
         scored = [Scored(None, seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
@@ -287,6 +294,9 @@ class Pipeline(InputChecks, ImageTasks):
         index = {id(s): k for k, s in enumerate(scored)}
         ranked = scored if order != "score" else sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
         passed, rejected = [s for s in ranked if s.kept], [s for s in ranked if not s.kept]
+        if designs is not None and order == "score" and self.distinct:
+            key = {id(s): designs[k] for k, s in enumerate(scored)}
+            passed, rejected = distinct_first(passed, key), distinct_first(rejected, key)
         if round_robin_styles:  # "any": take the styles in turns, not n of the one D likes best
             passed, rejected = round_robin(passed), round_robin(rejected)
         kept = ranked[:n] if order == "all" else passed[:n]
@@ -337,18 +347,18 @@ class Pipeline(InputChecks, ImageTasks):
             u = uniq.index(r.prompt)
             style_t = self.seed_styles(torch.full((r.candidates,), r.style, dtype=torch.long), seeds)
             parts.append((seeds, style_t, emb[u:u + 1].expand(r.candidates, -1), readings[u]))
-        x_all = torch.cat([self.draw(rd, plans[r.prompt], st, seeds, r.truncation)
-                           for r, (seeds, st, _, rd) in zip(requests, parts)])
+        drawn = [self.draw(rd, plans[r.prompt], st, seeds, r.truncation) for r, (seeds, st, _, rd) in zip(requests, parts)]
+        x_all = torch.cat([x for x, _ in drawn])
         e_all, st_all = torch.cat([e for _, _, e, _ in parts]), torch.cat([st for _, st, _, _ in parts])
         chunks = [self.judge(x_all[i:i + CHUNK], e_all[i:i + CHUNK], st_all[i:i + CHUNK].to(self.device))
                   for i in range(0, len(x_all), CHUNK)]  # bounded activations, as decode's
         scores = tuple(None if c[0] is None else torch.cat(c) for c in zip(*(ch[:2] for ch in chunks)))
         out, start = [], 0
-        for r, (seeds, st, e, rd) in zip(requests, parts):
+        for r, (seeds, st, e, rd), (_, designs) in zip(requests, parts, drawn):
             rows = slice(start, start + len(seeds))
             start += len(seeds)
             g = self.judge_and_rank(x_all[rows], e, st, seeds, n=r.n, gate=r.gate, fill=r.fill, upscale=r.upscale,
-                                    round_robin_styles=r.style == self.model.cfg.num_styles,
+                                    round_robin_styles=r.style == self.model.cfg.num_styles, designs=designs,
                                     scores=tuple(None if s is None else s[rows] for s in scores[:2]))
             g.reading, g.plan = rd, plans[r.prompt]
             out.append(g)
@@ -408,6 +418,16 @@ class Pipeline(InputChecks, ImageTasks):
 
 
 # --- helpers ---
+
+def distinct_first(ranked: list[Scored], key: dict[int, object]) -> list[Scored]:
+    """Best-first images -> the best image of each design (key[id(image)]), then the rest, each
+    part in rank order."""
+    seen, first, rest = set(), [], []
+    for s in ranked:
+        (rest if key[id(s)] in seen else first).append(s)
+        seen.add(key[id(s)])
+    return first + rest
+
 
 def round_robin(ranked: list[Scored]) -> list[Scored]:
     """Best-first images -> the best of each style, then the second best of each, and so on

@@ -169,7 +169,13 @@ class RetrievalPrior(nn.Module):
         """One latent per (reading, style, seed) -> (N, C, h, w). Seed k picks a neighbour by the
         reading's weights (truncation 0: always the best) and adds truncation x the posterior
         std of noise; each sample has its own RNG, so it does not depend on its batch mates."""
-        out, memo = [], {}  # a restyle depends only on (row, style): made once per call
+        return self.sample_designs(readings, styles, seeds, truncation)[0]
+
+    def sample_designs(self, readings: list[Reading], styles: list[int], seeds: list[int],
+                       truncation: float = 1.0) -> tuple[torch.Tensor, list[int]]:
+        """`sample`, and the stored latent row each sample was drawn from (its design: one emoji
+        as one set drew it), so that a caller can show different designs rather than one twice."""
+        out, rows, memo = [], [], {}  # a restyle depends only on (row, style): made once per call
         for rd, st, seed in zip(readings, styles, seeds):
             g = torch.Generator().manual_seed(int(seed))
             w = torch.tensor(rd.weights, dtype=torch.float64)
@@ -179,7 +185,8 @@ class RetrievalPrior(nn.Module):
             row, _ = self.row_for(rd.entries[pick], int(st), choice=int(seed))
             z = self.latent_in(rd.entries[pick], int(st), choice=int(seed), memo=memo)
             out.append(z + truncation * self.sigmas[row].float().cpu()[:, None, None] * eps)
-        return torch.stack(out)  # (N, C, h, w)
+            rows.append(row)
+        return torch.stack(out), rows  # (N, C, h, w), (N,)
 
     def mean_latent(self, reading: Reading, style: int) -> torch.Tensor:
         """The weight-averaged latent of a reading's neighbours in `style`: (C, h, w)."""

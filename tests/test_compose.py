@@ -153,3 +153,30 @@ def test_pipeline_keeps_an_emoji_name_whole_and_colours_an_object(tiny_pipe):
     _, _, vx = rgb_to_hsv((x + 1) / 2)
     _, _, vy = rgb_to_hsv((y + 1) / 2)
     assert (vx - vy).abs().max() < 0.02  # only hue and saturation move
+
+
+def test_distinct_first_puts_the_best_of_each_design_first():
+    from model.pipeline import Scored, distinct_first
+
+    ranked = [Scored(None, seed, 0.9 - 0.1 * seed, 1.0, True, "google") for seed in range(5)]
+    key = {id(s): d for s, d in zip(ranked, ["a", "a", "b", "a", "c"])}
+    assert [s.seed for s in distinct_first(ranked, key)] == [0, 2, 4, 1, 3]
+
+
+def test_generate_shows_different_designs_before_repeating_one(tiny_pipe):
+    p = tiny_pipe
+    prompt = "a purple rocket"  # a random embedding: every tiny emoji is a neighbour
+    p.compose = False
+    seeds = list(range(16))
+    rd = p.read(prompt)
+    _, rows = p.model.prior.sample_designs([rd] * 16, [0] * 16, seeds, 1.0)
+    assert len(set(rows)) >= 2  # the candidates hold more than one design
+    p.distinct = False
+    ranked = [s.seed for s in p.generate(prompt, n=16, seed=0, style="google", candidates=16, gate=0.0,
+                                          upscale=False).images]  # all 16, by realism x match
+    p.distinct = True
+    shown = [s.seed for s in p.generate(prompt, n=2, seed=0, style="google", candidates=16, gate=0.0,
+                                         upscale=False).images]
+    second = next(k for k in ranked if rows[k] != rows[ranked[0]])
+    assert shown == [ranked[0], second]  # the best, then the best of another design
+    assert rows[ranked[0]] == rows[ranked[1]] or shown == ranked[:2]  # by score alone it may repeat one

@@ -346,3 +346,21 @@ def test_evaluation_samples_are_the_apps_images(tiny_model_dir):
     for k, seed in enumerate((7, 8, 9)):
         assert torch.equal(raw[k], shown[seed])
     assert not torch.equal(raw[0], raw[1])  # the seeds differ, so do the images
+
+
+def test_colour_blind_training_rotates_hue_and_keeps_white_and_luma():
+    import math
+
+    from model.evaluator import colour_blind, rotate_hue
+
+    x = torch.tensor([[1.0, 1.0, 1.0], [0.8, -0.8, -0.8], [-1.0, -1.0, -1.0]]).t()[None, :, :, None]  # white, red, black
+    y = rotate_hue(x, torch.tensor([2 * math.pi / 3]))
+    assert torch.allclose(y[0, :, 0], x[0, :, 0], atol=1e-3) and torch.allclose(y[0, :, 2], x[0, :, 2], atol=1e-3)
+    red, moved = x[0, :, 1], y[0, :, 1]
+    assert moved.argmax() != 0 and red.argmax() == 0  # red is no longer the largest channel
+    luma = lambda v: 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2]  # noqa: E731
+    assert abs(float(luma(moved) - luma(red))) < 0.1  # kept, up to the clamp into the RGB cube
+    g = torch.Generator().manual_seed(0)
+    out = colour_blind(x.expand(64, -1, -1, -1), g, grey=0.5)
+    grey = (out.max(1).values - out.min(1).values).amax((1, 2)) < 1e-6
+    assert 10 < int(grey.sum()) < 54  # about half made grey, the rest rotated
