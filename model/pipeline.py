@@ -266,9 +266,10 @@ class Pipeline(InputChecks, ImageTasks):
         with self.autocast():
             return torch.cat([self.upsampler.upscale(x[i:i + 1], OUTPUT_SIZE).float().cpu() for i in range(len(x))])
 
-    def finish(self, x: torch.Tensor, upscale) -> list[Image.Image]:
-        """Decoded images -> PIL, at 256 px through the super-resolution stage or at the model's size."""
-        return self.to_pil(self.super_resolve(x) if self.check_bool(upscale, "upscale") else x)
+    def finish(self, x: torch.Tensor, upscale: bool) -> list[Image.Image]:
+        """Decoded images -> PIL, at 256 px through the super-resolution stage or at the model's size.
+        upscale: a checked bool (each entry point validates its inputs once, before any work)."""
+        return self.to_pil(self.super_resolve(x) if upscale else x)
 
     @staticmethod
     def image_tensor(img: Image.Image) -> torch.Tensor:
@@ -276,7 +277,7 @@ class Pipeline(InputChecks, ImageTasks):
         return to_unit(torch.from_numpy(np.array(img)).permute(2, 0, 1)[None])
 
     def judge_and_rank(self, x: torch.Tensor, e: torch.Tensor, style_t: torch.Tensor, seeds: list[int], *,
-                       n: int, gate: float, fill: bool, round_robin_styles: bool, upscale=True,
+                       n: int, gate: float, fill: bool, round_robin_styles: bool, upscale: bool = True,
                        order: str = "score", scores: tuple | None = None, designs: list | None = None) -> Generation:
         """The gate: D judges every candidate (at the model's size); those with P(real) >= gate pass.
         order "score": the best n by realism x match (with fill, rejected ones make up the count);
@@ -286,7 +287,6 @@ class Pipeline(InputChecks, ImageTasks):
         already judged (a batch judged together). designs: each candidate's design (what it was
         drawn from); with order "score", the best of each design comes before a second of any, so
         that n images show different drawings, not one drawing n times with noise."""
-        upscale = self.check_bool(upscale, "upscale")
         realism, match = scores if scores is not None else self.judge(x, e, style_t.to(self.device))[:2]
         scored = [Scored(None, seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
                          self.model.cfg.styles[int(style_t[k])])
@@ -379,6 +379,7 @@ class Pipeline(InputChecks, ImageTasks):
         seed_b = seed_a if seed_b is None or seed_b == "" else self.check_seed(seed_b)
         sid = self.check_style(style)
         truncation = self.check_truncation(truncation)
+        upscale = self.check_bool(upscale, "upscale")
         if prompt_a == prompt_b and seed_a == seed_b:
             raise ValueError("Both ends are the same: change the second prompt or the second seed.")
         e = self.embed([prompt_a, prompt_b])
