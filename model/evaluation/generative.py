@@ -14,6 +14,8 @@ model) and on.
   (the evaluator: target among 1 + 99 names), diversity (mean pairwise cosine distance of
   EfficientNet-Lite0 features among a prompt's 4 images), judged the asked style (the pixel
   style classifier), and the share of prompts the composer split.
+* **unseen**: the emojis fluent3d lacks (known to >= 2 other sets) asked by name in fluent3d:
+  recognised, and judged fluent3d by the style classifier.
 * **compounds**: COMPOUNDS asked by name, with their own entries taken out of the prior's
   tables (captions and latents: the prior cannot retrieve them; the image VAE did see them in
   training). R-precision among 100 names; the retrieval row draws the nearest other emoji.
@@ -109,6 +111,30 @@ def variety(pipe: Pipeline, judge: Judge, enl0, sets: dict) -> dict:
             setattr(pipe, k, v)
         out[name] = {kind: shown_rows(pipe, items, judge, enl0) for kind, items in sets.items()}
     pipe.compose = pipe.distinct = True
+    return out
+
+
+def unseen_pairs(pipe: Pipeline, judge: Judge, pack, names: list[str]) -> dict:
+    """Emojis fluent3d lacks (known to >= 2 other sets), asked by name in fluent3d: recognised
+    and judged fluent3d, today and with distinct designs (the other sets' designs moved)."""
+    by_name: dict[str, set[int]] = {}
+    for n, s in zip(names, pack.styles.tolist()):
+        by_name.setdefault(n, set()).add(s)
+    target = pack.style_names.index("fluent3d")
+    lacking = [n for n in sorted(by_name) if target not in by_name[n] and len(by_name[n]) >= 2]
+    out: dict = {"pairs": len(lacking)}
+    for name, switches in (("today", dict(distinct=False)), ("distinct designs", dict(distinct=True))):
+        pipe.distinct = switches["distinct"]
+        images, owners = [], []
+        for i, n in enumerate(lacking):
+            shown = default_call(pipe, n, "fluent3d")
+            images += shown
+            owners += [i] * len(shown)
+        x = to_uint8_pil(images)
+        sc = judge.score(x, torch.tensor(owners), lacking)
+        out[name] = {"rprec": round(float(sc["per_prompt"].mean()), 4),
+                     "judged_fluent3d": round(float((sc["styles"] == target).float().mean()), 4)}
+    pipe.distinct = True
     return out
 
 
@@ -238,8 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="model folder or Hub id (default: the shipped model)")
     ap.add_argument("--data", default=".pack/emoji64-one.safetensors", help="pack of the real images")
     ap.add_argument("--out", default="runs/generative")
-    ap.add_argument("--only", nargs="+", choices=["variety", "compounds", "colour", "grids"],
-                    default=["variety", "compounds", "colour", "grids"])
+    ap.add_argument("--only", nargs="+", choices=["variety", "unseen", "compounds", "colour", "grids"],
+                    default=["variety", "unseen", "compounds", "colour", "grids"])
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -256,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
         natural = [r for r in read_natural() if r["name"] in set(names)]
         res["variety"] = variety(pipe, judge, enl0, {"natural": [(r["prompt"], r["name"]) for r in natural],
                                                      "exact": [(r["name"], r["name"]) for r in natural]})
+    if "unseen" in a.only:
+        res["unseen"] = unseen_pairs(pipe, judge, pack, names)
     if "compounds" in a.only:
         res["compounds"] = compounds(pipe, judge, enl0, names)
     if "colour" in a.only:
