@@ -26,8 +26,13 @@ class NoEncoder:
 
 
 def prefill(pipe: Pipeline, *prompts: str) -> None:
-    """A known emoji name embeds to its caption vector; any other prompt to a random unit vector (fixed per prompt)."""
+    """A known emoji name embeds to its caption vector; any other prompt (and each part the composer
+    splits it into) to a random unit vector (fixed per prompt)."""
+    from model.compose import parse
+
     prior = pipe.model.prior
+    plans = [parse(pipe.check_prompt(p)) for p in prompts]
+    prompts = (*prompts, *(part for plan in plans if plan is not None for part in plan.parts))
     for i, p in enumerate(prompts):
         g = torch.Generator().manual_seed(1000 + i)
         e = (prior.cap_emb[prior.names.index(p)] if p in prior.names
