@@ -27,7 +27,7 @@ import gradio as gr  # noqa: E402
 
 from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
-from model.serving.api import GENERATE_PARAMS, generate_args  # noqa: E402
+from model.serving.api import GENERATE_PARAMS, default_args, generate_args  # noqa: E402
 from model.serving.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
 from model.serving.components import gif_output, image_input, results  # noqa: E402
 from model.serving.events import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED,  # noqa: E402,F401
@@ -60,8 +60,8 @@ UPSCALE_LABEL = "256 px (super-resolution; off = the model's raw 64 px)"
 
 
 def gen_defaults(pipeline: Pipeline) -> tuple:
-    """GEN_DEFAULTS with the gate the model was calibrated at (keeps ~90 % of held-out real images)."""
-    return generate_args("", gate=round(pipeline.default_gate, 2))[1:]
+    """GEN_DEFAULTS with the gate the model was calibrated at (model.serving.api.calibrated_gate)."""
+    return default_args(pipeline, "")[1:]
 
 
 def read_examples(path: Path = EXAMPLES_FILE) -> list[str]:

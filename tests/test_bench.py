@@ -91,6 +91,46 @@ def test_bench_runs_on_a_tiny_model(tiny_model_dir):
     assert "retrieval prior (similarity, per image)" in md and "prior read" in md and "prior sample" in md
 
 
+def test_default_call_is_the_same_work_three_ways(server):
+    """The bench's default call: the app's defaults (4 of 16 candidates, the calibrated gate, 256 px)
+    through the pipeline, the event function and the API of a served app, with their ratio and the
+    stages of that same call (16 candidates decoded and judged, 4 upscaled)."""
+    from model.bench.default_call import call_pipeline, compare_default_call
+    from model.bench.report import default_call_lines
+    from model.bench.speed import request_stages
+    from model.serving.api import default_args
+
+    pipe = server.pipeline
+    d = compare_default_call(pipe, server.url, 3, lambda p, prompt, seed: request_stages(p, prompt, seed, True, n=4,
+                                                                                         candidates=16), log=lambda *a: None)
+    assert d["call"] == {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0, "candidates": 16,
+                         "gate": round(pipe.default_gate, 2), "upscale": True}
+    assert [d[k]["calls"] for k in ("pipeline", "event", "api")] == [3, 3, 3]
+    assert d["api_vs_pipeline_p50"] == pytest.approx(d["api"]["p50_ms"] / d["pipeline"]["p50_ms"])
+    assert d["event_vs_pipeline_p50"] == pytest.approx(d["event"]["p50_ms"] / d["pipeline"]["p50_ms"])
+    assert {"text_encoding", "decoder", "gate", "upsampler", "gallery_files", "sheet"} <= set(d["stages"])
+    out = call_pipeline(pipe, default_args(pipe, "red apple", seed=5))
+    assert len(out.images) == 4 and out.candidates == 16 and out.gate == round(pipe.default_gate, 2)
+    assert out.images[0].image.size == (256, 256)
+    md = "\n".join(default_call_lines(d))
+    assert "API / pipeline p50 = " in md and "gallery files" in md
+
+
+def test_started_app_is_waited_for_and_does_the_bench_pipelines_work(monkeypatch):
+    """The bench starts the app with its model, thread count and device, and waits until its
+    start-up work (the sentence encoder, the examples) is over before timing it."""
+    from pathlib import Path
+
+    from model.bench.app_client import READY
+    from model.bench.speed import BenchConfig, app_env
+    from model.serving import server as srv
+
+    assert READY[1] == srv.EXAMPLES_CACHED and READY[0] in (Path(__file__).parent.parent / "app.py").read_text()
+    env = app_env(BenchConfig(model="some/model", threads=3, device="cpu"))
+    assert env["OMP_NUM_THREADS"] == "3" and env["MODEL_ID"] == "some/model"
+    assert "MODEL_ID" not in app_env(BenchConfig())
+
+
 def test_loadtest_classifies_and_summarizes():
     from gradio_client.utils import QueueError
 

@@ -16,3 +16,15 @@ def generate_args(prompt: str, **kw) -> tuple:
         raise TypeError(f"generate has no parameter {sorted(unknown)}; it takes {', '.join(GENERATE_PARAMS)}")
     values = {**GENERATE_DEFAULTS, **kw, "prompt": prompt}
     return tuple(values[k] for k in GENERATE_PARAMS)
+
+
+def calibrated_gate(pipeline) -> float:
+    """The gate the app's slider starts at: the model's calibrated threshold (it keeps ~90 % of
+    held-out real images), to the slider's step of 0.01."""
+    return round(pipeline.default_gate, 2)
+
+
+def default_args(pipeline, prompt: str, **kw) -> tuple:
+    """/generate's arguments as a user who changes nothing sends them (the app's defaults, the
+    calibrated gate); kw as in generate_args."""
+    return generate_args(prompt, **{"gate": calibrated_gate(pipeline), **kw})
