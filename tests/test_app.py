@@ -38,11 +38,10 @@ def client(server):
     return Client(server.url, verbose=False, download_files=str(server.cache.parent / "downloads"))
 
 
-def generate(client, sheet=False, **kw):
-    """-> (gallery, summary), or with sheet=True (gallery, summary, PNG sheet path)."""
+def generate(client, **kw):
+    """-> (gallery, summary); the sheet of the result: client.predict(api_name="/sheet")."""
     a = {**GEN, **kw}
-    out = client.predict(*generate_args(a.pop("prompt"), **a), api_name="/generate")
-    return out if sheet else out[:2]
+    return client.predict(*generate_args(a.pop("prompt"), **a), api_name="/generate")
 
 
 def interpolate(client, prompt_a="grinning face", prompt_b="red heart", seed_a=0, seed_b=1, steps=5,
@@ -99,7 +98,8 @@ def test_queue_has_limits(server):
 
 def test_api_names(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/generate", "/interpolate", "/score", "/variations", "/restyle", "/interpolate_images", "/edit"} <= set(named)
+    assert {"/generate", "/interpolate", "/score", "/variations", "/restyle", "/interpolate_images", "/edit", "/sheet",
+            "/sheet_variations"} <= set(named)
 
 
 def test_generate(client, server):
@@ -360,9 +360,10 @@ def emoji_png(tmp_path):
 
 
 def test_generate_raw_64_and_the_sheet(client):
-    gallery, _, sheet = generate(client, sheet=True, n=2, candidates=2, seed=9, upscale=False)
+    gallery, _ = generate(client, n=2, candidates=2, seed=9, upscale=False)
     with Image.open(gallery[0]["image"]) as im:  # raw 16-px images are shown enlarged by nearest neighbour
         assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
+    sheet = client.predict(api_name="/sheet")  # built now, of this session's last result
     with Image.open(sheet) as im:
         meta = json.loads(im.text["parameters"])
         assert im.size == (2 * 256, 256 + 22)
@@ -378,16 +379,74 @@ def test_caption_puts_seed_and_style_back():
 
 
 def test_variations_and_restyle(client, emoji_png):
-    gallery, summary, sheet = client.predict(upload(emoji_png), 3, 4, 1.0, "any", 6, 0.0, True, api_name="/variations")
+    gallery, summary = client.predict(upload(emoji_png), 3, 4, 1.0, "any", 6, 0.0, True, api_name="/variations")
     assert len(gallery) == 3 and summary.startswith("The image looks like: ")
     seeds = sorted(int(CAPTION.match(g["caption"]).group(2)) for g in gallery)
     assert len(set(seeds)) == 3 and all(4 <= x < 4 + 6 for x in seeds)  # the best 3 of 6 candidates
     with Image.open(gallery[0]["image"]) as im:
         assert im.size == (256, 256)
-    assert json.loads(Image.open(sheet).text["parameters"])["task"] == "variations"
-    styled, text, _ = client.predict(upload(emoji_png), False, api_name="/restyle")
+    meta = json.loads(Image.open(client.predict(api_name="/sheet_variations")).text["parameters"])
+    assert meta["task"] == "variations" and sorted(meta["seeds"]) == seeds
+    styled, text = client.predict(upload(emoji_png), False, api_name="/restyle")
     assert [CAPTION.match(g["caption"]).group(1) for g in styled] == ["google", "twitter", "fluent3d", "openmoji"]
     assert "Drawn in each of the 4 styles" in text
+    meta = json.loads(Image.open(client.predict(api_name="/sheet_variations")).text["parameters"])
+    assert meta["task"] == "restyle" and meta["styles"] == ["google", "twitter", "fluent3d", "openmoji"]
+
+
+def test_generate_builds_no_sheet(client, server):
+    """/generate answers the gallery and the summary; the sheet is built only when asked for (it
+    cost a tenth of a default call), so a call writes its gallery files and nothing else."""
+    from model.serving.files import output_dir
+
+    returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["returns"]
+    assert [r["component"] for r in returns] == ["Gallery", "Markdown"]
+    sheets = lambda: set(output_dir().glob("png-*/*-sheet.png"))  # noqa: E731
+    before = sheets()
+    gallery, _ = generate(client, prompt="rocket", n=3, candidates=3)
+    assert len(gallery) == 3 and not sheets() - before
+    sheet = client.predict(api_name="/sheet")
+    assert Path(sheet).name == "rocket-sheet.png" and len(sheets() - before) == 1
+
+
+def test_kept_results_stay_within_their_budget():
+    """What the sheet button needs is kept in memory under a bound, the least recently used first."""
+    from model.serving.sheet import KeptResults, SheetSource
+
+    img = Image.new("RGB", (16, 16))
+    source = lambda n: SheetSource("x", (img,) * n, ("caption",) * n, {})  # noqa: E731
+    kept = KeptResults(max_bytes=3 * 16 * 16 * 3)
+    keys = [kept.put(source(1)) for _ in range(3)]
+    assert all(kept.get(k) for k in keys) and kept.nbytes == 3 * 768 and len(set(keys)) == 3
+    kept.get(keys[0])  # used again: the second is now the least recently used
+    new = kept.put(source(1))
+    assert kept.get(keys[1]) is None and kept.get(keys[0]) and kept.get(new) and kept.nbytes <= kept.max_bytes
+    big = kept.put(source(5))  # a result over the whole budget is still kept, alone
+    assert len(kept) == 1 and kept.get(big) and kept.nbytes == 5 * 768
+    assert kept.get(None) is None and kept.get(["x"]) is None and kept.get("a guess") is None
+    with pytest.raises(gr.Error, match="no longer kept"):
+        events.sheet_of("a key of a result that was dropped")
+    with pytest.raises(gr.Error, match="Nothing to put on a sheet yet"):
+        events.sheet_of(None)
+
+
+def test_a_sheet_is_of_the_sessions_own_last_result(server):
+    """Each session (a browser tab, a gradio_client Client) gets the sheet of the result it was
+    shown last; a session with none gets a message."""
+    def session():
+        return Client(server.url, verbose=False, download_files=str(server.cache.parent / "downloads"))
+
+    a, b = session(), session()
+    generate(a, prompt="red apple", n=2, candidates=2, seed=3)
+    generate(b, prompt="rocket", n=1, candidates=1, seed=7)
+    meta_a = json.loads(Image.open(a.predict(api_name="/sheet")).text["parameters"])
+    meta_b = json.loads(Image.open(b.predict(api_name="/sheet")).text["parameters"])
+    assert (meta_a["prompt"], sorted(meta_a["seeds"])) == ("red apple", [3, 4])
+    assert (meta_b["prompt"], meta_b["seeds"]) == ("rocket", [7])
+    with pytest.raises(AppError, match="Nothing to put on a sheet yet"):
+        session().predict(api_name="/sheet")
+    with pytest.raises(AppError, match="Nothing to put on a sheet yet"):
+        a.predict(api_name="/sheet_variations")  # the variations tab has its own
 
 
 def test_interpolate_images_and_edit(client, emoji_png, tmp_path):

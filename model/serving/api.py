@@ -1,6 +1,11 @@
 """The app's generate call, named in one place: the order of its inputs (the app's components
 and the API's positional arguments) and their defaults. The app, the benchmark, the load test
-and the tests all build the call from here."""
+and the tests all build the call from here.
+
+/generate answers (gallery, summary): the gallery a list of {"image": file, "caption": "style ·
+seed · realism · match"}. The PNG sheet of that result is built only when asked for: /sheet, with
+no arguments, in the same session (one gradio_client Client), makes it of the session's last
+result (model.serving.events.sheet_of)."""
 from __future__ import annotations
 
 GENERATE_PARAMS = ("prompt", "style", "n", "seed", "random_seed", "diversity", "candidates", "gate", "upscale")
