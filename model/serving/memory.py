@@ -48,9 +48,9 @@ class IdleTrim:
     """The app's pipeline.on_idle: `trim` once no batch has ended for `delay` seconds (each call
     starts the countdown again), so memory goes back to the system after a burst, not between the
     requests of one. A trim right after each request handed that request's working memory back, and
-    the next request faulted it in again: at 2 threads, in-process, 20 default calls each way,
-    Pipeline.generate took 239 ms instead of 223 and the API call 327 ms instead of 280; in a thread
-    beside the answer it still held up the answer's own allocations (glibc locks the arena it trims)."""
+    the next request faulted it in again: a default call right after a trim took 259 ms against 232
+    after none (2 threads, interleaved in one process); in a thread beside the answer it still held
+    up the answer's own allocations (glibc locks the arena it trims)."""
 
     def __init__(self, delay: float = 10.0):
         self.delay = delay
