@@ -27,9 +27,9 @@ import gradio as gr  # noqa: E402
 
 from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
-from model.serving.api import GENERATE_PARAMS, generate_args  # noqa: E402
-from model.serving.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
-from model.serving.components import gif_output, image_input, results  # noqa: E402
+from model.serving.api import GENERATE_PARAMS, default_args, generate_args  # noqa: E402
+from model.serving.memory import IdleTrim, limit_malloc_arenas  # noqa: E402
+from model.serving.components import gif_output, image_input, results, sheet_button, sheet_output  # noqa: E402
 from model.serving.events import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED,  # noqa: E402,F401
                                   draw_reading, event_handlers, header, offer_alternatives, refused_status,
                                   score_boxes, send_and_score, send_and_vary, send_to_edit)
@@ -56,12 +56,15 @@ DELETE_CACHE = (600, 1800)
 # the first tab's defaults after the prompt, in GENERATE_PARAMS order, also used for the cached
 # examples; gate None = the model's calibrated threshold (gen_defaults)
 GEN_DEFAULTS = generate_args("")[1:]
+# what a cached example holds (part of its cache key: a cache written with other outputs, e.g. the
+# sheet every call made until 2026-12-07, is not reused)
+EXAMPLE_OUTPUTS = ("gallery", "status")
 UPSCALE_LABEL = "256 px (super-resolution; off = the model's raw 64 px)"
 
 
 def gen_defaults(pipeline: Pipeline) -> tuple:
-    """GEN_DEFAULTS with the gate the model was calibrated at (keeps ~90 % of held-out real images)."""
-    return generate_args("", gate=round(pipeline.default_gate, 2))[1:]
+    """GEN_DEFAULTS with the gate the model was calibrated at (model.serving.api.calibrated_gate)."""
+    return default_args(pipeline, "")[1:]
 
 
 def read_examples(path: Path = EXAMPLES_FILE) -> list[str]:
@@ -71,8 +74,9 @@ def read_examples(path: Path = EXAMPLES_FILE) -> list[str]:
 
 def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
     """Cached example outputs belong to one model: key the folder by a hash of the model files
-    (so a new model with the same file names gets new examples), the prompts and the defaults."""
-    h = hashlib.sha256(f"{prompts}{gen_defaults(pipeline)}{pipeline.device}".encode())
+    (so a new model with the same file names gets new examples), the prompts, the defaults and
+    the outputs cached."""
+    h = hashlib.sha256(f"{prompts}{gen_defaults(pipeline)}{pipeline.device}{EXAMPLE_OUTPUTS}".encode())
     for p in sorted(pipeline.info.folder.iterdir()):
         if p.suffix in (".json", ".safetensors"):
             h.update(p.name.encode() + p.read_bytes())
@@ -85,8 +89,8 @@ def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
 
 # --- the Blocks ---
 
-def text_to_image_tab(lim, styles: list[str], defaults: tuple, prompts: list[str], generate) -> SimpleNamespace:
-    """The first tab's components, built inside its gr.Tab (cached examples drawn by `generate`)."""
+def text_to_image_tab(lim, styles: list[str], defaults: tuple, prompts: list[str], example) -> SimpleNamespace:
+    """The first tab's components, built inside its gr.Tab (cached examples drawn by `example`)."""
     style0, n0, seed0, random0, div0, cand0, gate0, up0 = defaults
     with gr.Row():
         with gr.Column(scale=2):
@@ -112,22 +116,23 @@ def text_to_image_tab(lim, styles: list[str], defaults: tuple, prompts: list[str
                                  "candidates passed the gate will show here.", elem_id="gen-status")
             did_you_mean = gr.Radio([], label=ALTERNATIVES_LABEL, visible=False, elem_id="did-you-mean")
             gallery = results(GALLERY_LABEL, "gallery")
-            sheet = gr.File(label="Download the whole result (PNG sheet; prompt, style and seeds "
-                            "in its metadata)", elem_id="sheet")
             with gr.Row():
                 to_vary = gr.Button("Vary the first image", size="sm")
                 to_edit = gr.Button("Edit the first image", size="sm")
                 to_score = gr.Button("Send the first image to scoring", size="sm")
+                make_sheet = sheet_button("make-sheet")
+            sheet, result = sheet_output("sheet")
     components = dict(prompt=prompt, style=style, n=n, seed=seed, random_seed=random_seed,
                       diversity=diversity, candidates=candidates, gate=gate, upscale=upscale_g)
     gen_inputs = [components[k] for k in GENERATE_PARAMS]  # the API's argument order
-    gr.Examples([[p, *defaults] for p in prompts], inputs=gen_inputs,
-                outputs=[gallery, status, sheet], fn=generate, cache_examples=True,
-                cache_mode="eager", visible_columns=[0], label="Examples (cached)")
+    examples = gr.Examples([[p, *defaults] for p in prompts], inputs=gen_inputs, outputs=[gallery, status],
+                           fn=example, cache_examples=True, cache_mode="eager", visible_columns=[0],
+                           label="Examples (cached)", elem_id="examples")
 
     return SimpleNamespace(prompt=prompt, style=style, n=n, seed=seed, random_seed=random_seed,
                            diversity=diversity, upscale_g=upscale_g, candidates=candidates, gate=gate,
                            run=run, status=status, did_you_mean=did_you_mean, gallery=gallery, sheet=sheet,
+                           make_sheet=make_sheet, result=result, examples=examples,
                            to_vary=to_vary, to_edit=to_edit, to_score=to_score, gen_inputs=gen_inputs)
 
 
@@ -153,11 +158,13 @@ def variations_tab(lim, styles: list[str], gate0: float) -> SimpleNamespace:
         with gr.Column(scale=3):
             gallery_v = results("Variations / the image in each style", "gallery-v")
             status_v = gr.Markdown(elem_id="var-status")
-            sheet_v = gr.File(label="Download (PNG sheet)", elem_id="sheet-v")
+            make_sheet_v = sheet_button("make-sheet-v")
+            sheet_v, result_v = sheet_output("sheet-v")
 
     return SimpleNamespace(upload_v=upload_v, n_v=n_v, seed_v=seed_v, strength_v=strength_v,
                            style_v=style_v, cand_v=cand_v, gate_v=gate_v, upscale_v=upscale_v, run_v=run_v,
-                           run_r=run_r, gallery_v=gallery_v, status_v=status_v, sheet_v=sheet_v)
+                           run_r=run_r, gallery_v=gallery_v, status_v=status_v, sheet_v=sheet_v,
+                           make_sheet_v=make_sheet_v, result_v=result_v)
 
 
 def edit_tab(lim, styles: list[str]) -> SimpleNamespace:
@@ -248,7 +255,7 @@ def wire_events(pipeline: Pipeline, h: SimpleNamespace, tg, tv, te, ti, ts, tabs
     # preprocess=False: the values reach the pipeline as sent, so the pipeline is the one
     # place that checks them (its messages name the field), and an upload reaches it as a
     # file path that it opens itself (gr.Image would open it with PIL first and fail silently)
-    gen_event = dict(fn=h.generate, inputs=tg.gen_inputs, outputs=[tg.gallery, tg.status, tg.sheet], preprocess=False,
+    gen_event = dict(fn=h.generate, inputs=tg.gen_inputs, outputs=[tg.gallery, tg.status, tg.result], preprocess=False,
                      concurrency_id="generate", concurrency_limit=pipeline.max_batch)
     offer = dict(fn=lambda p: offer_alternatives(pipeline, p), inputs=[tg.prompt], outputs=[tg.did_you_mean],
                  api_visibility="private", queue=False, show_progress="hidden")
@@ -259,8 +266,8 @@ def wire_events(pipeline: Pipeline, h: SimpleNamespace, tg, tv, te, ti, ts, tabs
     tg.run.click(**hide, api_name="hide_alternatives")
     tg.prompt.submit(**hide, api_name="hide_alternatives_on_submit")
     # a refused request: the message is a toast; this step then says so in the status line and
-    # clears the "Error" badges gradio put on the gallery and the sheet (the old images stay)
-    refused = dict(fn=refused_status, inputs=None, outputs=[tg.gallery, tg.status, tg.sheet], api_visibility="private",
+    # clears the "Error" badge gradio put on the gallery (the old images stay)
+    refused = dict(fn=refused_status, inputs=None, outputs=[tg.gallery, tg.status], api_visibility="private",
                    queue=False, show_progress="hidden")
     gen = tg.run.click(**gen_event, api_name="generate")
     gen.then(**offer, api_name="offer_alternatives")
@@ -271,7 +278,7 @@ def wire_events(pipeline: Pipeline, h: SimpleNamespace, tg, tv, te, ti, ts, tabs
     # picking another reading draws it with the tab's settings; the prompt box keeps what the
     # user typed (preprocess=False: the choices were set in the browser; draw_reading checks the name)
     tg.did_you_mean.input(lambda name, *a: draw_reading(pipeline, name, *a), [tg.did_you_mean, *tg.gen_inputs[1:]],
-                       [tg.gallery, tg.status, tg.sheet], api_name="draw_reading", api_visibility="private",
+                       [tg.gallery, tg.status, tg.result], api_name="draw_reading", api_visibility="private",
                        preprocess=False, concurrency_id="generate", concurrency_limit=pipeline.max_batch)
     tg.n.change(h.sync_candidates, [tg.n, tg.candidates], tg.candidates, api_name="sync_candidates",
              api_visibility="private", queue=False, show_progress="hidden")
@@ -282,9 +289,9 @@ def wire_events(pipeline: Pipeline, h: SimpleNamespace, tg, tv, te, ti, ts, tabs
     ti.run_ii.click(h.interpolate_images, [ti.image_a, ti.image_b, ti.steps_ii, ti.style_ii, ti.upscale_ii], [ti.frames, ti.gif],
                  api_name="interpolate_images", preprocess=False)
     vary_event = dict(fn=h.variations, inputs=[tv.upload_v, tv.n_v, tv.seed_v, tv.strength_v, tv.style_v, tv.cand_v, tv.gate_v, tv.upscale_v],
-                      outputs=[tv.gallery_v, tv.status_v, tv.sheet_v], preprocess=False)
+                      outputs=[tv.gallery_v, tv.status_v, tv.result_v], preprocess=False)
     tv.run_v.click(**vary_event, api_name="variations")
-    tv.run_r.click(h.restyle, [tv.upload_v, tv.upscale_v], [tv.gallery_v, tv.status_v, tv.sheet_v], api_name="restyle",
+    tv.run_r.click(h.restyle, [tv.upload_v, tv.upscale_v], [tv.gallery_v, tv.status_v, tv.result_v], api_name="restyle",
                 preprocess=False)
     edit_event = dict(fn=h.edit, inputs=[te.upload_e, te.prompt_e, te.source_e, te.strength_e, te.steps_e, te.style_e, te.upscale_e],
                       outputs=[te.frames_e, te.gif_e, te.status_e], preprocess=False)
@@ -303,10 +310,25 @@ def wire_events(pipeline: Pipeline, h: SimpleNamespace, tg, tv, te, ti, ts, tabs
                    api_name="send_to_scoring", api_visibility="private", preprocess=False)
     tg.to_vary.click(lambda g, *a: send_and_vary(pipeline, g, *a),
                   [tg.gallery, tv.n_v, tv.seed_v, tv.strength_v, tv.style_v, tv.cand_v, tv.gate_v, tv.upscale_v],
-                  [tv.upload_v, tabs, tv.gallery_v, tv.status_v, tv.sheet_v], api_name="send_to_variations",
+                  [tv.upload_v, tabs, tv.gallery_v, tv.status_v, tv.result_v], api_name="send_to_variations",
                   api_visibility="private", preprocess=False)
     tg.to_edit.click(send_to_edit, [tg.gallery], [te.upload_e, tabs], api_name="send_to_edit", api_visibility="private",
                   preprocess=False)
+    wire_sheets(h, tg, tv)
+
+
+def wire_sheets(h: SimpleNamespace, tg, tv) -> None:
+    """The sheet buttons: each builds the PNG sheet of the result its tab's gr.State names (the API:
+    /sheet and /sheet_variations, after /generate or /variations, /restyle in the same session). A
+    new result hides the last sheet; a cached example's images have no sheet."""
+    quiet = dict(api_visibility="private", queue=False, show_progress="hidden")
+    for make, result, sheet, gallery, name in ((tg.make_sheet, tg.result, tg.sheet, tg.gallery, "sheet"),
+                                               (tv.make_sheet_v, tv.result_v, tv.sheet_v, tv.gallery_v,
+                                                "sheet_variations")):
+        make.click(h.sheet, [result], [sheet], api_name=name, concurrency_id="sheet").success(
+            h.show_sheet, None, [sheet], api_name=f"show_{name}", **quiet)
+        gallery.change(h.hide_sheet, None, [sheet], api_name=f"hide_{name}", **quiet)
+    tg.examples.dataset.click(h.forget_result, None, [tg.result], api_name="forget_result", **quiet)
 
 
 def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) -> gr.Blocks:
@@ -327,7 +349,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
         gr.Markdown(header(pipeline), elem_id="header")
         with gr.Tabs() as tabs:
             with gr.Tab("Text to image", id="generate"):
-                tg = text_to_image_tab(lim, styles, defaults, prompts, h.generate)
+                tg = text_to_image_tab(lim, styles, defaults, prompts, h.example)
             with gr.Tab("Variations & restyle", id="variations"):
                 tv = variations_tab(lim, styles, gate0)
             with gr.Tab("Text edit", id="edit"):
@@ -379,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/serving/memory.py)
     pipeline = Pipeline.from_pretrained()
     pipeline.max_batch = args.max_batch
-    pipeline.on_idle = trim_memory  # after a burst of requests, freed heap memory goes back to the system
+    pipeline.on_idle = IdleTrim()  # once requests stop for 10 s, freed heap memory goes back to the system
     info = pipeline.info
     log.info("model %s (revision %s, %s, %s) on %s loaded in %.1f s", info.model_id, info.revision,
              info.source, info.folder, pipeline.device, time.perf_counter() - t0)

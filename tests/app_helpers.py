@@ -20,11 +20,10 @@ CAPTION = re.compile(r"^(\w+) · seed (\d+) · realism [01]\.\d\d · match [01]\
 
 # --- calls ---
 
-def generate(client, sheet=False, **kw):
-    """-> (gallery, summary), or with sheet=True (gallery, summary, PNG sheet path)."""
+def generate(client, **kw):
+    """-> (gallery, summary); the sheet of the result: client.predict(api_name="/sheet")."""
     a = {**GEN, **kw}
-    out = client.predict(*generate_args(a.pop("prompt"), **a), api_name="/generate")
-    return out if sheet else out[:2]
+    return client.predict(*generate_args(a.pop("prompt"), **a), api_name="/generate")
 
 
 def interpolate(client, prompt_a="grinning face", prompt_b="red heart", seed_a=0, seed_b=1, steps=5,

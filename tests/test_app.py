@@ -34,7 +34,8 @@ def test_queue_has_limits(server):
 
 def test_api_names(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/generate", "/interpolate", "/score", "/variations", "/restyle", "/interpolate_images", "/edit"} <= set(named)
+    assert {"/generate", "/interpolate", "/score", "/variations", "/restyle", "/interpolate_images", "/edit", "/sheet",
+            "/sheet_variations"} <= set(named)
 
 
 def test_generate_is_named_in_one_place(server):

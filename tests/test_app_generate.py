@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import gradio as gr
 import pytest
+from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
@@ -25,6 +27,8 @@ def test_generate(client, server):
         assert m, item["caption"]
         assert 123 <= int(m.group(2)) < 123 + 8  # seeds come from seed..seed+candidates-1
         assert m.group(1) in ("google", "twitter", "fluent3d", "openmoji")  # "any" names the style drawn
+        # each file (written two at a time) is the captioned image's, named for its download
+        assert Path(item["image"]).name == f"red-apple-{m.group(1)}-seed{m.group(2)}.png"
         with Image.open(item["image"]) as im:
             assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
     assert re.match(r"Read the prompt as: .+\.  \nDrew 8 candidates; \d+ judged fake \(realism < 0\.50\) and discarded\.",
@@ -55,15 +59,71 @@ def test_generate_styles(client, style):
 
 
 def test_generate_raw_64_and_the_sheet(client):
-    gallery, _, sheet = generate(client, sheet=True, n=2, candidates=2, seed=9, upscale=False)
+    gallery, _ = generate(client, n=2, candidates=2, seed=9, upscale=False)
     with Image.open(gallery[0]["image"]) as im:  # raw 16-px images are shown enlarged by nearest neighbour
         assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
+    sheet = client.predict(api_name="/sheet")  # built now, of this session's last result
     with Image.open(sheet) as im:
         meta = json.loads(im.text["parameters"])
         assert im.size == (2 * 256, 256 + 22)
     assert meta["prompt"] == "red apple" and meta["upscale"] is False and sorted(meta["seeds"]) == [9, 10]
     assert meta["styles"] == [CAPTION.match(g["caption"]).group(1) for g in gallery]
     assert json.loads(Image.open(sheet).text["seeds"]) == meta["seeds"]
+
+
+def test_generate_builds_no_sheet(client, server):
+    """/generate answers the gallery and the summary; the sheet is built only when asked for (it
+    cost a tenth of a default call), so a call writes its gallery files and nothing else."""
+    from model.serving.files import output_dir
+
+    returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["returns"]
+    assert [r["component"] for r in returns] == ["Gallery", "Markdown"]
+    sheets = lambda: set(output_dir().glob("png-*/*-sheet.png"))  # noqa: E731
+    before = sheets()
+    gallery, _ = generate(client, prompt="rocket", n=3, candidates=3)
+    assert len(gallery) == 3 and not sheets() - before
+    sheet = client.predict(api_name="/sheet")
+    assert Path(sheet).name == "rocket-sheet.png" and len(sheets() - before) == 1
+
+
+def test_kept_results_stay_within_their_budget():
+    """What the sheet button needs is kept in memory under a bound, the least recently used first."""
+    from model.serving.sheet import KeptResults, SheetSource
+
+    img = Image.new("RGB", (16, 16))
+    source = lambda n: SheetSource("x", (img,) * n, ("caption",) * n, {})  # noqa: E731
+    kept = KeptResults(max_bytes=3 * 16 * 16 * 3)
+    keys = [kept.put(source(1)) for _ in range(3)]
+    assert all(kept.get(k) for k in keys) and kept.nbytes == 3 * 768 and len(set(keys)) == 3
+    kept.get(keys[0])  # used again: the second is now the least recently used
+    new = kept.put(source(1))
+    assert kept.get(keys[1]) is None and kept.get(keys[0]) and kept.get(new) and kept.nbytes <= kept.max_bytes
+    big = kept.put(source(5))  # a result over the whole budget is still kept, alone
+    assert len(kept) == 1 and kept.get(big) and kept.nbytes == 5 * 768
+    assert kept.get(None) is None and kept.get(["x"]) is None and kept.get("a guess") is None
+    with pytest.raises(gr.Error, match="no longer kept"):
+        events.sheet_of("a key of a result that was dropped")
+    with pytest.raises(gr.Error, match="Nothing to put on a sheet yet"):
+        events.sheet_of(None)
+
+
+def test_a_sheet_is_of_the_sessions_own_last_result(server):
+    """Each session (a browser tab, a gradio_client Client) gets the sheet of the result it was
+    shown last; a session with none gets a message."""
+    def session():
+        return Client(server.url, verbose=False, download_files=str(server.cache.parent / "downloads"))
+
+    a, b = session(), session()
+    generate(a, prompt="red apple", n=2, candidates=2, seed=3)
+    generate(b, prompt="rocket", n=1, candidates=1, seed=7)
+    meta_a = json.loads(Image.open(a.predict(api_name="/sheet")).text["parameters"])
+    meta_b = json.loads(Image.open(b.predict(api_name="/sheet")).text["parameters"])
+    assert (meta_a["prompt"], sorted(meta_a["seeds"])) == ("red apple", [3, 4])
+    assert (meta_b["prompt"], meta_b["seeds"]) == ("rocket", [7])
+    with pytest.raises(AppError, match="Nothing to put on a sheet yet"):
+        session().predict(api_name="/sheet")
+    with pytest.raises(AppError, match="Nothing to put on a sheet yet"):
+        a.predict(api_name="/sheet_variations")  # the variations tab has its own
 
 
 def test_caption_puts_seed_and_style_back():

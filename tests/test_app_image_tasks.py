@@ -60,16 +60,19 @@ def emoji_png(tmp_path):
 
 
 def test_variations_and_restyle(client, emoji_png):
-    gallery, summary, sheet = client.predict(upload(emoji_png), 3, 4, 1.0, "any", 6, 0.0, True, api_name="/variations")
+    gallery, summary = client.predict(upload(emoji_png), 3, 4, 1.0, "any", 6, 0.0, True, api_name="/variations")
     assert len(gallery) == 3 and summary.startswith("The image looks like: ")
     seeds = sorted(int(CAPTION.match(g["caption"]).group(2)) for g in gallery)
     assert len(set(seeds)) == 3 and all(4 <= x < 4 + 6 for x in seeds)  # the best 3 of 6 candidates
     with Image.open(gallery[0]["image"]) as im:
         assert im.size == (256, 256)
-    assert json.loads(Image.open(sheet).text["parameters"])["task"] == "variations"
-    styled, text, _ = client.predict(upload(emoji_png), False, api_name="/restyle")
+    meta = json.loads(Image.open(client.predict(api_name="/sheet_variations")).text["parameters"])
+    assert meta["task"] == "variations" and sorted(meta["seeds"]) == seeds
+    styled, text = client.predict(upload(emoji_png), False, api_name="/restyle")
     assert [CAPTION.match(g["caption"]).group(1) for g in styled] == ["google", "twitter", "fluent3d", "openmoji"]
     assert "Drawn in each of the 4 styles" in text
+    meta = json.loads(Image.open(client.predict(api_name="/sheet_variations")).text["parameters"])
+    assert meta["task"] == "restyle" and meta["styles"] == ["google", "twitter", "fluent3d", "openmoji"]
 
 
 def test_interpolate_images_and_edit(client, emoji_png, tmp_path):

@@ -146,7 +146,7 @@ def refused(client, args, api_name, message):
 def test_malformed_image_arguments(client, bad):
     refused(client, (bad, "", "any"), "/score", "must be an uploaded image file")
     refused(client, (bad, True), "/restyle", "must be an uploaded image file")
-    gallery, _, _ = client.predict("red apple", "any", 1, 0, False, 1.0, 1, 0.5, False, api_name="/generate")
+    gallery, _ = client.predict("red apple", "any", 1, 0, False, 1.0, 1, 0.5, False, api_name="/generate")
     assert len(gallery) == 1  # still serving
 
 

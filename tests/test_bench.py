@@ -91,6 +91,47 @@ def test_bench_runs_on_a_tiny_model(tiny_model_dir):
     assert "retrieval prior (similarity, per image)" in md and "prior read" in md and "prior sample" in md
 
 
+def test_default_call_is_the_same_work_three_ways(server):
+    """The bench's default call: the app's defaults (4 of 16 candidates, the calibrated gate, 256 px)
+    through the pipeline, the event function and the API of a served app (gradio_client and plain
+    HTTP), with their ratios and the stages of that same call (16 candidates decoded and judged, 4 upscaled)."""
+    from model.bench.default_call import call_pipeline, compare_default_call
+    from model.bench.report import default_call_lines
+    from model.bench.speed import request_stages
+    from model.serving.api import default_args
+
+    pipe = server.pipeline
+    d = compare_default_call(pipe, server.url, 3, lambda p, prompt, seed: request_stages(p, prompt, seed, True, n=4,
+                                                                                         candidates=16), log=lambda *a: None)
+    assert d["call"] == {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0, "candidates": 16,
+                         "gate": round(pipe.default_gate, 2), "upscale": True}
+    assert [d[k]["calls"] for k in ("pipeline", "event", "api", "api_http")] == [3, 3, 3, 3]
+    assert d["api_vs_pipeline_p50"] == pytest.approx(d["api"]["p50_ms"] / d["pipeline"]["p50_ms"])
+    assert d["api_http_vs_pipeline_p50"] == pytest.approx(d["api_http"]["p50_ms"] / d["pipeline"]["p50_ms"])
+    assert d["event_vs_pipeline_p50"] == pytest.approx(d["event"]["p50_ms"] / d["pipeline"]["p50_ms"])
+    assert {"text_encoding", "decoder", "gate", "upsampler", "gallery_files", "sheet"} <= set(d["stages"])
+    out = call_pipeline(pipe, default_args(pipe, "red apple", seed=5))
+    assert len(out.images) == 4 and out.candidates == 16 and out.gate == round(pipe.default_gate, 2)
+    assert out.images[0].image.size == (256, 256)
+    md = "\n".join(default_call_lines(d))
+    assert "API / pipeline p50 = " in md and "gallery files" in md
+
+
+def test_started_app_is_waited_for_and_does_the_bench_pipelines_work(monkeypatch):
+    """The bench starts the app with its model, thread count and device, and waits until its
+    start-up work (the sentence encoder, the examples) is over before timing it."""
+    from pathlib import Path
+
+    from model.bench.app_client import READY
+    from model.bench.speed import BenchConfig, app_env
+    from model.serving import server as srv
+
+    assert READY[1] == srv.EXAMPLES_CACHED and READY[0] in (Path(__file__).parent.parent / "app.py").read_text()
+    env = app_env(BenchConfig(model="some/model", threads=3, device="cpu"))
+    assert env["OMP_NUM_THREADS"] == "3" and env["MODEL_ID"] == "some/model"
+    assert "MODEL_ID" not in app_env(BenchConfig())
+
+
 def test_loadtest_classifies_and_summarizes():
     from gradio_client.utils import QueueError
 
@@ -155,3 +196,45 @@ def test_malloc_arenas_can_be_capped_here():
     from model.serving.memory import limit_malloc_arenas
 
     assert limit_malloc_arenas(2) is True
+
+
+def test_the_heap_is_trimmed_once_requests_stop(monkeypatch):
+    """The app trims the heap when a burst is over (pipeline.on_idle = memory.IdleTrim): not between
+    the requests of a burst (the next one would fault the memory in again), once after it."""
+    import time
+
+    from model.batching import Batcher
+    from model.serving import memory
+
+    trims = []
+    monkeypatch.setattr(memory, "trim", lambda: trims.append(time.monotonic()))
+    b = Batcher(lambda items: [x * 2 for x in items], on_idle=memory.IdleTrim(delay=1.0))
+    t0 = time.monotonic()
+    for i in range(5):  # a burst: one request every 0.1 s
+        assert b(i) == 2 * i
+        time.sleep(0.1)
+    assert trims == []
+    deadline = time.monotonic() + 5
+    while not trims and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.4)
+    assert len(trims) == 1 and trims[0] - t0 >= 0.4 + 1.0 - 0.1
+
+
+def test_encoding_measurement_writes_and_sizes_every_format(tmp_path):
+    """model/bench/encode.py: every format written, read back and sized; zlib level 0 stores, so it
+    is the largest PNG, and level 6 is no larger than level 1."""
+    from PIL import Image, ImageDraw
+
+    from model.bench.encode import FORMATS, measure
+
+    images = []
+    for i in range(2):  # emoji-like: flat colours, an outline, a gradient
+        im = Image.linear_gradient("L").resize((64, 64)).convert("RGB")
+        ImageDraw.Draw(im).ellipse((8, 8, 56, 56), fill=(230, 180 - 40 * i, 20), outline=(40, 40, 40), width=3)
+        images.append(im)
+    r = measure(images, 1, tmp_path)
+    assert set(r) == set(FORMATS) and all(v["write_ms"] > 0 and v["kib"] > 0 for v in r.values())
+    assert r["png-0"]["kib"] > r["png-1"]["kib"] >= r["png-6"]["kib"]
+    assert r["png-1"]["kib"] == r["png-1-2-threads"]["kib"]  # the same files, written on two threads
+    assert not list(tmp_path.iterdir())  # nothing left behind

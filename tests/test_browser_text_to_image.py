@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from PIL import Image
 from browser_helpers import (OUTPUT, assert_captions_uncut, assert_inside_horizontally, gallery_images,
                              go_to_generate_and_draw, open_tab, shown_numbers)
 
@@ -37,10 +38,10 @@ def test_bad_input_shows_message_and_keeps_working(page):
     page.get_by_label("Prompt", exact=True).fill("")
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text("The prompt is empty").first.wait_for()
-    # the status line says the request was refused, and no "Error" badge sits on the gallery or sheet
+    # the status line says the request was refused, and no "Error" badge sits on the gallery
     page.locator("#gen-status").get_by_text("Not drawn").wait_for()
     page.wait_for_timeout(300)
-    badges = page.locator("#gallery .error, #sheet .error, #gen-status .error").filter(has_text="Error")
+    badges = page.locator("#gallery .error, #gen-status .error").filter(has_text="Error")
     assert badges.count() == 0, "error badges over the results after a refused prompt"
     page.screenshot(path=str(OUTPUT / "2_error_message.png"), full_page=True)
     page.get_by_label("Prompt", exact=True).fill("red heart")
@@ -99,7 +100,6 @@ def test_picking_another_reading_draws_it(page, server):
 def test_click_a_result_reuses_its_seed(page):
     go_to_generate_and_draw(page, seed=100)
     page.locator("#gallery").get_by_text(re.compile(r"seed 1\d\d")).first.wait_for()  # the new result
-    page.locator("#sheet a").first.wait_for()  # the PNG sheet is offered for download
     seed = int(page.locator("#gallery .caption-label, #gallery figcaption").first.inner_text().split("seed ")[1].split(" ")[0])
     assert seed >= 100
     seed_box = page.get_by_label("Seed (-1 = random)", exact=True).first
@@ -110,7 +110,38 @@ def test_click_a_result_reuses_its_seed(page):
             break
         page.wait_for_timeout(100)
     assert seed_box.input_value() == str(seed)
-    page.screenshot(path=str(OUTPUT / "7_reuse_seed_and_sheet.png"), full_page=True)
+    page.screenshot(path=str(OUTPUT / "7_reuse_seed.png"), full_page=True)
+
+
+def test_the_sheet_is_made_when_asked_of_the_images_shown(page, tmp_path):
+    """No sheet comes with a result; the button makes one of the images shown (their seeds in its
+    metadata), a new result takes the old sheet away, and a cached example's images have none."""
+    import json
+
+    go_to_generate_and_draw(page, seed=40)
+    page.locator("#gallery").get_by_text(re.compile(r"seed 4\d")).first.wait_for()
+    sheet = page.locator("#sheet")
+    assert not sheet.is_visible()
+    page.get_by_role("button", name="Make a PNG sheet of these images").click()
+    page.locator("#sheet a").first.wait_for()
+    with page.expect_download() as download:
+        page.locator("#sheet a").first.click()
+    path = tmp_path / "sheet.png"
+    download.value.save_as(path)
+    captions = page.locator("#gallery .caption-label, #gallery figcaption").all_inner_texts()
+    shown = sorted({int(c.split("seed ")[1].split(" ")[0]) for c in captions})
+    with Image.open(path) as im:
+        meta = json.loads(im.text["parameters"])
+    assert meta["prompt"] == "red apple" and sorted(meta["seeds"]) == shown, (meta, captions)
+    page.screenshot(path=str(OUTPUT / "7b_sheet.png"), full_page=True)
+    go_to_generate_and_draw(page, seed=60)  # a new result: the last one's sheet goes
+    sheet.wait_for(state="hidden")
+    page.locator("#gallery").get_by_text(re.compile(r"seed 6\d")).first.wait_for()
+    page.locator("#examples").get_by_text("dog face", exact=True).first.click()  # a cached example (seeds 0-15)
+    page.locator("#gallery").get_by_text(re.compile(r"seed (\d|1[0-5]) ·")).first.wait_for()
+    page.get_by_role("button", name="Make a PNG sheet of these images").click()
+    page.get_by_text("Nothing to put on a sheet yet").first.wait_for()
+    assert not sheet.is_visible()
 
 
 def test_what_the_user_reads_when_every_candidate_is_rejected(page):

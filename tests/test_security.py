@@ -120,6 +120,21 @@ def test_no_server_file_leaves_through_an_event(server, secrets, api_name):
     assert errors[("none", "tmp_png")] and "not a file this app received" in errors[("none", "tmp_png")]
 
 
+@pytest.mark.parametrize("api_name", ["sheet", "sheet_variations"])
+def test_a_sheet_takes_no_path_from_the_caller(server, secrets, api_name):
+    """The sheet events read only the session's gr.State (the key of a result the app kept): whatever
+    a caller sends, no server file comes back, and a session shown no result gets a message."""
+    fn = next(f for f in server.demo.fns.values() if f.api_name == api_name)
+    assert fn.inputs and all(isinstance(c, gr.State) for c in fn.inputs)
+    leaked = secret_bytes(secrets)
+    for data in ([], [str(secrets["tmp_png"])], [record(secrets["tmp_png"], "tag")],
+                 [record(secrets["app_code"], "none")], ["a-made-up-key"]):
+        kind, payload = call(server.url, api_name, data)
+        assert kind == "error", (api_name, data, payload)
+        for u in urls(payload):
+            assert httpx.get(u, timeout=10).content not in leaked, (api_name, data, u)
+
+
 def test_gradio_does_not_serve_server_files_by_url(server, secrets):
     for name in ("tmp_png", "app_png", "app_code"):
         r = httpx.get(f"{server.url}gradio_api/file={secrets[name]}", timeout=10)
@@ -137,7 +152,7 @@ def test_a_real_upload_still_works_through_the_same_events(server, tmp_path):
     Image.new("RGB", (40, 40), (30, 200, 30)).save(png)
     realism, _, _, _ = client.predict(handle_file(str(png)), "", "any", api_name="/score")
     assert 0 <= realism <= 1
-    gallery, _, _ = client.predict("red apple", "any", 1, 0, False, 1.0, 1, 0.5, False, api_name="/generate")
+    gallery, _ = client.predict("red apple", "any", 1, 0, False, 1.0, 1, 0.5, False, api_name="/generate")
     shown = gallery[0]["image"]
     fn = dict(file_events(server.demo))["send_to_edit"]
     upload_folder_path = next(p for p in Path(get_upload_folder()).rglob(Path(shown).name))

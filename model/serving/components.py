@@ -1,4 +1,5 @@
-"""Component builders the app's tabs share: an upload box, a results gallery, a GIF output."""
+"""Component builders the app's tabs share: an upload box, a results gallery, a GIF output, the
+sheet of a result."""
 from __future__ import annotations
 
 import gradio as gr
@@ -26,3 +27,17 @@ def results(label, elem_id, columns=4):
 def gif_output(elem_id):  # "gif-output": shown whole, below its label and buttons (style.css)
     return gr.Image(label="Animated GIF", type="filepath", format="gif", elem_id=elem_id,
                     elem_classes="gif-output")
+
+
+# the sheet of a result is built only when asked for (model.serving.events.sheet_of): a button, the
+# file it makes (hidden until then), and a gr.State with the key of the result shown, which the
+# events that draw images set (its value stays on the server: the browser never sends it)
+
+def sheet_button(elem_id):
+    return gr.Button("Make a PNG sheet of these images", size="sm", elem_id=elem_id)
+
+
+def sheet_output(elem_id):
+    """-> (the sheet's file box, the gr.State of the result shown)."""
+    return (gr.File(label="PNG sheet (prompt, style and seeds in its metadata)", elem_id=elem_id, visible=False),
+            gr.State(None))

@@ -5,6 +5,7 @@ so a bad request gets a clear answer and the app keeps serving."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 from ..pipeline import Generation, Pipeline, Scored
 from .files import first_gallery_file, new_file_path, slug, trusted_upload
-from .sheet import PNG_LEVEL, contact_sheet, frames_to_gif
+from .sheet import PNG_LEVEL, KeptResults, SheetSource, contact_sheet, frames_to_gif
 
 DISPLAY_SIZE = 256  # the super-resolution stage's output; raw 64-px images are shown enlarged by nearest neighbour
 CAPTION_RE = re.compile(r"^(?P<style>\w+) · seed (?P<seed>\d+)")
@@ -47,8 +48,14 @@ def file_name(what: str, s: Scored) -> str:
     return f"{slug(what)}-{s.style}-seed{s.seed}"
 
 
+# PIL's PNG encoder releases the GIL: a result's images are written two at a time (4 default images
+# in 15 ms instead of 24 when a second core is free, the same when none is: model/bench/encode.py)
+_WRITERS = ThreadPoolExecutor(2, thread_name_prefix="gallery-png")
+
+
 def gallery(what: str, images: list[Scored]) -> list[tuple[str, str]]:
-    return [(shown(s.image, file_name(what, s)), caption(s)) for s in images]
+    paths = _WRITERS.map(lambda s: shown(s.image, file_name(what, s)), images)
+    return [(path, caption(s)) for path, s in zip(paths, images)]
 
 
 def caption(s: Scored) -> str:
@@ -73,26 +80,62 @@ def summary(out: Generation, gate: float | None = None) -> str:
     return text
 
 
-def result_sheet(pipeline: Pipeline, images: list[Scored], name: str = "emoji", **metadata) -> str:
-    """A PNG sheet of the shown images (256 px each), with what reproduces them in its metadata."""
+# the shown results' images, for the sheet button: ~80 default results (4 x 256 px), least recently used go first
+RESULTS = KeptResults(max_bytes=64 * 2**20)
+NO_RESULT = "Nothing to put on a sheet yet: press Generate (an example's cached images have no sheet)."
+RESULT_GONE = ("That result is no longer kept (the app keeps only the latest ones): draw it again for its sheet "
+               "(each caption names its seed).")
+
+
+def sheet_source(pipeline: Pipeline, images: list[Scored], name: str = "emoji", **metadata) -> SheetSource:
+    """What the sheet of the shown images needs: the images (256 px each), their captions, and what
+    reproduces them in its metadata."""
     meta = {**metadata, "seeds": [s.seed for s in images], "styles": [s.style for s in images],
             "model": str(pipeline.info.model_id), "revision": pipeline.info.revision or "",
             "upsampler": pipeline.upsampler_name}
-    return str(contact_sheet([s.image for s in images], [caption(s) for s in images], meta,
-                             new_file_path(".png", f"{slug(name)}-sheet")))
+    return SheetSource(slug(name), tuple(s.image for s in images), tuple(caption(s) for s in images), meta)
+
+
+def write_sheet(source: SheetSource) -> str:
+    """The PNG sheet, written into the app's output folder -> its path."""
+    return str(contact_sheet(list(source.images), list(source.captions), source.metadata,
+                             new_file_path(".png", f"{source.name}-sheet")))
+
+
+def keep_result(pipeline: Pipeline, images: list[Scored], name: str = "emoji", **metadata) -> str | None:
+    """A result's sheet source kept server-side for the sheet button -> its key, for the event's
+    gr.State (None: no images). The sheet itself waits until someone asks for it (`sheet_of`)."""
+    return RESULTS.put(sheet_source(pipeline, images, name, **metadata)) if images else None
+
+
+def sheet_of(key) -> str:
+    """The sheet button: the PNG sheet of the result kept under `key` (the session's gr.State, which
+    the client cannot set) -> its path in the app's output folder."""
+    source = RESULTS.get(key)
+    if source is None:
+        raise gr.Error(NO_RESULT if key is None else RESULT_GONE, print_exception=False)
+    return write_sheet(source)
+
+
+def result_sheet(pipeline: Pipeline, images: list[Scored], name: str = "emoji", **metadata) -> str:
+    """A PNG sheet of the shown images, built at once (what every call did before the sheet button;
+    the bench times it)."""
+    return write_sheet(sheet_source(pipeline, images, name, **metadata))
 
 
 def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: int | None,
-                    random_seed: bool, diversity: float, candidates: int, gate: float, upscale_: bool = True):
-    """-> (gallery [(image, caption)], summary line, path of the PNG sheet)."""
+                    random_seed: bool, diversity: float, candidates: int, gate: float, upscale_: bool = True,
+                    *, keep: bool = True):
+    """-> (gallery [(image, caption)], summary line, key of the result's sheet source (None without
+    keep: cached examples have none))."""
     with user_errors():
         random_seed = pipeline.check_bool(random_seed, "random seed")
         out = pipeline.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
                                 truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_)
     prompt = " ".join(prompt.split())
-    sheet = result_sheet(pipeline, out.images, prompt, prompt=prompt, style=style, diversity=diversity,
-                         candidates=candidates, gate=out.gate, upscale=upscale_) if out.images else None
-    return gallery(prompt, out.images), summary(out), sheet
+    key = keep_result(pipeline, out.images, prompt, prompt=prompt, style=style, diversity=diversity,
+                      candidates=candidates, gate=out.gate, upscale=upscale_) if keep else None
+    return gallery(prompt, out.images), summary(out), key
 
 
 ALTERNATIVE_MIN = 0.02  # other readings at least this likely are offered instead
@@ -123,9 +166,9 @@ REFUSED = "**Not drawn**: the request was refused (the message says why). The im
 
 
 def refused_status():
-    """After a refused generate request: the status line says so; the gallery and the sheet keep
-    their images (gr.skip) and, being outputs of this step, lose the error badges."""
-    return gr.skip(), REFUSED, gr.skip()
+    """After a refused generate request: the status line says so; the gallery keeps its images
+    (gr.skip) and, being an output of this step, loses the error badge."""
+    return gr.skip(), REFUSED
 
 
 def checked_reading(pipeline: Pipeline, name) -> str:
@@ -140,8 +183,8 @@ def draw_reading(pipeline: Pipeline, name, *generate_args):
     what the user typed ("a frog playing guitar" stays, so a second pick or an edit starts from
     it). -> the same outputs as generate_images."""
     name = checked_reading(pipeline, name)
-    images, text, sheet = generate_images(pipeline, name, *generate_args)
-    return images, f"Drawing the reading **{name}** (the prompt box still holds your prompt).  \n" + text, sheet
+    images, text, key = generate_images(pipeline, name, *generate_args)
+    return images, f"Drawing the reading **{name}** (the prompt box still holds your prompt).  \n" + text, key
 
 
 # the gallery's label is fixed (an API caller gets the images, not a component update), so it
@@ -197,7 +240,7 @@ def interpolate_uploads(pipeline: Pipeline, image_a, image_b, steps: int, style:
 
 def vary_upload(pipeline: Pipeline, image, n: int, seed: int | None, strength: float, style: str,
                 candidates: int, gate: float, upscale_: bool = True):
-    """-> (gallery, summary, PNG sheet path)."""
+    """-> (gallery, summary, key of the result's sheet source)."""
     return vary_file(pipeline, need_image(image), n, seed, strength, style, candidates, gate, upscale_)
 
 
@@ -208,21 +251,21 @@ def vary_file(pipeline: Pipeline, image: str, n: int, seed: int | None, strength
                                          candidates=candidates, gate=gate, upscale=upscale_)
     text = f"The image looks like: {looks}.  \n" + summary(out).split("  \n")[-1]
     what = f"{looks.reading.names[0]} variation"
-    sheet = result_sheet(pipeline, out.images, what, task="variations", looks_like=str(looks), strength=strength,
-                         style=style, gate=out.gate, upscale=upscale_)
-    return gallery(what, out.images), text, sheet
+    key = keep_result(pipeline, out.images, what, task="variations", looks_like=str(looks), strength=strength,
+                      style=style, gate=out.gate, upscale=upscale_)
+    return gallery(what, out.images), text, key
 
 
 def restyle_upload(pipeline: Pipeline, image, upscale_: bool = True):
-    """-> (gallery: the image in every style, summary, PNG sheet path)."""
+    """-> (gallery: the image in every style, summary, key of the result's sheet source)."""
     image = need_image(image)
     with user_errors():
         images, looks = pipeline.restyle(image, upscale=upscale_)
     text = (f"The image looks like: {looks}. Drawn in each of the {len(images)} styles "
             f"(realism against the gate {pipeline.default_gate:.2f}).")
     what = f"{looks.reading.names[0]} restyled"
-    sheet = result_sheet(pipeline, images, what, task="restyle", looks_like=str(looks), upscale=upscale_)
-    return gallery(what, images), text, sheet
+    key = keep_result(pipeline, images, what, task="restyle", looks_like=str(looks), upscale=upscale_)
+    return gallery(what, images), text, key
 
 
 def edit_upload(pipeline: Pipeline, image, prompt: str, source: str | None, strength: float, steps: int,
@@ -293,7 +336,7 @@ def send_and_score(pipeline: Pipeline, gallery, prompt: str, style: str):
 
 def send_and_vary(pipeline: Pipeline, gallery, n, seed, strength, style, candidates, gate, upscale_=True):
     """The first generated image goes to the variations tab, varied:
-    -> (upload, tabs, gallery, summary, sheet)."""
+    -> (upload, tabs, gallery, summary, key of the result's sheet source)."""
     image = first_gallery_file(gallery)
     if image is None:
         return nothing_to_send(5)
@@ -325,6 +368,22 @@ def event_handlers(pipeline: Pipeline) -> SimpleNamespace:
     def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True):
         return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale)
 
+    def example(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True):
+        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale,
+                               keep=False)[:2]  # a cached example: gallery and summary only
+
+    def sheet(key):  # key: the session's gr.State; the API gets the file's path
+        return sheet_of(key)
+
+    def show_sheet():  # then the page shows the file box (hidden while it holds no sheet)
+        return gr.File(visible=True)
+
+    def hide_sheet():  # new images: the sheet shown was the last result's
+        return gr.File(value=None, visible=False)
+
+    def forget_result():  # an example's cached images replace the result: no sheet of those
+        return None
+
     def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale=True):
         return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale)
 
@@ -354,6 +413,7 @@ def event_handlers(pipeline: Pipeline) -> SimpleNamespace:
             return gr.Slider()
         return gr.Slider(minimum=n, value=max(n, int(candidates or n)))
 
-    return SimpleNamespace(generate=generate, interpolate=interpolate,
+    return SimpleNamespace(generate=generate, example=example, sheet=sheet, show_sheet=show_sheet,
+                           hide_sheet=hide_sheet, forget_result=forget_result, interpolate=interpolate,
                            interpolate_images=interpolate_images, variations=variations, restyle=restyle,
                            edit=edit, score=score, reuse=reuse, sync_candidates=sync_candidates)

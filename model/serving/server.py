@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 CACHE_BUDGET_MB = int(os.environ.get("CACHE_BUDGET_MB", 256))  # gradio's cache folder, pruned oldest first
 FINISHED = "finished"  # marker file of an examples cache that was written to the end
+EXAMPLES_CACHED = "examples cache complete"  # logged then: the start's CPU work is over (the bench waits for it)
 
 
 def user_cache() -> Path:
@@ -88,6 +89,7 @@ def mark_cache_when_finished(folder: Path, expected: int, timeout: float = 900.0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if mark_cache_finished(folder, expected):
+                log.info("%s: %d examples cached in %s", EXAMPLES_CACHED, expected, folder)
                 return
             time.sleep(1.0)
         log.warning("the examples cache %s holds %d of %d examples; it will be rebuilt at the next start",

@@ -1,8 +1,14 @@
 """Results a user can take home: one PNG sheet of a whole result, captions under each image,
-and what reproduces it (prompt, style, seeds, model) in the PNG's text metadata; animated GIFs."""
+and what reproduces it (prompt, style, seeds, model) in the PNG's text metadata; animated GIFs.
+A sheet is built only when asked for: an event keeps what its sheet needs (`SheetSource`) in
+`KeptResults`, in memory, under a key that the page holds in a gr.State."""
 from __future__ import annotations
 
 import json
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -64,3 +70,59 @@ def frames_to_gif(frames: list[Image.Image], path: str | Path, *, size: int = 25
     seq = big + big[-2:0:-1]
     seq[0].save(path, save_all=True, append_images=seq[1:], duration=ms, loop=0)
     return Path(path)
+
+
+# --- what a sheet needs, kept until asked for ---
+
+@dataclass(frozen=True)
+class SheetSource:
+    """A shown result as its sheet needs it: the file name's stem, the images (as shown), their
+    captions, and the metadata that reproduces them."""
+    name: str
+    images: tuple[Image.Image, ...]
+    captions: tuple[str, ...]
+    metadata: dict
+
+    @property
+    def nbytes(self) -> int:
+        return sum(im.width * im.height * len(im.getbands()) for im in self.images)
+
+
+class KeptResults:
+    """The latest results' SheetSources under random keys, at most `max_bytes` of image data: when a
+    new one does not fit, the least recently used go. The key lives in the session's gr.State (a
+    value the browser never sends), so a session reaches only the results it was given, and memory
+    stays bounded however many sessions there are (an API call without gradio_client is a session
+    of its own). Thread-safe."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, SheetSource] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, source: SheetSource) -> str:
+        key = secrets.token_urlsafe(16)
+        with self._lock:
+            self._items[key] = source
+            self._bytes += source.nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.nbytes
+        return key
+
+    def get(self, key) -> SheetSource | None:
+        if not isinstance(key, str):
+            return None
+        with self._lock:
+            source = self._items.get(key)
+            if source is not None:
+                self._items.move_to_end(key)
+            return source
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
