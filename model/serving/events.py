@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import gradio as gr
 from PIL import Image
 
-from ..pipeline import Generation, Pipeline, Scored
+from ..pipeline import OUTPUT_SIZE, Generation, Pipeline, Scored
 from .files import first_gallery_file, new_file_path, slug, trusted_upload
 from .sheet import PNG_LEVEL, KeptResults, SheetSource, contact_sheet, frames_to_gif
 
-DISPLAY_SIZE = 256  # the super-resolution stage's output; raw 64-px images are shown enlarged by nearest neighbour
+DISPLAY_SIZE = OUTPUT_SIZE  # the super-resolution stage's output; raw 64-px images are shown enlarged by nearest neighbour
 CAPTION_RE = re.compile(r"^(?P<style>\w+) · seed (?P<seed>\d+)")
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-TILE = 256
+from ..pipeline import OUTPUT_SIZE
+
+TILE = OUTPUT_SIZE  # a sheet's images at the size the app shows them
 CAPTION_H = 22
 COLUMNS = 4
 
