@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import gradio as gr
 from PIL import Image
@@ -358,62 +357,3 @@ def header(pipeline: Pipeline) -> str:
     if info.note:
         text += f"  \n⚠️ {info.note.splitlines()[0]}"
     return text
-
-
-def event_handlers(pipeline: Pipeline) -> SimpleNamespace:
-    """The event functions over one pipeline, under the parameter names the API shows."""
-    # no gr.Progress: each call is one pipeline step that cannot report part-way, and a bar that
-    # sits at 0 % until it vanishes says nothing; gradio's own tracker shows the queue position
-    # and the elapsed time instead
-    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True):
-        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale)
-
-    def example(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True):
-        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale,
-                               keep=False)[:2]  # a cached example: gallery and summary only
-
-    def sheet(key):  # key: the session's gr.State; the API gets the file's path
-        return sheet_of(key)
-
-    def show_sheet():  # then the page shows the file box (hidden while it holds no sheet)
-        return gr.File(visible=True)
-
-    def hide_sheet():  # new images: the sheet shown was the last result's
-        return gr.File(value=None, visible=False)
-
-    def forget_result():  # an example's cached images replace the result: no sheet of those
-        return None
-
-    def interpolate(prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale=True):
-        return interpolate_frames(pipeline, prompt_a, prompt_b, seed_a, seed_b, steps, style, diversity, upscale)
-
-    def interpolate_images(image_a, image_b, steps, style, upscale=True):
-        return interpolate_uploads(pipeline, image_a, image_b, steps, style, upscale)
-
-    def variations(image, n, seed, strength, style, candidates, gate, upscale=True):
-        return vary_upload(pipeline, image, n, seed, strength, style, candidates, gate, upscale)
-
-    def restyle(image, upscale=True):
-        return restyle_upload(pipeline, image, upscale)
-
-    def edit(image, prompt, source, strength, steps, style, upscale=True):
-        return edit_upload(pipeline, image, prompt, source, strength, steps, style, upscale)
-
-    def score(image, prompt, style):
-        return score_upload(pipeline, image, prompt, style)
-
-    def reuse(evt: gr.SelectData):  # a clicked result puts its style and seed back into the controls
-        value = evt.value if isinstance(evt.value, dict) else {}
-        return controls_from_caption(value.get("caption"))
-
-    def sync_candidates(n, candidates):  # the gate needs at least n candidates
-        try:
-            n = int(n)
-        except (TypeError, ValueError):
-            return gr.Slider()
-        return gr.Slider(minimum=n, value=max(n, int(candidates or n)))
-
-    return SimpleNamespace(generate=generate, example=example, sheet=sheet, show_sheet=show_sheet,
-                           hide_sheet=hide_sheet, forget_result=forget_result, interpolate=interpolate,
-                           interpolate_images=interpolate_images, variations=variations, restyle=restyle,
-                           edit=edit, score=score, reuse=reuse, sync_candidates=sync_candidates)
