@@ -28,7 +28,7 @@ import gradio as gr  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
 from model.serving.api import GENERATE_PARAMS, default_args, generate_args  # noqa: E402
-from model.serving.memory import limit_malloc_arenas, trim as trim_memory  # noqa: E402
+from model.serving.memory import IdleTrim, limit_malloc_arenas  # noqa: E402
 from model.serving.components import gif_output, image_input, results, sheet_button, sheet_output  # noqa: E402
 from model.serving.events import (ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED,  # noqa: E402,F401
                                   draw_reading, event_handlers, header, offer_alternatives, refused_status,
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/serving/memory.py)
     pipeline = Pipeline.from_pretrained()
     pipeline.max_batch = args.max_batch
-    pipeline.on_idle = trim_memory  # after a burst of requests, freed heap memory goes back to the system
+    pipeline.on_idle = IdleTrim()  # once requests stop for 10 s, freed heap memory goes back to the system
     info = pipeline.info
     log.info("model %s (revision %s, %s, %s) on %s loaded in %.1f s", info.model_id, info.revision,
              info.source, info.folder, pipeline.device, time.perf_counter() - t0)

@@ -195,3 +195,27 @@ def test_malloc_arenas_can_be_capped_here():
     from model.serving.memory import limit_malloc_arenas
 
     assert limit_malloc_arenas(2) is True
+
+
+def test_the_heap_is_trimmed_once_requests_stop(monkeypatch):
+    """The app trims the heap when a burst is over (pipeline.on_idle = memory.IdleTrim): not between
+    the requests of a burst (the next one would fault the memory in again), once after it."""
+    import time
+
+    from model.batching import Batcher
+    from model.serving import memory
+
+    trims = []
+    monkeypatch.setattr(memory, "trim", lambda: trims.append(time.monotonic()))
+    b = Batcher(lambda items: [x * 2 for x in items], on_idle=memory.IdleTrim(delay=1.0))
+    t0 = time.monotonic()
+    for i in range(5):  # a burst: one request every 0.1 s
+        assert b(i) == 2 * i
+        time.sleep(0.1)
+    assert trims == []
+    deadline = time.monotonic() + 5
+    while not trims and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.4)
+    assert len(trims) == 1 and trims[0] - t0 >= 0.4 + 1.0 - 0.1
+
