@@ -88,6 +88,22 @@ def test_output_files_are_named_for_their_download(roots):
     assert files.slug("🍎") == "emoji" and len(files.slug("x" * 200)) == 40
 
 
+def test_output_files_rotate_in_the_order_they_were_made(roots):
+    """Only the newest `keep` files of a kind stay, the oldest go first (their folders are reused);
+    other kinds are untouched."""
+    gif = Path(files.new_file_path(".gif", keep=3))
+    gif.write_bytes(b"gif")
+    paths = []
+    for i in range(5):
+        paths.append(Path(files.new_file_path(".png", f"n{i}", keep=3)))
+        paths[-1].write_bytes(b"png")
+    assert [p.is_file() for p in paths] == [False, False, True, True, True]
+    assert len(list(roots[1].glob("png-*"))) == 3 and gif.is_file()
+    assert len(set(p.parent for p in paths[2:])) == 3  # one file per folder: the download keeps its name
+    files.new_file_path(".png", keep=1)  # a lower bound takes the surplus away at once
+    assert len(list(roots[1].glob("png-*"))) == 1 and not any(p.is_file() for p in paths)
+
+
 def test_cache_budget_prunes_oldest_first_and_spares_new_files(tmp_path):
     now = time.time()
     for i in range(10):
