@@ -93,8 +93,8 @@ def test_bench_runs_on_a_tiny_model(tiny_model_dir):
 
 def test_default_call_is_the_same_work_three_ways(server):
     """The bench's default call: the app's defaults (4 of 16 candidates, the calibrated gate, 256 px)
-    through the pipeline, the event function and the API of a served app, with their ratio and the
-    stages of that same call (16 candidates decoded and judged, 4 upscaled)."""
+    through the pipeline, the event function and the API of a served app (gradio_client and plain
+    HTTP), with their ratios and the stages of that same call (16 candidates decoded and judged, 4 upscaled)."""
     from model.bench.default_call import call_pipeline, compare_default_call
     from model.bench.report import default_call_lines
     from model.bench.speed import request_stages
@@ -105,8 +105,9 @@ def test_default_call_is_the_same_work_three_ways(server):
                                                                                          candidates=16), log=lambda *a: None)
     assert d["call"] == {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0, "candidates": 16,
                          "gate": round(pipe.default_gate, 2), "upscale": True}
-    assert [d[k]["calls"] for k in ("pipeline", "event", "api")] == [3, 3, 3]
+    assert [d[k]["calls"] for k in ("pipeline", "event", "api", "api_http")] == [3, 3, 3, 3]
     assert d["api_vs_pipeline_p50"] == pytest.approx(d["api"]["p50_ms"] / d["pipeline"]["p50_ms"])
+    assert d["api_http_vs_pipeline_p50"] == pytest.approx(d["api_http"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert d["event_vs_pipeline_p50"] == pytest.approx(d["event"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert {"text_encoding", "decoder", "gate", "upsampler", "gallery_files", "sheet"} <= set(d["stages"])
     out = call_pipeline(pipe, default_args(pipe, "red apple", seed=5))

@@ -2,7 +2,9 @@
 see the same machine load: `Pipeline.generate` at the app's defaults (model.serving.api.default_args:
 4 images of 16 candidates, the calibrated gate, 256 px), the app's event function over the same
 pipeline (+ the gallery files it writes), and the same call through the API (gradio_client against
-a started app, files not downloaded: the answer as the server gives it). Each call gets a prompt of
+a started app, files not downloaded: the answer as the server gives it) and, to tell the server's
+share from gradio_client's, over plain HTTP (POST /gradio_api/call/generate, then its event
+stream: gradio_client polls its messages every 50 ms, a browser does not). Each call gets a prompt of
 its own and the bench process's embedding cache is cleared before each, so every row encodes its
 prompt once. Beside them, the stages of the same request, each timed alone."""
 from __future__ import annotations
@@ -45,12 +47,27 @@ def serving_stages(pipe, prompt: str, out) -> dict[str, float]:
     return {"gallery_files": files, "sheet": time.perf_counter() - t}
 
 
+def http_call(http, url: str, args: tuple) -> None:
+    """/generate over plain HTTP: the call, then its event stream until it completes."""
+    r = http.post(f"{url.rstrip('/')}/gradio_api/call/generate", json={"data": list(args)})
+    r.raise_for_status()
+    with http.stream("GET", f"{url.rstrip('/')}/gradio_api/call/generate/{r.json()['event_id']}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: error"):
+                raise RuntimeError(f"/generate failed over HTTP: {line}")
+            if line.startswith("event: complete"):
+                return
+    raise RuntimeError("/generate's event stream ended without an answer")
+
+
 def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> dict:
     """The three rows' percentiles and p50 ratios; stages(pipe, prompt, seed) -> {stage: seconds}
     (speed.request_stages for the default call), timed after each triple."""
+    import httpx
     from gradio_client import Client
 
     client = Client(url, verbose=False, download_files=False)
+    http = httpx.Client(timeout=120)
     device = pipe.device
 
     def timed(row: str, fn):
@@ -60,7 +77,7 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
         rows[row].append(time.perf_counter() - t)
         return res
 
-    rows: dict[str, list[float]] = {"first_api": [], "pipeline": [], "event": [], "api": []}
+    rows: dict[str, list[float]] = {"first_api": [], "pipeline": [], "event": [], "api": [], "api_http": []}
     first = default_args(pipe, "grinning face", seed=0)  # warm: the app's first call is reported apart
     timed("first_api", lambda: client.predict(*first, api_name="/generate"))
     call_event(pipe, first)
@@ -72,6 +89,7 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
         pipe.clear_embeddings()
         timed("event", lambda: call_event(pipe, args))
         timed("api", lambda: client.predict(*args, api_name="/generate"))
+        timed("api_http", lambda: http_call(http, url, default_args(pipe, call_prompt(i) + ".", seed=i)))
         more = {**(stages(pipe, args[0], i) if stages else {}), **serving_stages(pipe, args[0], result)}
         for k, v in more.items():
             parts.setdefault(k, []).append(v)
@@ -79,9 +97,10 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
     out = {k: percentiles(v) for k, v in rows.items()}
     p50 = {k: v["p50_ms"] for k, v in out.items()}
     res = {**out, "api_vs_pipeline_p50": p50["api"] / p50["pipeline"],
+           "api_http_vs_pipeline_p50": p50["api_http"] / p50["pipeline"],
            "event_vs_pipeline_p50": p50["event"] / p50["pipeline"],
            "stages": {k: percentiles(v) for k, v in parts.items()}, "first_api_call_ms": 1e3 * first_api,
            "call": dict(zip(GENERATE_PARAMS[1:], first[1:])), "prompts": "one per call, the same in every row"}
     log(f"default call ({res['call']['n']} of {res['call']['candidates']} candidates), p50: pipeline {p50['pipeline']:.1f} ms, event {p50['event']:.1f} ms, "
-        f"API {p50['api']:.1f} ms; API / pipeline {res['api_vs_pipeline_p50']:.2f}")
+        f"API {p50['api']:.1f} ms (plain HTTP {p50['api_http']:.1f} ms); API / pipeline {res['api_vs_pipeline_p50']:.2f}")
     return res
