@@ -220,3 +220,21 @@ def test_the_heap_is_trimmed_once_requests_stop(monkeypatch):
     time.sleep(0.4)
     assert len(trims) == 1 and trims[0] - t0 >= 0.4 + 1.0 - 0.1
 
+
+def test_encoding_measurement_writes_and_sizes_every_format(tmp_path):
+    """model/bench/encode.py: every format written, read back and sized; zlib level 0 stores, so it
+    is the largest PNG, and level 6 is no larger than level 1."""
+    from PIL import Image, ImageDraw
+
+    from model.bench.encode import FORMATS, measure
+
+    images = []
+    for i in range(2):  # emoji-like: flat colours, an outline, a gradient
+        im = Image.linear_gradient("L").resize((64, 64)).convert("RGB")
+        ImageDraw.Draw(im).ellipse((8, 8, 56, 56), fill=(230, 180 - 40 * i, 20), outline=(40, 40, 40), width=3)
+        images.append(im)
+    r = measure(images, 1, tmp_path)
+    assert set(r) == set(FORMATS) and all(v["write_ms"] > 0 and v["kib"] > 0 for v in r.values())
+    assert r["png-0"]["kib"] > r["png-1"]["kib"] >= r["png-6"]["kib"]
+    assert r["png-1"]["kib"] == r["png-1-2-threads"]["kib"]  # the same files, written on two threads
+    assert not list(tmp_path.iterdir())  # nothing left behind
