@@ -110,6 +110,8 @@ def test_generate(client, server):
         assert m, item["caption"]
         assert 123 <= int(m.group(2)) < 123 + 8  # seeds come from seed..seed+candidates-1
         assert m.group(1) in ("google", "twitter", "fluent3d", "openmoji")  # "any" names the style drawn
+        # each file (written two at a time) is the captioned image's, named for its download
+        assert Path(item["image"]).name == f"red-apple-{m.group(1)}-seed{m.group(2)}.png"
         with Image.open(item["image"]) as im:
             assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
     assert re.match(r"Read the prompt as: .+\.  \nDrew 8 candidates; \d+ judged fake \(realism < 0\.50\) and discarded\.",
