@@ -5,7 +5,8 @@ and a latent-diffusion decoder peer (ldm_decoder.py) at several batch sizes and 
 prompt -> 4 images through the pipeline, and the app's default call through the pipeline, the
 event function and the API with their ratio (default_call.py, app_client.py), with the instruments
 of measure.py; ``python -m model.loadtest`` (loadtest.py) runs many concurrent clients against
-the app."""
+the app; ``python -m model.bench.disk`` watches its disk use, ``python -m model.bench.encode``
+measures the gallery files' encodings."""
 from .app_client import PROMPTS, READY, app_generate_args, free_port, start_app
 from .default_call import compare_default_call
 from .measure import (count_macs, has_text_encoder, matmul_flops, n_params, num_threads, peak_rss_mib, percentiles,
