@@ -52,10 +52,13 @@ def http_call(http, url: str, args: tuple) -> None:
     r = http.post(f"{url.rstrip('/')}/gradio_api/call/generate", json={"data": list(args)})
     r.raise_for_status()
     with http.stream("GET", f"{url.rstrip('/')}/gradio_api/call/generate/{r.json()['event_id']}") as stream:
+        event = None
         for line in stream.iter_lines():
-            if line.startswith("event: error"):
-                raise RuntimeError(f"/generate failed over HTTP: {line}")
-            if line.startswith("event: complete"):
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ").strip()
+            elif line.startswith("data: ") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(f"/generate failed over HTTP: {line.removeprefix('data: ')[:300]}")
                 return
     raise RuntimeError("/generate's event stream ended without an answer")
 
