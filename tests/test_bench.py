@@ -101,8 +101,8 @@ def test_default_call_is_the_same_work_three_ways(server):
     from model.serving.api import default_args
 
     pipe = server.pipeline
-    d = compare_default_call(pipe, server.url, 3, lambda p, prompt, seed: request_stages(p, prompt, seed, True, n=4,
-                                                                                         candidates=16), log=lambda *a: None)
+    stages = lambda p, prompt, seed: request_stages(p, prompt, seed, True, n=4, candidates=16)  # noqa: E731
+    d = compare_default_call(pipe, server.url, 3, stages, log=lambda *a: None)
     assert d["call"] == {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0, "candidates": 16,
                          "gate": round(pipe.default_gate, 2), "upscale": True}
     assert [d[k]["calls"] for k in ("pipeline", "event", "api", "api_http")] == [3, 3, 3, 3]

@@ -16,6 +16,6 @@ from .speed import TARGETS, BenchConfig, check_targets, main, parse_args, run_be
 from .throughput import throughput, throughput_many
 
 __all__ = ["PROMPTS", "READY", "TARGETS", "BenchConfig", "app_generate_args", "check_targets", "compare_default_call",
-           "count_macs", "free_port", "has_text_encoder", "main", "matmul_flops", "n_params", "num_threads", "parse_args",
-           "peak_rss_mib", "percentiles", "proc_rss_mib", "run_bench", "speed_markdown", "start_app", "throughput",
-           "throughput_many", "time_call"]
+           "count_macs", "free_port", "has_text_encoder", "main", "matmul_flops", "n_params", "num_threads",
+           "parse_args", "peak_rss_mib", "percentiles", "proc_rss_mib", "run_bench", "speed_markdown", "start_app",
+           "throughput", "throughput_many", "time_call"]

@@ -52,10 +52,13 @@ def http_call(http, url: str, args: tuple) -> None:
     r = http.post(f"{url.rstrip('/')}/gradio_api/call/generate", json={"data": list(args)})
     r.raise_for_status()
     with http.stream("GET", f"{url.rstrip('/')}/gradio_api/call/generate/{r.json()['event_id']}") as stream:
+        event = None
         for line in stream.iter_lines():
-            if line.startswith("event: error"):
-                raise RuntimeError(f"/generate failed over HTTP: {line}")
-            if line.startswith("event: complete"):
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ").strip()
+            elif line.startswith("data: ") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(f"/generate failed over HTTP: {line.removeprefix('data: ')[:300]}")
                 return
     raise RuntimeError("/generate's event stream ended without an answer")
 
@@ -101,6 +104,7 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
            "event_vs_pipeline_p50": p50["event"] / p50["pipeline"],
            "stages": {k: percentiles(v) for k, v in parts.items()}, "first_api_call_ms": 1e3 * first_api,
            "call": dict(zip(GENERATE_PARAMS[1:], first[1:])), "prompts": "one per call, the same in every row"}
-    log(f"default call ({res['call']['n']} of {res['call']['candidates']} candidates), p50: pipeline {p50['pipeline']:.1f} ms, event {p50['event']:.1f} ms, "
-        f"API {p50['api']:.1f} ms (plain HTTP {p50['api_http']:.1f} ms); API / pipeline {res['api_vs_pipeline_p50']:.2f}")
+    log(f"default call ({res['call']['n']} of {res['call']['candidates']} candidates), p50: pipeline "
+        f"{p50['pipeline']:.1f} ms, event {p50['event']:.1f} ms, API {p50['api']:.1f} ms (plain HTTP "
+        f"{p50['api_http']:.1f} ms); API / pipeline {res['api_vs_pipeline_p50']:.2f}")
     return res

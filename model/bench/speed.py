@@ -189,13 +189,14 @@ def pipeline_latency(pipe, n_lat: int, encode: bool, log) -> dict:
     r = {"pipeline_latency_4_images": {**percentiles(times[False]), "first_call_ms": 1e3 * cold,
                                        "size": mc.image_size, **common},
          "pipeline_latency_4_images_256": {**percentiles(times[True]), "size": 256, "upsampler": pipe.upsampler_name,
-                                           "ratio_p50_vs_raw": statistics.median(times[True]) / statistics.median(times[False]),
-                                           **common},
+                                           "ratio_p50_vs_raw": statistics.median(times[True])
+                                           / statistics.median(times[False]), **common},
          "request_stages_4_images": {k: percentiles(v) for k, v in stages.items()}}
     for key in ("pipeline_latency_4_images", "pipeline_latency_4_images_256"):
         row = r[key]
         log(f"pipeline prompt -> 4 images at {row['size']} px: p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms")
-    log("one request's stages, p50: " + ", ".join(f"{k} {v['p50_ms']:.2f} ms" for k, v in r["request_stages_4_images"].items()))
+    log("one request's stages, p50: "
+        + ", ".join(f"{k} {v['p50_ms']:.2f} ms" for k, v in r["request_stages_4_images"].items()))
     return r
 
 
@@ -257,7 +258,8 @@ def finish(r: dict, pipe, peak: dict) -> None:
     r["targets"] = check_targets(r)
 
 
-def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4, candidates: int | None = None) -> dict[str, float]:
+def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4,
+                   candidates: int | None = None) -> dict[str, float]:
     """Seconds of each stage of one prompt -> n images request, each timed alone: text encoding
     (the embedding cache cleared first; absent without MiniLM), then for the latent model the
     retrieval prior's read (prompt -> neighbours and weights) and sample (one latent per
