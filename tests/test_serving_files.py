@@ -291,3 +291,33 @@ def test_gallery_images_are_written_as_fast_pngs(tmp_path, monkeypatch):
     slow = io.BytesIO()
     im.resize((256, 256), Image.NEAREST).save(slow, "png")  # PIL's default level
     assert Path(path).stat().st_size >= len(slow.getvalue())  # level 1 compresses less: it was not level 6
+
+
+def test_the_output_folder_is_made_once_when_threads_ask_together(monkeypatch, tmp_path):
+    """The gallery's PNGs are written two at a time: on a fresh process the first two files may ask
+    for the output folder at once (this raised FileExistsError in `python app.py`'s example caching)."""
+    import threading
+
+    from model.serving import files
+
+    import functools
+
+    made = []  # fresh caches for this test; the session's own output folder is left as it is
+    monkeypatch.setattr(files, "_app_root", functools.cache(lambda: made.append(1) or tmp_path))
+    monkeypatch.setattr(files, "_output_dir", functools.cache(files._output_dir.__wrapped__))
+    start = threading.Barrier(8)
+    results, errors = [], []
+
+    def ask():
+        start.wait()
+        try:
+            results.append(files.output_dir())
+        except OSError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(made) == 1 and results == [tmp_path / "files"] * 8

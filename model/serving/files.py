@@ -123,17 +123,31 @@ def first_gallery_file(gallery, what: str = "the first image") -> str | None:
 
 # --- outputs: one private folder per process, removed at exit ---
 
-@functools.cache
+_FIRST_USE = threading.Lock()  # functools.cache does not stop two threads making the folder at once
+
+
 def app_root() -> Path:
     """This process's folder for everything it writes (model.serving.tmp); removed at exit."""
+    with _FIRST_USE:
+        return _app_root()
+
+
+@functools.cache
+def _app_root() -> Path:
     return tmp.new_root()
 
 
-@functools.cache
 def output_dir() -> Path:
-    """Gallery images, GIFs and PNG sheets the app returns (Gradio copies each into its cache)."""
-    d = app_root() / "files"
-    d.mkdir()
+    """Gallery images, GIFs and PNG sheets the app returns (Gradio copies each into its cache).
+    Made on first use; the gallery's PNGs are written two at a time, so the first two may ask at once."""
+    with _FIRST_USE:
+        return _output_dir()
+
+
+@functools.cache
+def _output_dir() -> Path:
+    d = _app_root() / "files"
+    d.mkdir(exist_ok=True)
     return d
 
 
