@@ -148,8 +148,10 @@ def test_what_the_user_reads_when_every_candidate_is_rejected(page):
     page.get_by_role("tab", name="Text to image").click()
     page.get_by_label("Prompt", exact=True).fill("rocket")
     gate = page.get_by_label("Gate: discard candidates with P(real) below").first
+    page.get_by_label("Seed (-1 = random)", exact=True).first.fill("500")
     page.get_by_role("button", name="Generate", exact=True).click()  # a first result at the default gate
-    page.locator("#gen-status").get_by_text("Drew").wait_for()
+    # this click's own result (seeds 500-515): a second click while this one runs would be dropped
+    page.locator("#gallery").get_by_text(re.compile(r"seed 5\d\d")).first.wait_for()
     page.locator("input[aria-label='number input for Gate: discard candidates with P(real) below']").fill("1")
     page.get_by_role("button", name="Generate", exact=True).click()
     page.locator("#gen-status").get_by_text("None passed the gate").wait_for()
