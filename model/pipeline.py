@@ -112,6 +112,10 @@ class Pipeline(InputChecks, ImageTasks):
             self._composer = Composer(self.similarity, self.model.prior.names)
         return self._composer.plan(prompt)
 
+    def set_prior(self, prior) -> None:
+        """Read prompts with another prior (an evaluation that takes emojis out of the tables)."""
+        self.model.prior, self._composer = prior, None
+
     # --- building blocks ---
     def embed(self, prompts: list[str]) -> torch.Tensor:
         """(P,) prompts -> (P, text_dim) embeddings by the model's text encoder, on the device (cached per prompt)."""

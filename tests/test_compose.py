@@ -180,3 +180,18 @@ def test_generate_shows_different_designs_before_repeating_one(tiny_pipe):
     second = next(k for k in ranked if rows[k] != rows[ranked[0]])
     assert shown == [ranked[0], second]  # the best, then the best of another design
     assert rows[ranked[0]] == rows[ranked[1]] or shown == ranked[:2]  # by score alone it may repeat one
+
+
+def test_set_prior_rebuilds_the_composer_on_the_new_tables(tiny_pipe):
+    """A name taken out of the prior is no longer an emoji's own name: the composer may split it."""
+    from model.evaluation.generative import without
+
+    p = tiny_pipe
+    p.set_embedding("apple", p.model.prior.cap_emb[1])  # reads as the rocket: a part the prior knows
+    assert p.plan("red apple") is None  # an emoji's own name stays whole
+    full = p.model.prior
+    p.set_prior(without(full, {"red apple"}))
+    assert "red apple" not in p.model.prior.names
+    assert p.plan("red apple") == Plan("apple", colour="red")  # now a colour on an object
+    p.set_prior(full)
+    assert p.plan("red apple") is None and p.model.prior is full

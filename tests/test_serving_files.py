@@ -254,23 +254,9 @@ def test_served_files_are_deleted_on_schedule(tiny_model_dir, tmp_path, monkeypa
 def test_result_files_rotate_safely_under_concurrent_requests(monkeypatch, tmp_path):
     """Many requests writing result files at once: none fails (a file another thread removed
     between the listing and its stat used to raise FileNotFoundError), and only `keep` stay."""
-    import threading
-
     monkeypatch.setattr(files, "output_dir", lambda: tmp_path)
-    errors, paths = [], []
-
-    def worker():
-        try:
-            for _ in range(25):
-                paths.append(files.new_file_path(".png", keep=8))
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-
-    ts = [threading.Thread(target=worker) for _ in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    paths = []
+    errors = in_threads(lambda: [paths.append(files.new_file_path(".png", keep=8)) for _ in range(25)], 8)
     assert not errors, errors[:3]
     left = {str(p) for p in tmp_path.glob("png-*")}  # one folder per file, rotated as a whole
     assert len(paths) == 200 and 1 <= len(left) <= 8 and left <= {str(Path(p).parent) for p in paths}
@@ -296,28 +282,32 @@ def test_gallery_images_are_written_as_fast_pngs(tmp_path, monkeypatch):
 def test_the_output_folder_is_made_once_when_threads_ask_together(monkeypatch, tmp_path):
     """The gallery's PNGs are written two at a time: on a fresh process the first two files may ask
     for the output folder at once (this raised FileExistsError in `python app.py`'s example caching)."""
-    import threading
-
-    from model.serving import files
-
     import functools
 
     made = []  # fresh caches for this test; the session's own output folder is left as it is
     monkeypatch.setattr(files, "_app_root", functools.cache(lambda: made.append(1) or tmp_path))
     monkeypatch.setattr(files, "_output_dir", functools.cache(files._output_dir.__wrapped__))
-    start = threading.Barrier(8)
-    results, errors = [], []
+    results = []
+    errors = in_threads(lambda: results.append(files.output_dir()), 8)
+    assert not errors and len(made) == 1 and results == [tmp_path / "files"] * 8
 
-    def ask():
+
+def in_threads(fn, n: int) -> list[Exception]:
+    """fn run by n threads that start together (at a barrier) -> the exceptions they raised."""
+    import threading
+
+    start, errors = threading.Barrier(n), []
+
+    def run():
         start.wait()
         try:
-            results.append(files.output_dir())
-        except OSError as e:
+            fn()
+        except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    threads = [threading.Thread(target=ask) for _ in range(8)]
+    threads = [threading.Thread(target=run) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors and len(made) == 1 and results == [tmp_path / "files"] * 8
+    return errors

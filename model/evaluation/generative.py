@@ -37,7 +37,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -47,7 +46,7 @@ from ..compose import COLOURS, COLOURED_SATURATION, COLOURED_VALUE, nearest_colo
 from ..dataset import image_names, load_dataset
 from ..evaluator import ENL0Features, Evaluator, EvaluatorTrainConfig, encode_images, train_evaluator
 from ..pipeline import Pipeline
-from ..pixels import hsv_to_rgb, rgb_to_hsv, to_uint8
+from ..pixels import hsv_to_rgb, rgb_to_hsv
 from ..prior import RetrievalPrior
 from . import style_judge
 from .judge import Judge, to_uint8_pil
@@ -157,13 +156,14 @@ def compounds(pipe: Pipeline, judge: Judge, enl0, names: list[str]) -> dict:
     items = [(c, c) for c in known for _ in pipe.model.cfg.styles]  # every compound in every style
     full = pipe.model.prior
     out = {"compounds": known, "in_the_prior": shown_rows(pipe, items, judge, enl0)}  # the emoji itself (reference)
-    pipe.model.prior, pipe._composer = without(full, set(known)), None
+    pipe.set_prior(without(full, set(known)))
     try:
         for compose in (False, True):
             pipe.compose = compose
             out["composer" if compose else "retrieval"] = shown_rows(pipe, items, judge, enl0)
     finally:
-        pipe.model.prior, pipe._composer, pipe.compose = full, None, True
+        pipe.set_prior(full)
+        pipe.compose = True
     return out
 
 
