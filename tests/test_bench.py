@@ -89,6 +89,11 @@ def test_bench_runs_on_a_tiny_model(tiny_model_dir):
     assert list(st) == ["text_encoding", "prior_read", "prior_sample", "decoder", "gate", "upsampler"]
     assert all(v["calls"] == 3 and v["p50_ms"] > 0 for v in st.values())
     assert "retrieval prior (similarity, per image)" in md and "prior read" in md and "prior sample" in md
+    b = r["default_call_flop_bound"]  # the default call: 16 candidates decoded and judged, 4 upscaled
+    g = r["gflop_per_image"]
+    assert b["gflop"]["decoder"] == pytest.approx(16 * g["generator"]) and b["gflop"]["gate"] == pytest.approx(16 * g["discriminator"])
+    assert sum(b["bound_ms"].values()) == pytest.approx(b["total_bound_ms"])
+    assert b["precision"] in ("fp32", "bf16") and "the default call's model work at the measured" in md
 
 
 def test_default_call_is_the_same_work_three_ways(server):

@@ -108,3 +108,28 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
         f"{p50['pipeline']:.1f} ms, event {p50['event']:.1f} ms, API {p50['api']:.1f} ms (plain HTTP "
         f"{p50['api_http']:.1f} ms); API / pipeline {res['api_vs_pipeline_p50']:.2f}")
     return res
+
+
+def flop_bound(pipe, gflop_per_image: dict, peak: dict, shown: int = 4, candidates: int = 16) -> dict:
+    """Where the default call's model time must go at best: each stage's GFLOP (2 x conv/linear
+    MACs; the decoder and the gate on every candidate, the upsampler on the shown images, MiniLM
+    once) and the ms it needs at the machine's measured matmul rate in the precision the pipeline
+    runs in. A stage timed far above its bound is limited by something else (memory, small
+    kernels, threads), one near it only by fewer FLOPs."""
+    import torch
+
+    from .measure import count_macs
+
+    g = {"decoder": candidates * gflop_per_image["generator"],
+         "gate": candidates * gflop_per_image["discriminator"]}
+    if pipe.upsampler is not None:
+        x = torch.zeros(1, 3, pipe.model.cfg.image_size, pipe.model.cfg.image_size)
+        up = next(pipe.upsampler.parameters())
+        g["upsampler"] = shown * 2 * count_macs(pipe.upsampler, x.to(up.device, up.dtype)) / 1e9
+    if "minilm_per_prompt" in gflop_per_image:
+        g["text_encoding"] = gflop_per_image["minilm_per_prompt"]
+    precision = ("fp16" if pipe.device.type == "cuda" else
+                 "bf16" if getattr(pipe, "cpu_bf16", False) else "fp32")
+    rate = peak[precision]
+    return {"precision": precision, "matmul_gflops": rate, "gflop": g,
+            "bound_ms": {k: 1e3 * v / rate for k, v in g.items()}, "total_bound_ms": 1e3 * sum(g.values()) / rate}

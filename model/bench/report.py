@@ -39,6 +39,8 @@ def speed_markdown(r: dict) -> str:
               f"({lat['calls']} calls, text encoding {lat['text_encoding']}; first call {lat['first_call_ms']:.0f} ms); "
               f"one request is {lat['gflop_per_request']:.2f} GFLOP, so even at the measured matmul rate it needs "
               f">= {lat['flop_bound_ms']:.0f} ms"]
+    if "default_call_flop_bound" in r:
+        lines.append(flop_bound_line(r["default_call_flop_bound"]))
     if "pipeline_latency_4_images_256" in r:
         l2 = r["pipeline_latency_4_images_256"]
         lines.append(f"- the same at 256 px (the app's default: {l2['upsampler']}): p50 {l2['p50_ms']:.1f} ms, "
@@ -86,3 +88,11 @@ def default_call_lines(d: dict) -> list[str]:
                    + ", ".join(f"{k.replace('_', ' ')} {v['p50_ms']:.2f}" for k, v in st.items())
                    + " (the sheet: built only when asked for)")
     return out
+
+
+def flop_bound_line(b: dict) -> str:
+    """The default call's model stages at the measured matmul rate (their lower bound)."""
+    return (f"- the default call's model work at the measured {b['precision']} matmul rate "
+            f"({b['matmul_gflops']:.0f} GFLOP/s): " + ", ".join(
+                f"{k.replace('_', ' ')} {b['gflop'][k]:.2f} GFLOP >= {v:.1f} ms" for k, v in b["bound_ms"].items())
+            + f"; together >= {b['total_bound_ms']:.0f} ms")

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..cli import dataclass_parser
 from .app_client import PROMPTS, READY, start_app
-from .default_call import compare_default_call
+from .default_call import compare_default_call, flop_bound
 from .dfgan import DFGANGenerator
 from .ldm_decoder import LDMDecoder
 from .measure import (cpu_name, sync_device, count_macs, has_text_encoder, matmul_flops, n_params, num_threads,
@@ -253,6 +253,7 @@ def finish(r: dict, pipe, peak: dict) -> None:
     lat["gflop_per_request"] = req
     lat["flop_bound_ms"] = 1e3 * req / peak["fp16" if device.type == "cuda" else
                                             "bf16" if getattr(pipe, "cpu_bf16", False) else "fp32"]
+    r["default_call_flop_bound"] = flop_bound(pipe, g, peak)
     r["peak_rss_mib"] = peak_rss_mib()
     r["loadavg_1m_at_end"] = os.getloadavg()[0]
     r["targets"] = check_targets(r)
