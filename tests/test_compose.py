@@ -195,3 +195,16 @@ def test_set_prior_rebuilds_the_composer_on_the_new_tables(tiny_pipe):
     assert p.plan("red apple") == Plan("apple", colour="red")  # now a colour on an object
     p.set_prior(full)
     assert p.plan("red apple") is None and p.model.prior is full
+
+
+def test_lacking_pairs_lists_what_each_set_lacks_and_two_others_draw():
+    """The unseen-pairs measure asks each style for the emojis it lacks that >= 2 other sets draw."""
+    from types import SimpleNamespace
+
+    from model.evaluation.generative import lacking_pairs
+
+    names = ["cat", "cat", "cat", "dog", "dog", "owl", "owl", "owl", "owl", "fox"]
+    styles = [0, 1, 2, 0, 3, 0, 1, 2, 3, 1]
+    pack = SimpleNamespace(styles=torch.tensor(styles), style_names=["google", "twitter", "fluent3d", "openmoji"])
+    out = lacking_pairs(pack, names)
+    assert out == {"google": [], "twitter": ["dog"], "fluent3d": ["dog"], "openmoji": ["cat"]}
