@@ -201,7 +201,7 @@ def test_send_before_generating_warns_and_leaves_no_error_badges(page):
 
 def test_progress_is_shown_while_generating(page, server, monkeypatch):
     """While the images are drawn, the gallery says so and counts the seconds; then it goes away."""
-    draw = server.pipeline.generate
+    draw = server.pipeline.text_to_image.generate
 
     def slow_generate(*args, **kwargs):  # the tiny model draws in milliseconds: make the wait visible
         import time
@@ -209,7 +209,7 @@ def test_progress_is_shown_while_generating(page, server, monkeypatch):
         time.sleep(3)
         return draw(*args, **kwargs)
 
-    monkeypatch.setattr(server.pipeline, "generate", slow_generate)
+    monkeypatch.setattr(server.pipeline.text_to_image, "generate", slow_generate)
     page.get_by_label("Prompt", exact=True).fill("rocket")
     page.get_by_role("button", name="Generate", exact=True).click()
     tracker = page.locator("#gallery [data-testid=status-tracker]")

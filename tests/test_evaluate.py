@@ -333,13 +333,13 @@ def test_shipped_evaluator_is_small_and_loads():
 
 
 def test_evaluation_samples_are_the_apps_images(tiny_model_dir):
-    """P.sample draws what Pipeline.generate shows for the same prompt, style and seeds."""
+    """P.sample draws what TextToImage.generate shows for the same prompt, style and seeds."""
     from model.pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
-    pipe.encoder = FakeEncoder()
-    out = pipe.generate("red apple", n=3, seed=7, style=pipe.styles[1], gate=0.0, fill=True, upscale=False)
-    emb = pipe.embed(["red apple"]).expand(3, -1)
+    pipe.stages.encoder = FakeEncoder()
+    out = pipe.text_to_image.generate("red apple", n=3, seed=7, style=pipe.checks.styles[1], gate=0.0, fill=True, upscale=False)
+    emb = pipe.stages.embed(["red apple"]).expand(3, -1)
     raw = P.sample(pipe, pipe.model, emb, torch.zeros(3, dtype=torch.long), [7, 8, 9], batch=2)
     shown = {s.seed: torch.from_numpy(np.array(s.image)).permute(2, 0, 1) for s in out.images}
     assert sorted(shown) == [7, 8, 9]

@@ -1,5 +1,5 @@
 """A default /generate call three ways, interleaved call by call in one run so that their ratios
-see the same machine load: `Pipeline.generate` at the app's defaults (model.serving.api.default_args:
+see the same machine load: `TextToImage.generate` at the app's defaults (model.serving.api.default_args:
 4 images of 16 candidates, the calibrated gate, 256 px), the app's event function over the same
 pipeline (+ the gallery files it writes), and the same call through the API (gradio_client against
 a started app, files not downloaded: the answer as the server gives it) and, to tell the server's
@@ -22,9 +22,9 @@ def call_prompt(i: int) -> str:
 
 
 def call_pipeline(pipe, args: tuple):
-    """/generate's positional arguments -> Pipeline.generate, as the app's event function calls it."""
+    """/generate's positional arguments -> TextToImage.generate, as the app's event function calls it."""
     a = dict(zip(GENERATE_PARAMS, args))
-    return pipe.generate(a["prompt"], n=a["n"], seed=None if a["random_seed"] else a["seed"], style=a["style"],
+    return pipe.text_to_image.generate(a["prompt"], n=a["n"], seed=None if a["random_seed"] else a["seed"], style=a["style"],
                          truncation=a["diversity"], candidates=a["candidates"], gate=a["gate"], upscale=a["upscale"])
 
 
@@ -71,7 +71,7 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
 
     client = Client(url, verbose=False, download_files=False)
     http = httpx.Client(timeout=120)
-    device = pipe.device
+    device = pipe.stages.device
 
     def timed(row: str, fn):
         t = time.perf_counter()
@@ -87,9 +87,9 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
     parts: dict[str, list[float]] = {}
     for i in range(calls):
         args = default_args(pipe, call_prompt(i), seed=i)
-        pipe.clear_embeddings()
+        pipe.stages.embeddings.clear()
         result = timed("pipeline", lambda: call_pipeline(pipe, args))
-        pipe.clear_embeddings()
+        pipe.stages.embeddings.clear()
         timed("event", lambda: call_event(pipe, args))
         timed("api", lambda: client.predict(*args, api_name="/generate"))
         timed("api_http", lambda: http_call(http, url, default_args(pipe, call_prompt(i) + ".", seed=i)))

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from ..pipeline import OUTPUT_SIZE
+from ..stages import OUTPUT_SIZE
 
 TILE = OUTPUT_SIZE  # a sheet's images at the size the app shows them
 CAPTION_H = 22
