@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import TINY_NAMES, make_tiny_model
 
+from model.config import config_dict, config_from_dict
 from model.hub import ModelInfo, load_folder
 from model.latent import TINY_LATENT, LatentConfig
 from model.latent_model import LatentModel
@@ -44,7 +45,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="gate must be in"):
         LatentConfig(**{**TINY_LATENT, "gate": 1.5})
     with pytest.raises(ValueError, match="unknown LatentConfig keys"):
-        LatentConfig.from_dict({"bogus": 1})
+        config_from_dict(LatentConfig, {"bogus": 1})
 
 
 def test_encoder_decoder_shapes_and_style_matters(tiny):
@@ -181,7 +182,7 @@ def test_missing_or_mismatched_prior_files_are_named(tiny, tmp_path):
 # --- the pipeline on a latent model ---
 
 def test_generate_reads_the_prompt_and_uses_the_calibrated_gate(pipe):
-    pipe.model.cfg = LatentConfig(**{**pipe.model.cfg.to_dict(), "gate": 0.0, "styles": ("google", "openmoji")})
+    pipe.model.cfg = LatentConfig(**{**config_dict(pipe.model.cfg), "gate": 0.0, "styles": ("google", "openmoji")})
     g = pipe.text_to_image.generate("rocket", n=2, candidates=4, seed=1)
     assert g.reading.names[0] == "rocket" and g.gate == 0.0
     assert all(s.kept for s in g.images)  # gate 0 keeps everything
@@ -250,7 +251,7 @@ def test_encode_image_refines_when_the_model_says_so(pipe):
 
     img = pipe.text_to_image.generate("red apple", n=1, seed=0, style="google", truncation=0.0).images[0].image
     plain = pipe.image_tasks.encode_image(img)
-    pipe.model.cfg = LatentConfig(**{**pipe.model.cfg.to_dict(), "refine_steps": 15})
+    pipe.model.cfg = LatentConfig(**{**config_dict(pipe.model.cfg), "refine_steps": 15})
     fitted = pipe.image_tasks.encode_image(img)
     assert fitted.shape == plain.shape and not torch.allclose(fitted, plain)
     x = image_tensor(pipe.checks.image(img))
