@@ -25,6 +25,7 @@ from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from model.paths import ASSETS, ROOT  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
 from model.serving.api import GENERATE_PARAMS, default_args, generate_args  # noqa: E402
@@ -35,9 +36,8 @@ from model.serving.handlers import event_handlers, wire_events  # noqa: E402
 
 log = logging.getLogger("app")
 
-ROOT = Path(__file__).resolve().parent
-EXAMPLES_FILE = ROOT / "assets" / "examples.txt"
-CSS_FILE = ROOT / "assets" / "style.css"
+EXAMPLES_FILE = ASSETS / "examples.txt"
+CSS_FILE = ASSETS / "style.css"
 # where gradio keeps cached example outputs, one sub-folder per model (see examples_cache_dir):
 # outside the app folder, which the server never serves from (server.launch_options)
 EXAMPLES_CACHE_ROOT = Path(os.environ.get("GRADIO_EXAMPLES_CACHE") or server.user_cache() / "examples")

@@ -13,10 +13,10 @@ import pytest
 from gradio_client import Client
 
 import app
+from model.bench.app_client import free_port
 from model.paths import ROOT
 from model.serving.api import GENERATE_PARAMS, generate_args
 from app_helpers import generate  # tests/ is on sys.path (rootdir conftest)
-from helpers import free_port
 
 
 # --- the served app ---

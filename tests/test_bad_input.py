@@ -7,7 +7,6 @@ import io
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from gradio_client import Client
@@ -16,9 +15,9 @@ from PIL import Image, PngImagePlugin
 
 from model.checks import Checks
 from model.images import open_image
+from model.paths import ROOT
 from test_image_tasks import known_image, pipe  # noqa: F401  (fixtures)
 
-ROOT = Path(__file__).resolve().parent.parent
 INTERNALS = ("invalid literal", "Exceeds the limit", "MAX_TEXT_CHUNK", "Error)", "Traceback", "NoneType")
 
 

@@ -11,6 +11,7 @@ from model.bench import BenchConfig, count_macs, run_bench, speed_markdown
 from model.bench.dfgan import DFGANGenerator
 from model.bench.ldm_decoder import LDMDecoder
 from model.bench.loadtest import classify, summarize
+from model.paths import ROOT
 
 
 def test_count_macs_of_known_layers():
@@ -120,13 +121,11 @@ def test_default_call_is_the_same_work_three_ways(server):
 def test_started_app_is_waited_for_and_does_the_bench_pipelines_work(monkeypatch):
     """The bench starts the app with its model, thread count and device, and waits until its
     start-up work (the sentence encoder, the examples) is over before timing it."""
-    from pathlib import Path
-
     from model.bench.app_client import READY
     from model.bench.speed import BenchConfig, app_env
     from model.serving import server as srv
 
-    assert READY[1] == srv.EXAMPLES_CACHED and READY[0] in (Path(__file__).parent.parent / "app.py").read_text()
+    assert READY[1] == srv.EXAMPLES_CACHED and READY[0] in (ROOT / "app.py").read_text()
     env = app_env(BenchConfig(model="some/model", threads=3, device="cpu"))
     assert env["OMP_NUM_THREADS"] == "3" and env["MODEL_ID"] == "some/model"
     assert "MODEL_ID" not in app_env(BenchConfig())

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from PIL import Image
 from browser_helpers import (OUTPUT, assert_captions_uncut, assert_inside_horizontally, gallery_images,
                              go_to_generate_and_draw, open_tab, shown_numbers)
+
+from model.serving.sheet import sheet_parameters
 
 pytestmark = pytest.mark.browser
 
@@ -116,8 +117,6 @@ def test_click_a_result_reuses_its_seed(page):
 def test_the_sheet_is_made_when_asked_of_the_images_shown(page, tmp_path):
     """No sheet comes with a result; the button makes one of the images shown (their seeds in its
     metadata), a new result takes the old sheet away, and a cached example's images have none."""
-    import json
-
     go_to_generate_and_draw(page, seed=40)
     page.locator("#gallery").get_by_text(re.compile(r"seed 4\d")).first.wait_for()
     sheet = page.locator("#sheet")
@@ -130,8 +129,7 @@ def test_the_sheet_is_made_when_asked_of_the_images_shown(page, tmp_path):
     download.value.save_as(path)
     captions = page.locator("#gallery .caption-label, #gallery figcaption").all_inner_texts()
     shown = sorted({int(c.split("seed ")[1].split(" ")[0]) for c in captions})
-    with Image.open(path) as im:
-        meta = json.loads(im.text["parameters"])
+    meta = sheet_parameters(path)
     assert meta["prompt"] == "red apple" and sorted(meta["seeds"]) == shown, (meta, captions)
     page.screenshot(path=str(OUTPUT / "7b_sheet.png"), full_page=True)
     go_to_generate_and_draw(page, seed=60)  # a new result: the last one's sheet goes

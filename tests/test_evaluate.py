@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from model.evaluation.report import fd_enl0_note
 from model.dataset import image_names
 from model.evaluator import (Evaluator, EvaluatorConfig, EvaluatorTrainConfig, base_name, fd, frechet_distance,
                              held_out_groups, train_evaluator)
+from model.paths import ROOT
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (240, 220, 20),
            "black": (10, 10, 10), "white": (250, 250, 250), "purple": (140, 40, 180), "orange": (250, 140, 20)}
@@ -324,7 +324,7 @@ def test_evaluator_trains_and_round_trips(colour_pack, tmp_path):
 
 
 def test_shipped_evaluator_is_small_and_loads():
-    folder = Path(__file__).resolve().parent.parent / "assets" / "evaluator"
+    folder = ROOT / "assets" / "evaluator"
     if not (folder / "evaluator.safetensors").is_file():
         pytest.skip("no shipped evaluator yet (python -m model.evaluate --retrain-evaluator)")
     assert (folder / "evaluator.safetensors").stat().st_size < 2 * 2**20

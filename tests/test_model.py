@@ -13,6 +13,7 @@ from model.discriminator import Discriminator
 from model.hub import ModelInfo, load_folder
 from model.latent import TINY_LATENT, LatentConfig
 from model.outputs import Scored, round_robin
+from model.paths import ROOT
 from model.pipeline import Pipeline
 
 CFG = LatentConfig(**TINY_LATENT)  # the default styles, as tiny_model_dir
@@ -315,7 +316,7 @@ after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(img.size, (after - before) // 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+                         cwd=str(ROOT))
     assert out.returncode == 0, out.stderr
     size, grown_mib = out.stdout.split(")")[0] + ")", int(out.stdout.split(")")[1])
     assert size == "(64, 64)" and grown_mib < 150, out.stdout

@@ -56,7 +56,6 @@ from .. import paths
 from ..device import pick_device
 from .. import pixels
 
-ROOT = paths.ROOT  # the repository
 
 
 # --- sampling ---
@@ -94,7 +93,7 @@ def _style_map(pack: Pack, model: LatentModel) -> torch.Tensor:
 def _rel(path) -> str:
     """A path relative to the repository when it is inside it (results do not name the machine)."""
     p = Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+    return str(p.relative_to(paths.ROOT)) if p.is_relative_to(paths.ROOT) else str(path)
 
 
 def _rng(*parts) -> np.random.Generator:
@@ -395,5 +394,5 @@ def bench_subprocess(cfg: EvalConfig, device: str, log=print) -> dict:
                *(["--quick"] if cfg.quick else []), *(["--model", cfg.model] if cfg.model else []),
                *(["--app-url", cfg.app_url] if cfg.app_url else []), *(["--start-app"] if cfg.start_app else [])]
         log("running " + " ".join(cmd[1:]))
-        subprocess.run(cmd, check=True, cwd=ROOT)
+        subprocess.run(cmd, check=True, cwd=paths.ROOT)
         return json.loads((Path(tmp) / "bench.json").read_text())

@@ -39,7 +39,6 @@ from . import style_judge
 from .judge import Judge, to_uint8_pil
 from .metrics import standard_error
 
-ROOT = paths.ROOT
 NATURAL = paths.NATURAL_PROMPTS
 
 

@@ -35,7 +35,7 @@ def upscale(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
     return image if image.size == (size, size) else image.resize((size, size), Image.NEAREST)
 
 
-def shown(image: Image.Image, name: str = "emoji") -> str:
+def write_png(image: Image.Image, name: str = "emoji") -> str:
     """A gallery image as a PNG file written at zlib level 1 (gradio would encode a PIL image at
     level 6 itself: 4x the time, and that was a third of a request under load), named for its
     download (e.g. red-apple-twitter-seed5.png)."""
@@ -55,7 +55,7 @@ _WRITERS = ThreadPoolExecutor(2, thread_name_prefix="gallery-png")
 
 
 def gallery(what: str, images: list[Scored]) -> list[tuple[str, str]]:
-    paths = _WRITERS.map(lambda s: shown(s.image, file_name(what, s)), images)
+    paths = _WRITERS.map(lambda s: write_png(s.image, file_name(what, s)), images)
     return [(path, caption(s)) for path, s in zip(paths, images)]
 
 

@@ -60,8 +60,8 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     return text + "…"
 
 
-def read_metadata(path: str | Path) -> dict:
-    """The "parameters" a sheet was written with."""
+def sheet_parameters(path: str | Path) -> dict:
+    """The "parameters" a sheet was written with (contact_sheet's metadata)."""
     with Image.open(path) as im:
         return json.loads(im.text["parameters"])
 
