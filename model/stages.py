@@ -53,9 +53,9 @@ class Stages:
     # --- text encoder ---
     def embed(self, prompts: list[str]) -> torch.Tensor:
         """(P,) prompts -> (P, text_dim) embeddings by the model's text encoder, on the device (cached per prompt)."""
-        return torch.stack([self.embed_one(p) for p in prompts]).to(self.device, self.dtype)
+        return torch.stack([self._embed_one(p) for p in prompts]).to(self.device, self.dtype)
 
-    def embed_one(self, prompt: str) -> torch.Tensor:
+    def _embed_one(self, prompt: str) -> torch.Tensor:
         if prompt not in self.embeddings:
             with self.lock:  # concurrent first requests must not build (or import) it twice
                 if self.encoder is None:  # the encoder the model's config names (its folder's copy first)

@@ -128,7 +128,7 @@ class TextToImage:
         """Checked requests -> one Generation each. The prompts are encoded together, every
         candidate of every request is decoded and judged in shared batches, and only the images
         each request shows are upscaled."""
-        uniq = list(dict.fromkeys(r.prompt for r in requests))
+        uniq = list(dict.fromkeys(r.prompt for r in requests))  # encode and read each prompt once
         emb = self.stages.embed(uniq)  # (U, text_dim)
         readings = self.prior.read(emb.float().cpu())
         plans = {p: self.plan(p) for p in uniq}
@@ -137,10 +137,11 @@ class TextToImage:
             seeds, u = seed_run(r.seed, r.candidates), uniq.index(r.prompt)
             style_t = self.seed_styles(torch.full((r.candidates,), r.style, dtype=torch.long), seeds)
             parts.append((seeds, style_t, emb[u:u + 1].expand(r.candidates, -1), readings[u]))
+        # prior -> decode, per request; then the gate judges every candidate in shared batches
         drawn = [self.draw(rd, plans[r.prompt], st, seeds, r.truncation) for r, (seeds, st, _, rd) in zip(requests, parts)]
         x_all = torch.cat([x for x, _ in drawn])  # (sum of candidates, 3, S, S)
         scores = self.gate.judge_all(x_all, torch.cat([e for _, _, e, _ in parts]), torch.cat([st for _, st, _, _ in parts]))
-        out, start = [], 0
+        out, start = [], 0  # each request's own ranking; only the images it shows are upscaled
         for r, (seeds, st, e, rd), (_, designs) in zip(requests, parts, drawn):
             rows = slice(start, start + len(seeds))
             start += len(seeds)
