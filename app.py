@@ -319,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/serving/memory.py)
     pipeline = Pipeline.from_pretrained()
     pipeline.text_to_image.max_batch = args.max_batch
-    pipeline.text_to_image.on_idle = IdleTrim()  # once requests stop for 10 s, freed heap memory goes back to the system
+    # once requests stop for 10 s, freed heap memory goes back to the system
+    pipeline.text_to_image.on_idle = IdleTrim()
     info = pipeline.info
     log.info("model %s (revision %s, %s, %s) on %s loaded in %.1f s", info.model_id, info.revision,
              info.source, info.folder, pipeline.stages.device, time.perf_counter() - t0)

@@ -109,7 +109,8 @@ def test_interpolate_images_goes_from_one_to_the_other(pipe, known_image):
     other = pipe.text_to_image.generate("red apple", n=1, seed=0, style="google", truncation=0.0, upscale=False).images[0].image
     frames = pipe.image_tasks.interpolate_images(known_image, other, steps=4, style="google", upscale=False)
     assert len(frames) == 4
-    a, b = (pipe.image_tasks.in_style(z, pipe.image_tasks.read_latent(z), 0) for z in map(pipe.image_tasks.encode_image, (known_image, other)))
+    tasks = pipe.image_tasks
+    a, b = (tasks.in_style(z, tasks.read_latent(z), 0) for z in map(tasks.encode_image, (known_image, other)))
     ends = to_pil(pipe.stages.decode(torch.stack([a, b]), torch.tensor([0, 0])))
     assert np.array_equal(arr(frames[0]), arr(ends[0])) and np.array_equal(arr(frames[-1]), arr(ends[1]))
     assert [f.size for f in pipe.image_tasks.interpolate_images(known_image, other, steps=2)] == [(256, 256)] * 2

@@ -277,7 +277,8 @@ def _rprec_rows(s: Setup, gens: dict, pool: torch.Tensor, res: dict, log, t_star
         prompt_lists[split] = prompts
         cand_txt, near_txt = _candidates(s, prompts)
         para = [PARAPHRASES[i % len(PARAPHRASES)].format(p) for i, p in enumerate(prompts)]
-        p_emb = {"exact": s.name_emb[[s.name_idx[p] for p in prompts]], "paraphrase": s.pipe.stages.encoder.encode(para).float()}
+        p_emb = {"exact": s.name_emb[[s.name_idx[p] for p in prompts]],
+                 "paraphrase": s.pipe.stages.encoder.encode(para).float()}
         for kind, emb in p_emb.items():
             images, owner, style_i, drawn = _prompt_images(s, gens, pool, pool_emb, emb, prompts)
             for row in ROWS:

@@ -126,7 +126,8 @@ def evaluate_model(model_id: str, sets: dict[str, list[tuple[str, str]]], judge:
     if unseen:
         images, owners, passed, names = [], [], [], []
         for i, (name, style) in enumerate(unseen):
-            g = pipe.text_to_image.generate(name, n=k, seed=0, style=pack.style_names[style], candidates=candidates, upscale=False)
+            g = pipe.text_to_image.generate(name, n=k, seed=0, style=pack.style_names[style], candidates=candidates,
+                                            upscale=False)
             images += [s.image for s in g.images]
             owners += [i] * len(g.images)
             passed.append(any(s.kept for s in g.images))
