@@ -3,8 +3,8 @@ discriminator scoring. `python app.py [--host 127.0.0.1] [--port 7860] [--share]
 MODEL_ID / MODEL_REVISION (a Hub repo or a local folder), else the default in assets/model.
 
 This file lays out the Blocks, one function per tab, and wires each event to a function of
-`model.serving.events` (plain Python over `model.pipeline.Pipeline`, which checks every bound and
-raises ValueError; the app shows that as a message and keeps serving)."""
+`model.serving.events` (plain Python over the parts of `model.pipeline.Pipeline`, whose tasks check
+every bound and raise ValueError; the app shows that as a message and keeps serving)."""
 from __future__ import annotations
 
 import os
@@ -25,6 +25,7 @@ from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from model.paths import ASSETS, ROOT  # noqa: E402
 from model.pipeline import Pipeline  # noqa: E402
 from model.serving import server  # noqa: E402
 from model.serving.api import GENERATE_PARAMS, default_args, generate_args  # noqa: E402
@@ -35,9 +36,8 @@ from model.serving.handlers import event_handlers, wire_events  # noqa: E402
 
 log = logging.getLogger("app")
 
-ROOT = Path(__file__).resolve().parent
-EXAMPLES_FILE = ROOT / "assets" / "examples.txt"
-CSS_FILE = ROOT / "assets" / "style.css"
+EXAMPLES_FILE = ASSETS / "examples.txt"
+CSS_FILE = ASSETS / "style.css"
 # where gradio keeps cached example outputs, one sub-folder per model (see examples_cache_dir):
 # outside the app folder, which the server never serves from (server.launch_options)
 EXAMPLES_CACHE_ROOT = Path(os.environ.get("GRADIO_EXAMPLES_CACHE") or server.user_cache() / "examples")
@@ -75,13 +75,13 @@ def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
     """Cached example outputs belong to one model: key the folder by a hash of the model files
     (so a new model with the same file names gets new examples), the prompts, the defaults and
     the outputs cached."""
-    h = hashlib.sha256(f"{prompts}{gen_defaults(pipeline)}{pipeline.device}{EXAMPLE_OUTPUTS}".encode())
+    h = hashlib.sha256(f"{prompts}{gen_defaults(pipeline)}{pipeline.stages.device}{EXAMPLE_OUTPUTS}".encode())
     for p in sorted(pipeline.info.folder.iterdir()):
         if p.suffix in (".json", ".safetensors"):
             h.update(p.name.encode() + p.read_bytes())
-    h.update(pipeline.upsampler_name.encode())  # the examples are shown at 256 px: the upsampler is part of them
-    if pipeline.upsampler is not None:
-        for v in pipeline.upsampler.state_dict().values():
+    h.update(pipeline.stages.upsampler_name.encode())  # the examples are shown at 256 px: the upsampler is part of them
+    if pipeline.stages.upsampler is not None:
+        for v in pipeline.stages.upsampler.state_dict().values():
             h.update(v.detach().float().cpu().numpy().tobytes())
     return EXAMPLES_CACHE_ROOT / h.hexdigest()[:16]
 
@@ -252,8 +252,8 @@ def scoring_tab(styles: list[str]) -> SimpleNamespace:
 def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) -> gr.Blocks:
     """The whole UI over one loaded pipeline (tests pass a tiny one). Examples are cached in
     `examples_cache` (default: ~/.cache/emoji-t2i/examples/<model hash>, see EXAMPLES_CACHE_ROOT)."""
-    lim = pipeline.limits
-    styles = pipeline.styles
+    lim = pipeline.checks.limits
+    styles = pipeline.checks.styles
     prompts = read_examples()
     # gradio reads this when gr.Examples is built and when it serves the cached files
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(examples_cache or examples_cache_dir(pipeline, prompts))
@@ -318,18 +318,19 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     limit_malloc_arenas(2)  # before the server's threads: bounds what the load leaves behind (model/serving/memory.py)
     pipeline = Pipeline.from_pretrained()
-    pipeline.max_batch = args.max_batch
-    pipeline.on_idle = IdleTrim()  # once requests stop for 10 s, freed heap memory goes back to the system
+    pipeline.text_to_image.max_batch = args.max_batch
+    # once requests stop for 10 s, freed heap memory goes back to the system
+    pipeline.text_to_image.on_idle = IdleTrim()
     info = pipeline.info
     log.info("model %s (revision %s, %s, %s) on %s loaded in %.1f s", info.model_id, info.revision,
-             info.source, info.folder, pipeline.device, time.perf_counter() - t0)
+             info.source, info.folder, pipeline.stages.device, time.perf_counter() - t0)
     cache = examples_cache_dir(pipeline, read_examples())
     server.drop_unfinished_cache(cache)  # a start that was killed while caching left a partial one
     demo = build_demo(pipeline, examples_cache=cache)
     demo.launch(**launch_options(args.host, args.port, args.share), prevent_thread_lock=True)
     server.mark_cache_when_finished(cache, len(read_examples()))
     t0 = time.perf_counter()
-    pipeline.embed(["warm up"])  # load the sentence encoder now, not in the first request
+    pipeline.stages.embed(["warm up"])  # load the sentence encoder now, not in the first request
     log.info("text encoder ready in %.1f s", time.perf_counter() - t0)
     demo.block_thread()
 

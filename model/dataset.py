@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from .config import STYLES
 from .images import square_on_white
 from .text_encoder import MINILM
 
@@ -89,8 +90,7 @@ def build_pack(folder: str | Path, *, size: int, encoder=None, skin_tones: str =
     recs = [r for r in read_metadata(folder) if _skin_keep(r, skin_tones)]
     found = sorted({r.get("style") or "default" for r in recs})
     if styles is None:
-        from .config import DEFAULT_STYLES
-        styles = tuple(s for s in DEFAULT_STYLES if s in found) + tuple(s for s in found if s not in DEFAULT_STYLES)
+        styles = tuple(s for s in STYLES if s in found) + tuple(s for s in found if s not in STYLES)
     if not recs:
         raise ValueError(f"{folder} holds no images")
     images = np.stack([load_rgb(folder / r["file_name"], size)

@@ -106,7 +106,7 @@ def space_requirements(text: str) -> str:
     """requirements.txt as a CPU Space gets it: PyTorch's CPU-only index added ahead of the pins
     (unchanged when the file already names an index, or pins no torch)."""
     lines = [line.strip() for line in text.splitlines()]
-    pins_torch = any(line.split("==")[0].strip().lower() in {"torch", "torchvision"} for line in lines)
+    pins_torch = any(line.split("==")[0].strip().lower() == "torch" for line in lines)
     names_index = any(line.startswith(("--index-url", "--extra-index-url", "-i ")) for line in lines)
     if not pins_torch or names_index:
         return text

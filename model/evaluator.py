@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .config import config_dict
 from .dataset import Pack, image_names
 from .paths import EVALUATOR_DIR
 from .pixels import to_unit
@@ -103,7 +104,7 @@ class Evaluator(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         sd = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in self.state_dict().items()}
         save_file(sd, str(folder / "evaluator.safetensors"), metadata={"format": "pt"})
-        arch = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.cfg).items()}
+        arch = config_dict(self.cfg)
         cfg = {"model_type": "emoji-image-text-evaluator", "arch": arch, **(info or {})}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         return folder

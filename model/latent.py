@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import DEFAULT_STYLES, DictConfig
+from .config import STYLES, config_from_dict
 from .layers import Affine, lrelu
 from .text_encoder import MINILM, text_encoder_spec
 
@@ -28,14 +28,14 @@ MODEL_TYPE = "emoji-latent-vae"  # config.json's model_type: the one model kind 
 
 
 @dataclass(frozen=True, kw_only=True)
-class LatentConfig(DictConfig):
+class LatentConfig:
     """Architecture of the latent model (image VAE + retrieval prior + discriminator)."""
 
     # the frozen sentence encoder, by name (model.text_encoder.TEXT_ENCODERS says where its files
     # are); a config.json without the field was written with MiniLM and still loads as MiniLM
     text_encoder: str = MINILM
     text_dim: int = 0  # its sentence embedding width; 0 = the named encoder's (384 MiniLM, 768 mpnet)
-    styles: tuple[str, ...] = DEFAULT_STYLES
+    styles: tuple[str, ...] = STYLES
     image_size: int = 64
     latent_channels: int = 16  # 8x8x16 = 1,024 numbers per image at 64 px
     # channels per resolution, from image_size down to the latent's (64, 32, 16, 8 at 64 px):
@@ -101,7 +101,7 @@ class LatentConfig(DictConfig):
             raise ValueError(f"model_type {kind!r} is not a kind this code loads (only {MODEL_TYPE!r}; "
                              "the VAE-GAN of before 2026-12 was retired, git history keeps its code)")
         d.pop("training", None)
-        return cls.from_dict(d)
+        return config_from_dict(cls, d)
 
 
 TINY_LATENT = dict(image_size=16, latent_channels=4, channels=(8, 16), style_dim=4, d_channels=(8, 8, 16))

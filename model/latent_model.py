@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .config import config_dict
 from .discriminator import Discriminator
 from .latent import MODEL_TYPE, Decoder, ImageEncoder, LatentConfig
 from .prior import RetrievalPrior
@@ -46,7 +47,7 @@ class LatentModel(nn.Module):
                         extra_config: dict | None = None) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        cfg = {"model_type": MODEL_TYPE, **self.cfg.to_dict(), **(extra_config or {})}
+        cfg = {"model_type": MODEL_TYPE, **config_dict(self.cfg), **(extra_config or {})}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
         def cast(v: torch.Tensor) -> torch.Tensor:

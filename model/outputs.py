@@ -43,7 +43,7 @@ class Generation:
 
 @dataclass
 class GenerateRequest:
-    """One validated `Pipeline.generate` call (style: a style id; num_styles means "any")."""
+    """One checked `TextToImage.generate` call (style: a style id; num_styles means "any")."""
     prompt: str
     n: int
     candidates: int

@@ -18,7 +18,7 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HUB_CA
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from model.config import DEFAULT_STYLES  # noqa: E402
+from model.config import STYLES  # noqa: E402
 
 # 1 thread: tiny tensors gain nothing from a second, and on this shared 2-core machine two threads spin
 # against each other (see the A/B in model/EXPERIMENTS.md, 2026-12-07; TEST_THREADS=2 to compare)
@@ -39,7 +39,7 @@ def tiny_model_dir(tmp_path_factory):
     discriminator, prior and per-style latent tables), 16 px, the four default styles. Treat it as read-only."""
     from helpers import make_tiny_model
 
-    return make_tiny_model(seed=0, styles=DEFAULT_STYLES).save_pretrained(tmp_path_factory.mktemp("tiny_model"))
+    return make_tiny_model(seed=0, styles=STYLES).save_pretrained(tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture

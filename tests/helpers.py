@@ -55,20 +55,13 @@ def write_colour_folder(root, size: int = 16, styles=("google", "openmoji")):
     return root
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_app(model_dir, cache_dir):
     """app.build_demo on a tiny pipeline (with the shipped upsampler), served from a background
     thread on a free port."""
     from types import SimpleNamespace
 
     import app
+    from model.bench.app_client import free_port
     from model.pipeline import Pipeline
 
     pipeline = Pipeline.from_pretrained(str(model_dir), device="cpu")

@@ -13,10 +13,10 @@ import pytest
 from gradio_client import Client
 
 import app
+from model.bench.app_client import free_port
 from model.paths import ROOT
 from model.serving.api import GENERATE_PARAMS, generate_args
 from app_helpers import generate  # tests/ is on sys.path (rootdir conftest)
-from helpers import free_port
 
 
 # --- the served app ---
@@ -62,11 +62,11 @@ def test_examples_cache_is_keyed_by_the_upsampler(server):
 
     pipe = copy.copy(server.pipeline)
     before = app.examples_cache_dir(pipe, ["red apple"])
-    pipe.upsampler = copy.deepcopy(pipe.upsampler)
+    pipe.stages.upsampler = copy.deepcopy(pipe.stages.upsampler)
     with torch.no_grad():
-        next(pipe.upsampler.parameters()).add_(0.01)
+        next(pipe.stages.upsampler.parameters()).add_(0.01)
     assert app.examples_cache_dir(pipe, ["red apple"]) != before
-    pipe.upsampler = None
+    pipe.stages.upsampler = None
     assert app.examples_cache_dir(pipe, ["red apple"]) != before
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 import app
 from model.serving import events
+from model.serving.sheet import sheet_parameters
 from app_helpers import CAPTION, assert_alive, generate  # tests/ is on sys.path (rootdir conftest)
 
 
@@ -63,8 +64,8 @@ def test_generate_raw_64_and_the_sheet(client):
     with Image.open(gallery[0]["image"]) as im:  # raw 16-px images are shown enlarged by nearest neighbour
         assert im.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
     sheet = client.predict(api_name="/sheet")  # built now, of this session's last result
+    meta = sheet_parameters(sheet)
     with Image.open(sheet) as im:
-        meta = json.loads(im.text["parameters"])
         assert im.size == (2 * 256, 256 + 22)
     assert meta["prompt"] == "red apple" and meta["upscale"] is False and sorted(meta["seeds"]) == [9, 10]
     assert meta["styles"] == [CAPTION.match(g["caption"]).group(1) for g in gallery]
@@ -116,8 +117,8 @@ def test_a_sheet_is_of_the_sessions_own_last_result(server):
     a, b = session(), session()
     generate(a, prompt="red apple", n=2, candidates=2, seed=3)
     generate(b, prompt="rocket", n=1, candidates=1, seed=7)
-    meta_a = json.loads(Image.open(a.predict(api_name="/sheet")).text["parameters"])
-    meta_b = json.loads(Image.open(b.predict(api_name="/sheet")).text["parameters"])
+    meta_a = sheet_parameters(a.predict(api_name="/sheet"))
+    meta_b = sheet_parameters(b.predict(api_name="/sheet"))
     assert (meta_a["prompt"], sorted(meta_a["seeds"])) == ("red apple", [3, 4])
     assert (meta_b["prompt"], meta_b["seeds"]) == ("rocket", [7])
     with pytest.raises(AppError, match="Nothing to put on a sheet yet"):

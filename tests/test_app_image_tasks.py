@@ -3,7 +3,6 @@
 bad input answered with a clear message, and the app still serving afterwards."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -11,6 +10,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
+from model.serving.sheet import sheet_parameters
 from app_helpers import CAPTION, assert_alive, disc, interpolate, save, upload  # tests/ is on sys.path
 
 
@@ -66,12 +66,12 @@ def test_variations_and_restyle(client, emoji_png):
     assert len(set(seeds)) == 3 and all(4 <= x < 4 + 6 for x in seeds)  # the best 3 of 6 candidates
     with Image.open(gallery[0]["image"]) as im:
         assert im.size == (256, 256)
-    meta = json.loads(Image.open(client.predict(api_name="/sheet_variations")).text["parameters"])
+    meta = sheet_parameters(client.predict(api_name="/sheet_variations"))
     assert meta["task"] == "variations" and sorted(meta["seeds"]) == seeds
     styled, text = client.predict(upload(emoji_png), False, api_name="/restyle")
     assert [CAPTION.match(g["caption"]).group(1) for g in styled] == ["google", "twitter", "fluent3d", "openmoji"]
     assert "Drawn in each of the 4 styles" in text
-    meta = json.loads(Image.open(client.predict(api_name="/sheet_variations")).text["parameters"])
+    meta = sheet_parameters(client.predict(api_name="/sheet_variations"))
     assert meta["task"] == "restyle" and meta["styles"] == ["google", "twitter", "fluent3d", "openmoji"]
 
 

@@ -20,7 +20,7 @@ def test_score(client, server, tmp_path):
     assert 0 <= realism <= 1 and 0 <= match <= 1
     assert re.match(r"Judged \*\*(real|fake)\*\*: P\(real\) = [01]\.\d{3}, (at or above|below) the gate [01]\.\d\d "
                     r"that decides which generated images are shown; matches the prompt", verdict)
-    gate = server.pipeline.default_gate  # the verdict is the generation gate's, not a fixed 0.5
+    gate = server.pipeline.gate.default  # the verdict is the generation gate's, not a fixed 0.5
     assert ("**real**" in verdict) == (realism >= gate) and f"the gate {gate:.2f}" in verdict
     assert "Patch map: red where" in verdict
     with Image.open(heatmap) as im:

@@ -7,18 +7,17 @@ import io
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image, PngImagePlugin
 
-from model.checks import InputChecks
+from model.checks import Checks
 from model.images import open_image
+from model.paths import ROOT
 from test_image_tasks import known_image, pipe  # noqa: F401  (fixtures)
 
-ROOT = Path(__file__).resolve().parent.parent
 INTERNALS = ("invalid literal", "Exceeds the limit", "MAX_TEXT_CHUNK", "Error)", "Traceback", "NoneType")
 
 
@@ -31,9 +30,9 @@ def no_internals(message: str) -> None:
 def test_variations_in_another_style_with_many_candidates(pipe, known_image):  # noqa: F811
     """It raised "size mismatch ... vec" when the style was not the one the image looks like and
     candidates > 1: the style shift was applied to a batch as if it were one latent."""
-    looks = pipe.read_image(known_image)
+    looks = pipe.image_tasks.read_image(known_image)
     other = next(s for s in pipe.model.cfg.styles if s != looks.style)
-    out, _ = pipe.variations(known_image, n=3, seed=0, style=other, candidates=8, gate=0.0, upscale=False)
+    out, _ = pipe.image_tasks.variations(known_image, n=3, seed=0, style=other, candidates=8, gate=0.0, upscale=False)
     assert len(out.images) == 3 and all(s.style == other for s in out.images)
 
 
@@ -49,10 +48,10 @@ def test_image_task_checks_come_before_the_encoder(pipe, known_image, monkeypatc
     def encoded(*a, **k):
         raise AssertionError("the image was encoded before the arguments were checked")
 
-    monkeypatch.setattr(pipe, "encode_image", encoded)
+    monkeypatch.setattr(pipe.image_tasks, "encode_image", encoded)
     args = (known_image, known_image) if task == "interpolate_images" else (known_image,)
     with pytest.raises(ValueError, match=message):
-        getattr(pipe, task)(*args, **kwargs)
+        getattr(pipe.image_tasks, task)(*args, **kwargs)
 
 
 # --- numbers: clear messages, nothing echoed whole, no internals ---
@@ -62,7 +61,7 @@ def test_image_task_checks_come_before_the_encoder(pipe, known_image, monkeypatc
 def test_whole_numbers(value):
     value = 10**5000 if value == "10**5000" else value
     with pytest.raises(ValueError) as e:
-        InputChecks.check_int(value, "number of images", 1, 16)
+        Checks.integer(value, "number of images", 1, 16)
     assert str(e.value).startswith("number of images must be") and len(str(e.value)) < 120
     no_internals(str(e.value))
 
@@ -70,11 +69,11 @@ def test_whole_numbers(value):
 @pytest.mark.parametrize("value", [True, False, "nan", float("nan"), "١", "lots", None])
 def test_fractions_refuse_booleans_nan_and_text(value):
     with pytest.raises(ValueError, match="gate must be a number from 0 to 1, got"):
-        InputChecks.check_fraction(value, "gate")
+        Checks.fraction(value, "gate")
 
 
 def test_fractions_accept_numbers_and_decimal_text():
-    assert InputChecks.check_fraction("0.25", "gate") == 0.25 and InputChecks.check_fraction(1, "gate") == 1.0
+    assert Checks.fraction("0.25", "gate") == 0.25 and Checks.fraction(1, "gate") == 1.0
 
 
 # --- images: Pillow's errors become one message; big images stay cheap ---

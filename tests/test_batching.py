@@ -114,7 +114,7 @@ def pipe(tmp_path):
     p = Pipeline(model=tiny, info=ModelInfo("tiny", None, tmp_path, "local"), device=torch.device("cpu"),
                  encoder=NoEncoder(), upsampler=None)
     for i, name in enumerate(TINY_NAMES):
-        p.set_embedding(name, tiny.prior.cap_emb[i])
+        p.stages.set_embedding(name, tiny.prior.cap_emb[i])
     return p
 
 
@@ -127,8 +127,8 @@ def test_a_batch_of_requests_equals_each_request_alone(pipe):
              dict(prompt="rocket", n=3, seed=7, style="openmoji", candidates=5, truncation=0.5),
              dict(prompt="red apple", n=1, seed=3, candidates=4, gate=1.0, upscale=False),
              dict(prompt="dog face", n=2, seed=1, style="openmoji", candidates=2)]  # style lacks it
-    alone = [pipe.generate(**c) for c in calls]
-    together = pipe.generate_batch([req_of(pipe, c) for c in calls])
+    alone = [pipe.text_to_image.generate(**c) for c in calls]
+    together = pipe.text_to_image.generate_batch([req_of(pipe, c) for c in calls])
     for a, t in zip(alone, together):
         assert [(s.seed, s.style, s.kept) for s in a.images] == [(s.seed, s.style, s.kept) for s in t.images]
         assert (a.candidates, a.discarded, str(a.reading)) == (t.candidates, t.discarded, str(t.reading))
@@ -139,36 +139,34 @@ def test_a_batch_of_requests_equals_each_request_alone(pipe):
 
 def test_concurrent_generate_calls_share_batches_and_bad_ones_fail_alone(pipe):
     seen = []
-    orig = pipe.generate_batch
+    orig = pipe.text_to_image.generate_batch
 
     def slow_batch(rs):
         seen.append(len(rs))
         time.sleep(0.2)  # keep the model busy, so the other threads queue up
         return orig(rs)
 
-    pipe.generate_batch = slow_batch
+    pipe.text_to_image.generate_batch = slow_batch
     args = [dict(prompt="red apple", n=2, seed=i, candidates=4) for i in range(6)] + [dict(prompt="", n=2)]
-    res = run_threads(lambda kw: pipe.generate(**kw), args)
+    res = run_threads(lambda kw: pipe.text_to_image.generate(**kw), args)
     assert isinstance(res[-1], ValueError) and "empty" in str(res[-1])  # refused before it reaches a batch
     assert all(len(g.images) == 2 for g in res[:-1])
     assert sum(seen) == 6 and max(seen) > 1, seen  # some requests were drawn together
-    pipe.generate_batch, pipe._batcher = orig, None
+    pipe.text_to_image.generate_batch = orig  # the batcher calls whatever generate_batch is now
     for kw, g in zip(args[:3], res[:3]):
-        solo = pipe.generate(**kw)
+        solo = pipe.text_to_image.generate(**kw)
         assert [s.seed for s in solo.images] == [s.seed for s in g.images]
 
 
 def req_of(pipe, call):
-    """The validated request pipe.generate would batch."""
+    """The validated request pipe.text_to_image.generate would batch."""
     got = []
-    orig = pipe.generate_batch
-    pipe.generate_batch = lambda rs: (got.extend(rs), orig(rs))[1]
-    pipe._batcher = None
+    orig = pipe.text_to_image.generate_batch
+    pipe.text_to_image.generate_batch = lambda rs: (got.extend(rs), orig(rs))[1]
     try:
-        pipe.generate(**call)
+        pipe.text_to_image.generate(**call)
     finally:
-        pipe.generate_batch = orig
-        pipe._batcher = None
+        pipe.text_to_image.generate_batch = orig
     return got[0]
 
 

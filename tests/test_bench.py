@@ -11,6 +11,7 @@ from model.bench import BenchConfig, count_macs, run_bench, speed_markdown
 from model.bench.dfgan import DFGANGenerator
 from model.bench.ldm_decoder import LDMDecoder
 from model.bench.loadtest import classify, summarize
+from model.paths import ROOT
 
 
 def test_count_macs_of_known_layers():
@@ -63,7 +64,7 @@ def test_bench_runs_on_a_tiny_model(tiny_model_dir):
     threads = torch.get_num_threads()
 
     pipe = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
-    pipe.encoder = FakeEncoder()
+    pipe.stages.encoder = FakeEncoder()
     r = run_bench(BenchConfig(batch_sizes="1,2", seconds=0.01, latency_calls=3, matmul_size=256, threads=1), pipe=pipe, log=lambda *a: None)
     assert r["params"]["dfgan_peer"] == 4_868_867 and r["params"]["ldm_peer"] == 3_118_147
     assert r["gflop_per_image"]["generator"] > 0 and r["matmul_gflops"]["fp32"] > 0
@@ -109,14 +110,14 @@ def test_default_call_is_the_same_work_three_ways(server):
     stages = lambda p, prompt, seed: request_stages(p, prompt, seed, True, n=4, candidates=16)  # noqa: E731
     d = compare_default_call(pipe, server.url, 3, stages, log=lambda *a: None)
     assert d["call"] == {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0, "candidates": 16,
-                         "gate": round(pipe.default_gate, 2), "upscale": True}
+                         "gate": round(pipe.gate.default, 2), "upscale": True}
     assert [d[k]["calls"] for k in ("pipeline", "event", "api", "api_http")] == [3, 3, 3, 3]
     assert d["api_vs_pipeline_p50"] == pytest.approx(d["api"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert d["api_http_vs_pipeline_p50"] == pytest.approx(d["api_http"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert d["event_vs_pipeline_p50"] == pytest.approx(d["event"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert {"text_encoding", "decoder", "gate", "upsampler", "gallery_files", "sheet"} <= set(d["stages"])
     out = call_pipeline(pipe, default_args(pipe, "red apple", seed=5))
-    assert len(out.images) == 4 and out.candidates == 16 and out.gate == round(pipe.default_gate, 2)
+    assert len(out.images) == 4 and out.candidates == 16 and out.gate == round(pipe.gate.default, 2)
     assert out.images[0].image.size == (256, 256)
     md = "\n".join(default_call_lines(d))
     assert "API / pipeline p50 = " in md and "gallery files" in md
@@ -125,13 +126,11 @@ def test_default_call_is_the_same_work_three_ways(server):
 def test_started_app_is_waited_for_and_does_the_bench_pipelines_work(monkeypatch):
     """The bench starts the app with its model, thread count and device, and waits until its
     start-up work (the sentence encoder, the examples) is over before timing it."""
-    from pathlib import Path
-
     from model.bench.app_client import READY
     from model.bench.speed import BenchConfig, app_env
     from model.serving import server as srv
 
-    assert READY[1] == srv.EXAMPLES_CACHED and READY[0] in (Path(__file__).parent.parent / "app.py").read_text()
+    assert READY[1] == srv.EXAMPLES_CACHED and READY[0] in (ROOT / "app.py").read_text()
     env = app_env(BenchConfig(model="some/model", threads=3, device="cpu"))
     assert env["OMP_NUM_THREADS"] == "3" and env["MODEL_ID"] == "some/model"
     assert "MODEL_ID" not in app_env(BenchConfig())
@@ -204,7 +203,7 @@ def test_malloc_arenas_can_be_capped_here():
 
 
 def test_the_heap_is_trimmed_once_requests_stop(monkeypatch):
-    """The app trims the heap when a burst is over (pipeline.on_idle = memory.IdleTrim): not between
+    """The app trims the heap when a burst is over (pipeline.text_to_image.on_idle = memory.IdleTrim): not between
     the requests of a burst (the next one would fault the memory in again), once after it."""
     import time
 

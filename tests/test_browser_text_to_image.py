@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from PIL import Image
 from browser_helpers import (OUTPUT, assert_captions_uncut, assert_inside_horizontally, gallery_images,
                              go_to_generate_and_draw, open_tab, shown_numbers)
+
+from model.serving.sheet import sheet_parameters
 
 pytestmark = pytest.mark.browser
 
@@ -116,8 +117,6 @@ def test_click_a_result_reuses_its_seed(page):
 def test_the_sheet_is_made_when_asked_of_the_images_shown(page, tmp_path):
     """No sheet comes with a result; the button makes one of the images shown (their seeds in its
     metadata), a new result takes the old sheet away, and a cached example's images have none."""
-    import json
-
     go_to_generate_and_draw(page, seed=40)
     page.locator("#gallery").get_by_text(re.compile(r"seed 4\d")).first.wait_for()
     sheet = page.locator("#sheet")
@@ -130,8 +129,7 @@ def test_the_sheet_is_made_when_asked_of_the_images_shown(page, tmp_path):
     download.value.save_as(path)
     captions = page.locator("#gallery .caption-label, #gallery figcaption").all_inner_texts()
     shown = sorted({int(c.split("seed ")[1].split(" ")[0]) for c in captions})
-    with Image.open(path) as im:
-        meta = json.loads(im.text["parameters"])
+    meta = sheet_parameters(path)
     assert meta["prompt"] == "red apple" and sorted(meta["seeds"]) == shown, (meta, captions)
     page.screenshot(path=str(OUTPUT / "7b_sheet.png"), full_page=True)
     go_to_generate_and_draw(page, seed=60)  # a new result: the last one's sheet goes
@@ -201,7 +199,7 @@ def test_send_before_generating_warns_and_leaves_no_error_badges(page):
 
 def test_progress_is_shown_while_generating(page, server, monkeypatch):
     """While the images are drawn, the gallery says so and counts the seconds; then it goes away."""
-    draw = server.pipeline.generate
+    draw = server.pipeline.text_to_image.generate
 
     def slow_generate(*args, **kwargs):  # the tiny model draws in milliseconds: make the wait visible
         import time
@@ -209,7 +207,7 @@ def test_progress_is_shown_while_generating(page, server, monkeypatch):
         time.sleep(3)
         return draw(*args, **kwargs)
 
-    monkeypatch.setattr(server.pipeline, "generate", slow_generate)
+    monkeypatch.setattr(server.pipeline.text_to_image, "generate", slow_generate)
     page.get_by_label("Prompt", exact=True).fill("rocket")
     page.get_by_role("button", name="Generate", exact=True).click()
     tracker = page.locator("#gallery [data-testid=status-tracker]")

@@ -7,6 +7,7 @@ import torch
 
 from model.compose import COLOURS, Composer, Plan, compose, cutout, nearest_colour, parse, recolour
 from model.pixels import rgb_to_hsv
+from model.stages import image_tensor, to_pil
 
 
 @pytest.mark.parametrize("prompt, plan", [
@@ -119,36 +120,36 @@ def tiny_pipe(tiny_model_dir):
     p = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu", upsampler=None)
     cap = p.model.prior.cap_emb
     for i, name in enumerate(p.model.prior.names):  # red apple, rocket, dog face
-        p.set_embedding(name, cap[i])
+        p.stages.set_embedding(name, cap[i])
     g = torch.Generator().manual_seed(3)
     for text in ("a rocket and a red apple", "a purple rocket"):
-        p.set_embedding(text, torch.nn.functional.normalize(torch.randn(cap.shape[1], generator=g), dim=0))
+        p.stages.set_embedding(text, torch.nn.functional.normalize(torch.randn(cap.shape[1], generator=g), dim=0))
     return p
 
 
 def test_pipeline_draws_a_composed_prompt_from_its_parts(tiny_pipe):
     p = tiny_pipe
-    g = p.generate("a rocket and a red apple", n=2, seed=5, style="google", candidates=2, upscale=False)
+    g = p.text_to_image.generate("a rocket and a red apple", n=2, seed=5, style="google", candidates=2, upscale=False)
     assert g.plan == Plan("rocket", "red apple", "beside")
     sid = torch.tensor([0, 0])
-    rd = p.model.prior.read(p.embed(["rocket", "red apple"]).float().cpu())
-    a = p.decode(p.model.prior.sample([rd[0]] * 2, [0, 0], [5, 6]), sid)
-    from model.pipeline import OTHER_PART_SEED
-    b = p.decode(p.model.prior.sample([rd[1]] * 2, [0, 0], [5 + OTHER_PART_SEED, 6 + OTHER_PART_SEED]), sid)
+    rd = p.model.prior.read(p.stages.embed(["rocket", "red apple"]).float().cpu())
+    a = p.stages.decode(p.model.prior.sample([rd[0]] * 2, [0, 0], [5, 6]), sid)
+    from model.text_to_image import OTHER_PART_SEED
+    b = p.stages.decode(p.model.prior.sample([rd[1]] * 2, [0, 0], [5 + OTHER_PART_SEED, 6 + OTHER_PART_SEED]), sid)
     want = {s: compose(a[k], b[k], "beside") for k, s in enumerate([5, 6])}
     for s in g.images:
-        assert torch.equal(p.image_tensor(s.image)[0], p.image_tensor(p.to_pil(want[s.seed][None])[0])[0])
-    p.compose = False
-    assert p.generate("a rocket and a red apple", n=1, candidates=1, upscale=False).plan is None
+        assert torch.equal(image_tensor(s.image)[0], image_tensor(to_pil(want[s.seed][None])[0])[0])
+    p.text_to_image.compose = False
+    assert p.text_to_image.generate("a rocket and a red apple", n=1, candidates=1, upscale=False).plan is None
 
 
 def test_pipeline_keeps_an_emoji_name_whole_and_colours_an_object(tiny_pipe):
     p = tiny_pipe
-    assert p.generate("red apple", n=1, candidates=1, upscale=False).plan is None
-    g = p.generate("a purple rocket", n=1, seed=0, style="google", candidates=1, upscale=False)
+    assert p.text_to_image.generate("red apple", n=1, candidates=1, upscale=False).plan is None
+    g = p.text_to_image.generate("a purple rocket", n=1, seed=0, style="google", candidates=1, upscale=False)
     assert g.plan == Plan("rocket", None, None, "purple")
-    plain = p.generate("rocket", n=1, seed=0, style="google", candidates=1, upscale=False)
-    x, y = p.image_tensor(g.images[0].image)[0], p.image_tensor(plain.images[0].image)[0]
+    plain = p.text_to_image.generate("rocket", n=1, seed=0, style="google", candidates=1, upscale=False)
+    x, y = image_tensor(g.images[0].image)[0], image_tensor(plain.images[0].image)[0]
     assert not torch.equal(x, y) or share_of(y, "purple") > 0.5
     _, _, vx = rgb_to_hsv((x + 1) / 2)
     _, _, vy = rgb_to_hsv((y + 1) / 2)
@@ -156,7 +157,7 @@ def test_pipeline_keeps_an_emoji_name_whole_and_colours_an_object(tiny_pipe):
 
 
 def test_distinct_first_puts_the_best_of_each_design_first():
-    from model.pipeline import Scored, distinct_first
+    from model.outputs import Scored, distinct_first
 
     ranked = [Scored(None, seed, 0.9 - 0.1 * seed, 1.0, True, "google") for seed in range(5)]
     key = {id(s): d for s, d in zip(ranked, ["a", "a", "b", "a", "c"])}
@@ -166,35 +167,35 @@ def test_distinct_first_puts_the_best_of_each_design_first():
 def test_generate_shows_different_designs_before_repeating_one(tiny_pipe):
     p = tiny_pipe
     prompt = "a purple rocket"  # a random embedding: every tiny emoji is a neighbour
-    p.compose = False
+    p.text_to_image.compose = False
     seeds = list(range(16))
-    rd = p.read(prompt)
+    rd = p.text_to_image.read(prompt)
     _, rows = p.model.prior.sample_designs([rd] * 16, [0] * 16, seeds, 1.0)
     assert len(set(rows)) >= 2  # the candidates hold more than one design
-    p.distinct = False
-    ranked = [s.seed for s in p.generate(prompt, n=16, seed=0, style="google", candidates=16, gate=0.0,
+    p.gate.distinct = False
+    ranked = [s.seed for s in p.text_to_image.generate(prompt, n=16, seed=0, style="google", candidates=16, gate=0.0,
                                           upscale=False).images]  # all 16, by realism x match
-    p.distinct = True
-    shown = [s.seed for s in p.generate(prompt, n=2, seed=0, style="google", candidates=16, gate=0.0,
+    p.gate.distinct = True
+    shown = [s.seed for s in p.text_to_image.generate(prompt, n=2, seed=0, style="google", candidates=16, gate=0.0,
                                          upscale=False).images]
     second = next(k for k in ranked if rows[k] != rows[ranked[0]])
     assert shown == [ranked[0], second]  # the best, then the best of another design
     assert rows[ranked[0]] == rows[ranked[1]] or shown == ranked[:2]  # by score alone it may repeat one
 
 
-def test_set_prior_rebuilds_the_composer_on_the_new_tables(tiny_pipe):
+def test_the_composer_follows_a_new_prior(tiny_pipe):
     """A name taken out of the prior is no longer an emoji's own name: the composer may split it."""
     from model.evaluation.generative import without
 
     p = tiny_pipe
-    p.set_embedding("apple", p.model.prior.cap_emb[1])  # reads as the rocket: a part the prior knows
-    assert p.plan("red apple") is None  # an emoji's own name stays whole
+    p.stages.set_embedding("apple", p.model.prior.cap_emb[1])  # reads as the rocket: a part the prior knows
+    assert p.text_to_image.plan("red apple") is None  # an emoji's own name stays whole
     full = p.model.prior
-    p.set_prior(without(full, {"red apple"}))
+    p.model.prior = without(full, {"red apple"})  # an evaluation's swap
     assert "red apple" not in p.model.prior.names
-    assert p.plan("red apple") == Plan("apple", colour="red")  # now a colour on an object
-    p.set_prior(full)
-    assert p.plan("red apple") is None and p.model.prior is full
+    assert p.text_to_image.plan("red apple") == Plan("apple", colour="red")  # now a colour on an object
+    p.model.prior = full
+    assert p.text_to_image.plan("red apple") is None and p.model.prior is full
 
 
 def test_lacking_pairs_lists_what_each_set_lacks_and_two_others_draw():
@@ -208,3 +209,12 @@ def test_lacking_pairs_lists_what_each_set_lacks_and_two_others_draw():
     pack = SimpleNamespace(styles=torch.tensor(styles), style_names=["google", "twitter", "fluent3d", "openmoji"])
     out = lacking_pairs(pack, names)
     assert out == {"google": [], "twitter": ["dog"], "fluent3d": ["dog"], "openmoji": ["cat"]}
+
+
+def test_a_switch_set_on_the_pipeline_instead_of_its_part_fails(tiny_pipe):
+    """The parts hold the switches (pipe.gate.distinct, pipe.text_to_image.compose): setting one on
+    the pipeline itself would silently change nothing, so it raises."""
+    with pytest.raises(AttributeError):
+        tiny_pipe.distinct = False
+    tiny_pipe.gate.distinct = False  # where it lives
+    assert tiny_pipe.gate.distinct is False

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw
 from model import data as D
 from model.data import packages as P
 from model.data.render import render_job
+from model.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _png(size=(64, 64), color=(255, 0, 0, 255), fmt="PNG") -> bytes:

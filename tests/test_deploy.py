@@ -3,6 +3,7 @@ huggingface_hub's own create_repo + upload_folder, no network. CPU only, a few s
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -255,6 +256,14 @@ def test_space_requirements_adds_the_cpu_index_once():
     assert "--extra-index-url https://download.pytorch.org/whl/cpu\n" in new
     assert deploy.space_requirements(new) == new
     assert deploy.space_requirements("numpy==2.4.6\n") == "numpy==2.4.6\n"
+
+
+def test_requirements_pin_only_what_the_code_imports_of_torch():
+    """torchvision is imported nowhere: pinning it only dragged a CUDA-built wheel into the install."""
+    pins = [line.split("==")[0] for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line]
+    assert "torch" in pins and "torchvision" not in pins
+    sources = [ROOT / "app.py", *(ROOT / "model").rglob("*.py")]
+    assert not [p for p in sources if re.search(r"^\s*(import|from) torchvision", p.read_text(), re.M)]
 
 
 # --- a model whose text encoder requirements.txt cannot install ---

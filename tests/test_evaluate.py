@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from model.evaluation.report import fd_enl0_note
 from model.dataset import image_names
 from model.evaluator import (Evaluator, EvaluatorConfig, EvaluatorTrainConfig, base_name, fd, frechet_distance,
                              held_out_groups, train_evaluator)
+from model.paths import ROOT
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (240, 220, 20),
            "black": (10, 10, 10), "white": (250, 250, 250), "purple": (140, 40, 180), "orange": (250, 140, 20)}
@@ -324,7 +324,7 @@ def test_evaluator_trains_and_round_trips(colour_pack, tmp_path):
 
 
 def test_shipped_evaluator_is_small_and_loads():
-    folder = Path(__file__).resolve().parent.parent / "assets" / "evaluator"
+    folder = ROOT / "assets" / "evaluator"
     if not (folder / "evaluator.safetensors").is_file():
         pytest.skip("no shipped evaluator yet (python -m model.evaluate --retrain-evaluator)")
     assert (folder / "evaluator.safetensors").stat().st_size < 2 * 2**20
@@ -333,13 +333,13 @@ def test_shipped_evaluator_is_small_and_loads():
 
 
 def test_evaluation_samples_are_the_apps_images(tiny_model_dir):
-    """P.sample draws what Pipeline.generate shows for the same prompt, style and seeds."""
+    """P.sample draws what TextToImage.generate shows for the same prompt, style and seeds."""
     from model.pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu")
-    pipe.encoder = FakeEncoder()
-    out = pipe.generate("red apple", n=3, seed=7, style=pipe.styles[1], gate=0.0, fill=True, upscale=False)
-    emb = pipe.embed(["red apple"]).expand(3, -1)
+    pipe.stages.encoder = FakeEncoder()
+    out = pipe.text_to_image.generate("red apple", n=3, seed=7, style=pipe.checks.styles[1], gate=0.0, fill=True, upscale=False)
+    emb = pipe.stages.embed(["red apple"]).expand(3, -1)
     raw = P.sample(pipe, pipe.model, emb, torch.zeros(3, dtype=torch.long), [7, 8, 9], batch=2)
     shown = {s.seed: torch.from_numpy(np.array(s.image)).permute(2, 0, 1) for s in out.images}
     assert sorted(shown) == [7, 8, 9]

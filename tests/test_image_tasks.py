@@ -16,6 +16,7 @@ from helpers import TINY_NAMES, make_tiny_model
 from model.hub import ModelInfo
 from model.paths import UPSAMPLER_DIR
 from model.pipeline import Pipeline
+from model.stages import to_pil
 from model.upsample import Upsampler, UpsamplerConfig
 from test_latent import NoEncoder
 
@@ -32,59 +33,59 @@ def pipe(tmp_path):
     p = Pipeline(model=tiny, info=ModelInfo("tiny", None, tmp_path, "local"), device=torch.device("cpu"),
                  encoder=NoEncoder(), upsampler=Upsampler(UpsamplerConfig(features=4, convs=1)).eval())
     for i, name in enumerate(TINY_NAMES):
-        p.set_embedding(name, tiny.prior.cap_emb[i])
-    p.set_embedding("something new", torch.nn.functional.normalize(torch.randn(384), dim=0))
+        p.stages.set_embedding(name, tiny.prior.cap_emb[i])
+    p.stages.set_embedding("something new", torch.nn.functional.normalize(torch.randn(384), dim=0))
     return p
 
 
 @pytest.fixture
 def known_image(pipe):
     """The model's own drawing of 'rocket' in google: an image whose latent is near a stored one."""
-    return pipe.generate("rocket", n=1, seed=0, style="google", truncation=0.0, upscale=False).images[0].image
+    return pipe.text_to_image.generate("rocket", n=1, seed=0, style="google", truncation=0.0, upscale=False).images[0].image
 
 
 def test_read_latent_names_the_stored_emoji(pipe):
     prior = pipe.model.prior
     for row in range(len(prior.latents)):
-        looks = pipe.read_latent(prior.latents[row].float())
+        looks = pipe.image_tasks.read_latent(prior.latents[row].float())
         assert looks.reading.names[0] == TINY_NAMES[int(prior.lat_entry[row])]
         assert looks.style == pipe.model.cfg.styles[int(prior.lat_style[row])] and looks.distance < 1e-4
         assert abs(sum(looks.reading.weights) - 1) < 1e-3
 
 
 def test_variations_seeds_strength_and_size(pipe, known_image):
-    out, looks = pipe.variations(known_image, n=3, seed=5, candidates=3, gate=0.0)
+    out, looks = pipe.image_tasks.variations(known_image, n=3, seed=5, candidates=3, gate=0.0)
     assert [s.image.size for s in out.images] == [(256, 256)] * 3  # the super-resolution stage by default
     assert sorted(s.seed for s in out.images) == [5, 6, 7] and all(s.style == looks.style for s in out.images)
-    raw, _ = pipe.variations(known_image, n=3, seed=5, candidates=3, gate=0.0, upscale=False)
+    raw, _ = pipe.image_tasks.variations(known_image, n=3, seed=5, candidates=3, gate=0.0, upscale=False)
     imgs = {s.seed: arr(s.image) for s in raw.images}
     assert all(v.shape == (16, 16, 3) for v in imgs.values())
     assert not np.array_equal(imgs[5], imgs[6]), "different seeds gave the same variation"
-    again, _ = pipe.variations(known_image, n=1, seed=6, candidates=1, gate=0.0, upscale=False)
+    again, _ = pipe.image_tasks.variations(known_image, n=1, seed=6, candidates=1, gate=0.0, upscale=False)
     assert np.array_equal(arr(again.images[0].image), imgs[6])  # a seed reproduces, alone or in a batch
     # strength 0: every seed gives the model's plain redraw of the image
-    same, _ = pipe.variations(known_image, n=2, seed=0, strength=0.0, candidates=2, gate=0.0, upscale=False)
-    mu = pipe.encode_image(known_image)
-    redraw = pipe.to_pil(pipe.decode(mu[None], torch.tensor([pipe.model.cfg.styles.index(looks.style)])))[0]
+    same, _ = pipe.image_tasks.variations(known_image, n=2, seed=0, strength=0.0, candidates=2, gate=0.0, upscale=False)
+    mu = pipe.image_tasks.encode_image(known_image)
+    redraw = to_pil(pipe.stages.decode(mu[None], torch.tensor([pipe.model.cfg.styles.index(looks.style)])))[0]
     assert all(np.array_equal(arr(s.image), arr(redraw)) for s in same.images)
 
 
 def test_variations_are_gated(pipe, known_image):
-    out, _ = pipe.variations(known_image, n=2, seed=0, candidates=4, gate=1.0)
+    out, _ = pipe.image_tasks.variations(known_image, n=2, seed=0, candidates=4, gate=1.0)
     assert out.discarded == 4 and [s.kept for s in out.images] == [False, False]
 
 
 def test_restyle_draws_every_style_with_the_style_shift(pipe, known_image):
-    images, looks = pipe.restyle(known_image, upscale=False)
+    images, looks = pipe.image_tasks.restyle(known_image, upscale=False)
     styles = pipe.model.cfg.styles
     assert [s.style for s in images] == list(styles)
     prior = pipe.model.prior
-    mu = pipe.encode_image(known_image)
+    mu = pipe.image_tasks.encode_image(known_image)
     src = styles.index(looks.style)
     for t, s in enumerate(images):
         z = prior.restyle(mu, src, t)
         assert torch.equal(z, mu) == (t == src)
-        assert np.array_equal(arr(s.image), arr(pipe.to_pil(pipe.decode(z[None], torch.tensor([t])))[0]))
+        assert np.array_equal(arr(s.image), arr(to_pil(pipe.stages.decode(z[None], torch.tensor([t])))[0]))
 
 
 def test_restyle_is_the_neighbours_style_difference(pipe):
@@ -105,39 +106,40 @@ def test_restyle_is_the_neighbours_style_difference(pipe):
 
 
 def test_interpolate_images_goes_from_one_to_the_other(pipe, known_image):
-    other = pipe.generate("red apple", n=1, seed=0, style="google", truncation=0.0, upscale=False).images[0].image
-    frames = pipe.interpolate_images(known_image, other, steps=4, style="google", upscale=False)
+    other = pipe.text_to_image.generate("red apple", n=1, seed=0, style="google", truncation=0.0, upscale=False).images[0].image
+    frames = pipe.image_tasks.interpolate_images(known_image, other, steps=4, style="google", upscale=False)
     assert len(frames) == 4
-    a, b = (pipe._in_style(z, pipe.read_latent(z), 0) for z in map(pipe.encode_image, (known_image, other)))
-    ends = pipe.to_pil(pipe.decode(torch.stack([a, b]), torch.tensor([0, 0])))
+    tasks = pipe.image_tasks
+    a, b = (tasks.in_style(z, tasks.read_latent(z), 0) for z in map(tasks.encode_image, (known_image, other)))
+    ends = to_pil(pipe.stages.decode(torch.stack([a, b]), torch.tensor([0, 0])))
     assert np.array_equal(arr(frames[0]), arr(ends[0])) and np.array_equal(arr(frames[-1]), arr(ends[1]))
-    assert [f.size for f in pipe.interpolate_images(known_image, other, steps=2)] == [(256, 256)] * 2
+    assert [f.size for f in pipe.image_tasks.interpolate_images(known_image, other, steps=2)] == [(256, 256)] * 2
 
 
 def test_edit_is_the_text_diff(pipe, known_image):
-    frames, source, looks = pipe.edit(known_image, "red apple", strength=1.0, steps=3, style="google", upscale=False)
+    frames, source, looks = pipe.image_tasks.edit(known_image, "red apple", strength=1.0, steps=3, style="google", upscale=False)
     assert source == looks.reading.names[0] == "rocket"  # empty source: what the image looks like
     prior = pipe.model.prior
-    r_new, r_src = prior.read(pipe.embed(["red apple", "rocket"]))
+    r_new, r_src = prior.read(pipe.stages.embed(["red apple", "rocket"]))
     diff = prior.mean_latent(r_new, 0) - prior.mean_latent(r_src, 0)
-    mu = pipe.encode_image(known_image)
-    mu = pipe._in_style(mu, pipe.read_latent(mu), 0)  # the image, moved into the asked style first
-    want = pipe.to_pil(pipe.decode(torch.stack([mu, mu + 0.5 * diff, mu + diff]), torch.zeros(3, dtype=torch.long)))
+    mu = pipe.image_tasks.encode_image(known_image)
+    mu = pipe.image_tasks.in_style(mu, pipe.image_tasks.read_latent(mu), 0)  # the image, moved into the asked style first
+    want = to_pil(pipe.stages.decode(torch.stack([mu, mu + 0.5 * diff, mu + diff]), torch.zeros(3, dtype=torch.long)))
     assert all(np.array_equal(arr(f), arr(w)) for f, w in zip(frames, want))
-    still, _, _ = pipe.edit(known_image, "red apple", strength=0.0, steps=2, style="google", upscale=False)
+    still, _, _ = pipe.image_tasks.edit(known_image, "red apple", strength=0.0, steps=2, style="google", upscale=False)
     assert np.array_equal(arr(still[0]), arr(still[1]))
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda p, im: p.variations(im, n=0), "number of images must be from 1 to 16"),
-    (lambda p, im: p.variations(im, strength=9), "strength must be from 0 to 2.0"),
-    (lambda p, im: p.variations(im, upscale="maybe"), "upscale must be true or false"),
-    (lambda p, im: p.variations(None), "Please upload an image"),
-    (lambda p, im: p.restyle("/no/such/file.png"), "not an image this app can read"),
-    (lambda p, im: p.interpolate_images(im, im, steps=1), "steps must be from 2 to 32"),
-    (lambda p, im: p.edit(im, ""), "edit prompt is empty"),
-    (lambda p, im: p.edit(im, "red apple", source="x" * 400), "source caption has 400 characters"),
-    (lambda p, im: p.edit(im, "red apple", strength=-1), "strength must be from 0"),
+    (lambda p, im: p.image_tasks.variations(im, n=0), "number of images must be from 1 to 16"),
+    (lambda p, im: p.image_tasks.variations(im, strength=9), "strength must be from 0 to 2.0"),
+    (lambda p, im: p.image_tasks.variations(im, upscale="maybe"), "upscale must be true or false"),
+    (lambda p, im: p.image_tasks.variations(None), "Please upload an image"),
+    (lambda p, im: p.image_tasks.restyle("/no/such/file.png"), "not an image this app can read"),
+    (lambda p, im: p.image_tasks.interpolate_images(im, im, steps=1), "steps must be from 2 to 32"),
+    (lambda p, im: p.image_tasks.edit(im, ""), "edit prompt is empty"),
+    (lambda p, im: p.image_tasks.edit(im, "red apple", source="x" * 400), "source caption has 400 characters"),
+    (lambda p, im: p.image_tasks.edit(im, "red apple", strength=-1), "strength must be from 0"),
 ])
 def test_image_tasks_bad_input(pipe, known_image, call, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
@@ -161,17 +163,17 @@ def keeps_the_emoji(pipe: Pipeline, names: list[str]) -> tuple[float, float, flo
     prior = pipe.model.prior
     means = [prior.latents[prior.lat_style == t].float().mean(0) for t in range(pipe.model.cfg.num_styles)]
     for name in names:
-        src = pipe.generate(name, n=1, seed=0, style="twitter", truncation=0.0, upscale=False).images[0].image
-        out, looks = pipe.variations(src, n=2, seed=0, candidates=2, gate=0.0, upscale=False)
-        same += sum(pipe.read_image(s.image).reading.names[0] == looks.reading.names[0] for s in out.images)
-        mu0 = pipe.encode_image(src)
-        images, _ = pipe.restyle(src, upscale=False)
+        src = pipe.text_to_image.generate(name, n=1, seed=0, style="twitter", truncation=0.0, upscale=False).images[0].image
+        out, looks = pipe.image_tasks.variations(src, n=2, seed=0, candidates=2, gate=0.0, upscale=False)
+        same += sum(pipe.image_tasks.read_image(s.image).reading.names[0] == looks.reading.names[0] for s in out.images)
+        mu0 = pipe.image_tasks.encode_image(src)
+        images, _ = pipe.image_tasks.restyle(src, upscale=False)
         for s in images:
             if s.style == "twitter":
                 continue
             t = pipe.model.cfg.styles.index(s.style)
-            mu = pipe.encode_image(s.image)
-            kept += pipe.read_latent(mu).reading.names[0] == looks.reading.names[0]
+            mu = pipe.image_tasks.encode_image(s.image)
+            kept += pipe.image_tasks.read_latent(mu).reading.names[0] == looks.reading.names[0]
             closer += float((mu - means[t]).norm()) < float((mu0 - means[t]).norm())
     return same / (2 * len(names)), kept / (3 * len(names)), closer / (3 * len(names))
 
@@ -185,12 +187,12 @@ def test_shipped_variations_and_restyles_keep_the_emoji_quick(shipped, monkeypat
     names = ["red apple", "rocket", "taxi"]
     prior = shipped.model.prior
     for n in names:
-        shipped.set_embedding(n, prior.cap_emb[int((prior.cap_entry == prior.names.index(n)).nonzero()[0])])
+        shipped.stages.set_embedding(n, prior.cap_emb[int((prior.cap_entry == prior.names.index(n)).nonzero()[0])])
     monkeypatch.setattr(shipped.model, "cfg", dataclasses.replace(shipped.model.cfg, refine_steps=0))
     try:
         same, kept, closer = keeps_the_emoji(shipped, names)
     finally:
-        shipped.clear_embeddings()  # the slow test beside it embeds with MiniLM
+        shipped.stages.embeddings.clear()  # the slow test beside it embeds with MiniLM
     assert same >= 0.6 and kept >= 0.6 and closer >= 0.75
 
 
@@ -229,8 +231,8 @@ def test_other_readings_are_offered_only_when_the_prior_is_unsure(pipe):
     from model.serving.events import alternatives, offer_alternatives
 
     cap = pipe.model.prior.cap_emb
-    pipe.set_embedding("half and half", torch.nn.functional.normalize(cap[0] + cap[1], dim=0))
-    rd = pipe.read("half and half")
+    pipe.stages.set_embedding("half and half", torch.nn.functional.normalize(cap[0] + cap[1], dim=0))
+    rd = pipe.text_to_image.read("half and half")
     assert set(rd.names[:2]) == {TINY_NAMES[0], TINY_NAMES[1]}
     assert alternatives(pipe, "half and half") == [rd.names[1]]
     assert alternatives(pipe, TINY_NAMES[2]) == []

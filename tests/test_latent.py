@@ -9,15 +9,17 @@ import pytest
 import torch
 from helpers import TINY_NAMES, make_tiny_model
 
+from model.config import config_dict, config_from_dict
 from model.hub import ModelInfo, load_folder
 from model.latent import TINY_LATENT, LatentConfig
 from model.latent_model import LatentModel
 from model.pipeline import Pipeline
+from model.stages import image_tensor
 
 
 class NoEncoder:
     def __call__(self, texts):
-        raise AssertionError(f"MiniLM was asked to embed {texts!r}: prefill with pipe.set_embedding")
+        raise AssertionError(f"MiniLM was asked to embed {texts!r}: prefill with pipe.stages.set_embedding")
 
 
 @pytest.fixture
@@ -30,8 +32,8 @@ def pipe(tiny, tmp_path):
     p = Pipeline(model=tiny, info=ModelInfo("tiny", None, tmp_path, "local"), device=torch.device("cpu"),
                  encoder=NoEncoder())
     for i, name in enumerate(TINY_NAMES):  # a prompt equal to a known caption embeds to that caption
-        p.set_embedding(name, tiny.prior.cap_emb[i])
-    p.set_embedding("something new", torch.nn.functional.normalize(torch.randn(384), dim=0))
+        p.stages.set_embedding(name, tiny.prior.cap_emb[i])
+    p.stages.set_embedding("something new", torch.nn.functional.normalize(torch.randn(384), dim=0))
     return p
 
 
@@ -43,7 +45,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="gate must be in"):
         LatentConfig(**{**TINY_LATENT, "gate": 1.5})
     with pytest.raises(ValueError, match="unknown LatentConfig keys"):
-        LatentConfig.from_dict({"bogus": 1})
+        config_from_dict(LatentConfig, {"bogus": 1})
 
 
 def test_encoder_decoder_shapes_and_style_matters(tiny):
@@ -180,41 +182,41 @@ def test_missing_or_mismatched_prior_files_are_named(tiny, tmp_path):
 # --- the pipeline on a latent model ---
 
 def test_generate_reads_the_prompt_and_uses_the_calibrated_gate(pipe):
-    pipe.model.cfg = LatentConfig(**{**pipe.model.cfg.to_dict(), "gate": 0.0, "styles": ("google", "openmoji")})
-    g = pipe.generate("rocket", n=2, candidates=4, seed=1)
+    pipe.model.cfg = LatentConfig(**{**config_dict(pipe.model.cfg), "gate": 0.0, "styles": ("google", "openmoji")})
+    g = pipe.text_to_image.generate("rocket", n=2, candidates=4, seed=1)
     assert g.reading.names[0] == "rocket" and g.gate == 0.0
     assert all(s.kept for s in g.images)  # gate 0 keeps everything
-    strict = pipe.generate("rocket", n=2, candidates=4, seed=1, gate=1.0)
+    strict = pipe.text_to_image.generate("rocket", n=2, candidates=4, seed=1, gate=1.0)
     assert not any(s.kept for s in strict.images) and strict.gate == 1.0
 
 
 def test_seed_gives_the_same_image_alone_and_in_a_batch(pipe):
-    alone = pipe.generate("red apple", n=1, candidates=1, seed=11, style="google").images[0]
-    many = pipe.generate("red apple", n=4, candidates=4, seed=10, style="google").images
+    alone = pipe.text_to_image.generate("red apple", n=1, candidates=1, seed=11, style="google").images[0]
+    many = pipe.text_to_image.generate("red apple", n=4, candidates=4, seed=10, style="google").images
     same = [s for s in many if s.seed == 11][0]
     assert np.array_equal(np.asarray(alone.image), np.asarray(same.image))
 
 
 def test_different_prompts_and_styles_give_different_images(pipe):
-    a = pipe.generate("red apple", n=1, seed=0, style="google").images[0].image
-    b = pipe.generate("rocket", n=1, seed=0, style="google").images[0].image
-    c = pipe.generate("red apple", n=1, seed=0, style="openmoji").images[0].image
+    a = pipe.text_to_image.generate("red apple", n=1, seed=0, style="google").images[0].image
+    b = pipe.text_to_image.generate("rocket", n=1, seed=0, style="google").images[0].image
+    c = pipe.text_to_image.generate("red apple", n=1, seed=0, style="openmoji").images[0].image
     arr = lambda im: np.asarray(im, dtype=np.int16)  # noqa: E731
     assert np.abs(arr(a) - arr(b)).mean() > 1 and np.abs(arr(a) - arr(c)).mean() > 1
 
 
 def test_read_and_interpolate(pipe):
-    assert pipe.read("dog face").names[0] == "dog face"
-    frames = pipe.interpolate("red apple", "rocket", steps=5, seed_a=0, style="google", truncation=0.0, upscale=False)
+    assert pipe.text_to_image.read("dog face").names[0] == "dog face"
+    frames = pipe.text_to_image.interpolate("red apple", "rocket", steps=5, seed_a=0, style="google", truncation=0.0, upscale=False)
     assert len(frames) == 5 and frames[0].size == (16, 16)
-    first = pipe.generate("red apple", n=1, seed=0, style="google", truncation=0.0, upscale=False).images[0].image
+    first = pipe.text_to_image.generate("red apple", n=1, seed=0, style="google", truncation=0.0, upscale=False).images[0].image
     assert np.array_equal(np.asarray(frames[0]), np.asarray(first))  # the first frame is the first end
     assert not np.array_equal(np.asarray(frames[0]), np.asarray(frames[-1]))
 
 
 def test_score_works_on_a_latent_model(pipe):
-    img = pipe.generate("rocket", n=1, seed=0).images[0].image
-    r = pipe.score(img, "rocket", "google")
+    img = pipe.text_to_image.generate("rocket", n=1, seed=0).images[0].image
+    r = pipe.gate.score(img, "rocket", "google")
     assert 0 <= r.realism <= 1 and 0 <= r.match <= 1
     assert r.patch.ndim == 2 and ((r.patch >= 0) & (r.patch <= 1)).all()
 
@@ -247,13 +249,13 @@ def test_refine_latents_fits_the_image_and_leaves_the_decoder_alone(tiny):
 def test_encode_image_refines_when_the_model_says_so(pipe):
     from model.refine import reconstruction
 
-    img = pipe.generate("red apple", n=1, seed=0, style="google", truncation=0.0).images[0].image
-    plain = pipe.encode_image(img)
-    pipe.model.cfg = LatentConfig(**{**pipe.model.cfg.to_dict(), "refine_steps": 15})
-    fitted = pipe.encode_image(img)
+    img = pipe.text_to_image.generate("red apple", n=1, seed=0, style="google", truncation=0.0).images[0].image
+    plain = pipe.image_tasks.encode_image(img)
+    pipe.model.cfg = LatentConfig(**{**config_dict(pipe.model.cfg), "refine_steps": 15})
+    fitted = pipe.image_tasks.encode_image(img)
     assert fitted.shape == plain.shape and not torch.allclose(fitted, plain)
-    x = pipe.image_tensor(pipe.prepare_image(img))
-    sid = torch.tensor([pipe.model.cfg.styles.index(pipe.read_latent(plain).style)])
+    x = image_tensor(pipe.checks.image(img))
+    sid = torch.tensor([pipe.model.cfg.styles.index(pipe.image_tasks.read_latent(plain).style)])
     with torch.no_grad():
         assert float(sum(reconstruction(pipe.model.decoder(fitted[None], sid), x).values())) < \
             float(sum(reconstruction(pipe.model.decoder(plain[None], sid), x).values()))

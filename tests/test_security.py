@@ -15,7 +15,8 @@ import pytest
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from model.paths import ROOT
+
 FILE_META = {"_type": "gradio.FileData"}
 FILE_INPUTS = (gr.Image, gr.Gallery, gr.File)
 

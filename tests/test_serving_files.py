@@ -18,10 +18,10 @@ from PIL import Image
 
 import app
 from model.images import heatmap_overlay
+from model.paths import ROOT
 from model.serving import files, server, tmp
 from app_helpers import generate  # tests/ is on sys.path (rootdir conftest)
 
-ROOT = Path(__file__).resolve().parent.parent
 TAG = files.FILE_META
 
 
@@ -191,7 +191,7 @@ def test_the_app_leaves_nothing_behind_after_sigterm(tiny_model_dir, tmp_path):
     """`python app.py` writes only under its own temp folder (never the app folder; gradio's and
     torch's temp files included) and removes it when stopped with SIGTERM, and a folder a killed
     process left is removed at the next start; the examples cache lives in the user cache."""
-    from helpers import free_port
+    from model.bench.app_client import free_port
 
     env = {**os.environ, "MODEL_ID": str(tiny_model_dir), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path / "tmp"),
            "XDG_CACHE_HOME": str(tmp_path / "cache"), "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -269,7 +269,7 @@ def test_gallery_images_are_written_as_fast_pngs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(files, "output_dir", lambda: tmp_path)
     im = Image.effect_noise((64, 64), 40).convert("RGB")
-    path = ui.shown(im, "red-apple-google-seed3")
+    path = ui.write_png(im, "red-apple-google-seed3")
     assert Path(path).name == "red-apple-google-seed3.png"  # downloads are named, not tmpXXXX.png
     back = Image.open(path)
     assert back.size == (256, 256) and back.format == "PNG"

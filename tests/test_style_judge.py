@@ -4,7 +4,6 @@ keyed by the pack, and nothing that trains the generator can import it."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ import torch
 
 from model.dataset import Pack
 from model.evaluation import style_judge as sj
+from model.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = sj.StyleJudgeConfig(channels=(8, 16, 32), strides=(2, 2, 2), image_size=32, steps=120, batch_size=32,
                            lr=5e-3, p_down=0.5, p_blur=0.25, p_noise=0.5)
 

@@ -10,6 +10,7 @@ import torch
 
 from helpers import make_tiny_model
 from model import text_encoder as te
+from model.config import config_dict
 from model.dataset import Pack, reembed
 from model.latent import TINY_LATENT, LatentConfig
 from model.latent_model import LatentModel
@@ -45,7 +46,7 @@ def test_config_round_trip_keeps_the_encoder_and_its_width(tmp_path):
 
 
 def test_a_config_without_the_field_loads_as_minilm(tmp_path):
-    d = {"model_type": "emoji-latent-vae", **LatentConfig(**TINY_LATENT).to_dict()}
+    d = {"model_type": "emoji-latent-vae", **config_dict(LatentConfig(**TINY_LATENT))}
     del d["text_encoder"], d["text_dim"]
     (tmp_path / "config.json").write_text(json.dumps(d))
     cfg = LatentConfig.load(tmp_path / "config.json")
@@ -125,7 +126,7 @@ def test_reembed_reuses_a_known_packs_captions_and_caches(tmp_path, monkeypatch)
 
 def test_swapping_the_encoder_keeps_the_networks_and_refits_only_the_match_head():
     old = make_tiny_model()
-    new = match_head.swap_text_encoder(old, LatentConfig(**{**old.cfg.to_dict(), "styles": old.cfg.styles,
+    new = match_head.swap_text_encoder(old, LatentConfig(**{**config_dict(old.cfg), "styles": old.cfg.styles,
                                                             "text_encoder": te.MPNET, "text_dim": 0}))
     assert new.discriminator.proj.in_features == 768 + old.cfg.num_styles
     assert all(torch.equal(v, old.decoder.state_dict()[k]) for k, v in new.decoder.state_dict().items())

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,11 +15,11 @@ from helpers import write_colour_folder
 from model.dataset import load_dataset
 from model.dataset import image_names
 from model.hub import load_folder
+from model.paths import ROOT
 from model.training.distributed import SPLIT_ENV
 from model.training.text_tables import prior_captions
 from model.training.trainer import TrainConfig, Trainer, partners
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from .. import paths
 
-ROOT = paths.ROOT  # the repository (app.py)
 # the app's log lines once its start-up work is over (app.py main, model/serving/server.py)
 READY = ("text encoder ready", "examples cache complete")
 PROMPTS = ("grinning face", "red apple", "rocket", "dog face", "pizza", "red heart", "cat face",
@@ -35,7 +34,7 @@ def start_app(timeout: float = 180.0, log=print, args: tuple[str, ...] = (), env
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", **(env or {})}
     logf = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"app-{port}.log", "w")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=paths.ROOT, env=env,
                             stdout=logf, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     secs = None

@@ -1,5 +1,5 @@
 """A default /generate call three ways, interleaved call by call in one run so that their ratios
-see the same machine load: `Pipeline.generate` at the app's defaults (model.serving.api.default_args:
+see the same machine load: `TextToImage.generate` at the app's defaults (model.serving.api.default_args:
 4 images of 16 candidates, the calibrated gate, 256 px), the app's event function over the same
 pipeline (+ the gallery files it writes), and the same call through the API (gradio_client against
 a started app, files not downloaded: the answer as the server gives it) and, to tell the server's
@@ -22,10 +22,11 @@ def call_prompt(i: int) -> str:
 
 
 def call_pipeline(pipe, args: tuple):
-    """/generate's positional arguments -> Pipeline.generate, as the app's event function calls it."""
+    """/generate's positional arguments -> TextToImage.generate, as the app's event function calls it."""
     a = dict(zip(GENERATE_PARAMS, args))
-    return pipe.generate(a["prompt"], n=a["n"], seed=None if a["random_seed"] else a["seed"], style=a["style"],
-                         truncation=a["diversity"], candidates=a["candidates"], gate=a["gate"], upscale=a["upscale"])
+    return pipe.text_to_image.generate(a["prompt"], n=a["n"], seed=None if a["random_seed"] else a["seed"],
+                                       style=a["style"], truncation=a["diversity"], candidates=a["candidates"],
+                                       gate=a["gate"], upscale=a["upscale"])
 
 
 def call_event(pipe, args: tuple):
@@ -71,7 +72,7 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
 
     client = Client(url, verbose=False, download_files=False)
     http = httpx.Client(timeout=120)
-    device = pipe.device
+    device = pipe.stages.device
 
     def timed(row: str, fn):
         t = time.perf_counter()
@@ -87,9 +88,9 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
     parts: dict[str, list[float]] = {}
     for i in range(calls):
         args = default_args(pipe, call_prompt(i), seed=i)
-        pipe.clear_embeddings()
+        pipe.stages.embeddings.clear()
         result = timed("pipeline", lambda: call_pipeline(pipe, args))
-        pipe.clear_embeddings()
+        pipe.stages.embeddings.clear()
         timed("event", lambda: call_event(pipe, args))
         timed("api", lambda: client.predict(*args, api_name="/generate"))
         timed("api_http", lambda: http_call(http, url, default_args(pipe, call_prompt(i) + ".", seed=i)))
@@ -122,14 +123,14 @@ def flop_bound(pipe, gflop_per_image: dict, peak: dict, shown: int = 4, candidat
 
     g = {"decoder": candidates * gflop_per_image["generator"],
          "gate": candidates * gflop_per_image["discriminator"]}
-    if pipe.upsampler is not None:
+    if pipe.stages.upsampler is not None:
         x = torch.zeros(1, 3, pipe.model.cfg.image_size, pipe.model.cfg.image_size)
-        up = next(pipe.upsampler.parameters())
-        g["upsampler"] = shown * 2 * count_macs(pipe.upsampler, x.to(up.device, up.dtype)) / 1e9
+        up = next(pipe.stages.upsampler.parameters())
+        g["upsampler"] = shown * 2 * count_macs(pipe.stages.upsampler, x.to(up.device, up.dtype)) / 1e9
     if "minilm_per_prompt" in gflop_per_image:
         g["text_encoding"] = gflop_per_image["minilm_per_prompt"]
-    precision = ("fp16" if pipe.device.type == "cuda" else
-                 "bf16" if getattr(pipe, "cpu_bf16", False) else "fp32")
+    precision = ("fp16" if pipe.stages.device.type == "cuda" else
+                 "bf16" if pipe.stages.cpu_bf16 else "fp32")
     rate = peak[precision]
     return {"precision": precision, "matmul_gflops": rate, "gflop": g,
             "bound_ms": {k: 1e3 * v / rate for k, v in g.items()}, "total_bound_ms": 1e3 * sum(g.values()) / rate}

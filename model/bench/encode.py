@@ -40,9 +40,11 @@ def default_images(model: str | None = None) -> list[Image.Image]:
     a = dict(zip(GENERATE_PARAMS, default_args(pipe, "grinning face", seed=0)))
     if not has_text_encoder(pipe.model.cfg.text_encoder, pipe.info.folder):  # a stand-in embedding
         import torch
-        pipe.set_embedding(a["prompt"], torch.nn.functional.normalize(torch.randn(pipe.model.cfg.text_dim), dim=0))
-    out = pipe.generate(a["prompt"], n=a["n"], seed=a["seed"], style=a["style"], truncation=a["diversity"],
-                        candidates=a["candidates"], gate=a["gate"], upscale=a["upscale"])
+        e = torch.nn.functional.normalize(torch.randn(pipe.model.cfg.text_dim), dim=0)
+        pipe.stages.set_embedding(a["prompt"], e)
+    out = pipe.text_to_image.generate(a["prompt"], n=a["n"], seed=a["seed"], style=a["style"],
+                                      truncation=a["diversity"], candidates=a["candidates"], gate=a["gate"],
+                                      upscale=a["upscale"])
     return [s.image for s in out.images]
 
 

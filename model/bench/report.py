@@ -74,7 +74,7 @@ def speed_markdown(r: dict) -> str:
 def default_call_lines(d: dict) -> list[str]:
     """The default /generate call through the pipeline, the event function and the API, and its stages."""
     call = ", ".join(f"{k} {v}" for k, v in d["call"].items())
-    rows = [("Pipeline.generate", "pipeline"), ("the event function (+ gallery files)", "event"),
+    rows = [("TextToImage.generate", "pipeline"), ("the event function (+ gallery files)", "event"),
             ("the API (gradio_client, a started app)", "api"), ("the same over plain HTTP", "api_http")]
     out = [f"- the app's default /generate call ({call}; {d['prompts']}), interleaved call by call "
            f"({d['pipeline']['calls']} each), p50 / p95 ms: "

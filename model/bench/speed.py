@@ -7,11 +7,11 @@ CUDA) for our generator -- the latent model's decoder (model.latent.Decoder) -- 
 random weights (only speed is compared, on the same batch sizes, threads and device): a DF-GAN
 generator (dfgan.py) and a VQGAN / latent-diffusion autoencoder's decoder (ldm_decoder.py, from
 the same 8x8x16 latent, parameters within 20% of our decoder's); prompt -> 4 images latency
-through the Pipeline (text encoding included: the embedding cache is cleared before each call)
+through TextToImage.generate (text encoding included: the embedding cache is cleared before each call)
 and, separately, each stage of one request (text encoding, the retrieval prior's read and
 sample, the decoder, the discriminator gate, the upsampler); with --app-url or --start-app, the
 app's default /generate call (4 of 16 candidates, the calibrated gate, 256 px: model/serving/api.py)
-through the Pipeline, the app's event function and the API (gradio_client), interleaved, with
+through TextToImage.generate, the app's event function and the API (gradio_client), interleaved, with
 the API / pipeline ratio and the stages of that call (default_call.py); parameters and FLOPs per image
 (conv/linear MACs counted with forward hooks, plus the LDM peer's attention matmuls; FLOPs =
 2 x MACs); this machine's matmul FLOP/s (fp32, bf16) and each network's share of it; peak RSS.
@@ -86,7 +86,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
     log(f"bench on {r['device']} ({r['threads']} threads): {r['cpu']}")
     r.update(size_and_flops(pipe))
     peers = r.pop("peers")
-    r["matmul_gflops"] = peak = matmul_peaks(pipe.device, secs, cfg.matmul_size)
+    r["matmul_gflops"] = peak = matmul_peaks(pipe.stages.device, secs, cfg.matmul_size)
     log(f"matmul GFLOP/s: {', '.join(f'{k} {v:.0f}' for k, v in peak.items())}")
     bss = [int(b) for b in cfg.batch_sizes.split(",") if b.strip()]
     r["throughput"] = generator_throughput(pipe, peers, bss, secs, r["gflop_per_image"], peak, log)
@@ -100,7 +100,7 @@ def _run_bench(cfg: BenchConfig, pipe=None, log=print) -> dict:
 
 def machine(pipe) -> dict:
     """Where the bench runs: device, threads, versions, the load on the machine at the start."""
-    device = pipe.device
+    device = pipe.stages.device
     return {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "cpu": cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "image_size": pipe.model.cfg.image_size, "model": pipe.info.model_id, "cpu_count": os.cpu_count(),
@@ -145,7 +145,7 @@ def matmul_peaks(device, secs: float, n: int) -> dict:
 def generator_throughput(pipe, peers: dict, bss: list[int], secs: float, gflop: dict, peak: dict, log) -> dict:
     """Images/s of ours and the peers at each batch size and variant, timed in turn in one call
     (so the ratios between the three see the same machine load), and each one's share of the peak."""
-    t = throughput_many(peers, bss, pipe.device, secs)
+    t = throughput_many(peers, bss, pipe.stages.device, secs)
     for who, key in (("ours", "generator"), ("dfgan_peer", "dfgan_peer"), ("ldm_peer", "ldm_peer")):
         for var, row in t[who].items():
             lim = peak["bf16" if "bf16" in var else "fp16" if "fp16" in var else "fp32"]
@@ -164,31 +164,31 @@ def pipeline_latency(pipe, n_lat: int, encode: bool, log) -> dict:
     if not encode:
         g = torch.Generator().manual_seed(0)
         for p in PROMPTS:
-            pipe.set_embedding(p, torch.nn.functional.normalize(torch.randn(mc.text_dim, generator=g), dim=0))
+            pipe.stages.set_embedding(p, torch.nn.functional.normalize(torch.randn(mc.text_dim, generator=g), dim=0))
     t = time.perf_counter()
-    pipe.generate(PROMPTS[0], n=4, seed=0, upscale=False)  # cold: loads the sentence encoder if needed
+    pipe.text_to_image.generate(PROMPTS[0], n=4, seed=0, upscale=False)  # cold: loads the sentence encoder if needed
     cold = time.perf_counter() - t
-    pipe.generate(PROMPTS[0], n=4, seed=0, upscale=True)  # warm the upsampler's kernels too
+    pipe.text_to_image.generate(PROMPTS[0], n=4, seed=0, upscale=True)  # warm the upsampler's kernels too
     times = {False: [], True: []}
     stages: dict[str, list[float]] = {}
     for i in range(n_lat):
         for up in (False, True):
             if encode:
-                pipe.clear_embeddings()
+                pipe.stages.embeddings.clear()
             t = time.perf_counter()
-            pipe.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i, upscale=up)
-            sync_device(pipe.device)
+            pipe.text_to_image.generate(PROMPTS[i % len(PROMPTS)], n=4, seed=i, upscale=up)
+            sync_device(pipe.stages.device)
             times[up].append(time.perf_counter() - t)
         for k, v in request_stages(pipe, PROMPTS[i % len(PROMPTS)], i, encode).items():
             stages.setdefault(k, []).append(v)
     enc_name = mc.text_encoder.split("/")[-1]
     common = {"text_encoding": f"included ({enc_name}, cache cleared each call)" if encode
               else f"skipped: {enc_name} not installed (random embeddings)",
-              "candidates": 4, "dtype": str(pipe.dtype).replace("torch.", ""),
-              "cpu_bf16_autocast": bool(getattr(pipe, "cpu_bf16", False))}
+              "candidates": 4, "dtype": str(pipe.stages.dtype).replace("torch.", ""),
+              "cpu_bf16_autocast": bool(pipe.stages.cpu_bf16)}
     r = {"pipeline_latency_4_images": {**percentiles(times[False]), "first_call_ms": 1e3 * cold,
                                        "size": mc.image_size, **common},
-         "pipeline_latency_4_images_256": {**percentiles(times[True]), "size": 256, "upsampler": pipe.upsampler_name,
+         "pipeline_latency_4_images_256": {**percentiles(times[True]), "size": 256, "upsampler": pipe.stages.upsampler_name,
                                            "ratio_p50_vs_raw": statistics.median(times[True])
                                            / statistics.median(times[False]), **common},
          "request_stages_4_images": {k: percentiles(v) for k, v in stages.items()}}
@@ -240,11 +240,11 @@ def app_section(cfg: BenchConfig, pipe, encode: bool, log) -> dict:
 
 def finish(r: dict, pipe, peak: dict) -> None:
     """The text encoder's size and FLOPs, one request's FLOPs against the matmul rate, RSS, targets."""
-    device = pipe.device
-    if isinstance(pipe.encoder, nn.Module):
-        r["params"]["minilm"] = n_params(pipe.encoder)
-        tok = pipe.encoder.tokenizer([PROMPTS[0]], return_tensors="pt").to(device)
-        r["gflop_per_image"]["minilm_per_prompt"] = 2 * count_macs(pipe.encoder.model, **tok) / 1e9
+    device = pipe.stages.device
+    if isinstance(pipe.stages.encoder, nn.Module):
+        r["params"]["minilm"] = n_params(pipe.stages.encoder)
+        tok = pipe.stages.encoder.tokenizer([PROMPTS[0]], return_tensors="pt").to(device)
+        r["gflop_per_image"]["minilm_per_prompt"] = 2 * count_macs(pipe.stages.encoder.model, **tok) / 1e9
     # FLOPs of one request (4 images: generator + discriminator gate, one prompt) at the matmul rate
     # of the precision the pipeline runs in
     g = r["gflop_per_image"]
@@ -252,7 +252,7 @@ def finish(r: dict, pipe, peak: dict) -> None:
     lat = r["pipeline_latency_4_images"]
     lat["gflop_per_request"] = req
     lat["flop_bound_ms"] = 1e3 * req / peak["fp16" if device.type == "cuda" else
-                                            "bf16" if getattr(pipe, "cpu_bf16", False) else "fp32"]
+                                            "bf16" if pipe.stages.cpu_bf16 else "fp32"]
     r["default_call_flop_bound"] = flop_bound(pipe, g, peak)
     r["peak_rss_mib"] = peak_rss_mib()
     r["loadavg_1m_at_end"] = os.getloadavg()[0]
@@ -267,7 +267,7 @@ def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4,
     candidate) and the decoder (the candidates' latents -> images, in the pipeline's precision);
     the discriminator gate (every candidate); the upsampler (the n shown images to 256 px). The same
     calls generate makes, seeds seed .. seed + candidates - 1 (candidates None = n), style "any"."""
-    device, m = pipe.device, pipe.model
+    device, m = pipe.stages.device, pipe.model
     k = candidates or n
     seeds = list(range(seed, seed + k))
     out: dict[str, float] = {}
@@ -280,17 +280,17 @@ def request_stages(pipe, prompt: str, seed: int, encode: bool, n: int = 4,
         return res
 
     if encode:
-        pipe.clear_embeddings()
-        e = timed("text_encoding", lambda: pipe.embed([prompt]))
+        pipe.stages.embeddings.clear()
+        e = timed("text_encoding", lambda: pipe.stages.embed([prompt]))
     else:
-        e = pipe.embed([prompt])
-    style = pipe.seed_styles(torch.full((k,), m.cfg.num_styles, dtype=torch.long), seeds)
+        e = pipe.stages.embed([prompt])
+    style = pipe.text_to_image.seed_styles(torch.full((k,), m.cfg.num_styles, dtype=torch.long), seeds)
     ek = e.expand(k, -1)
     reading = timed("prior_read", lambda: m.prior.read(e[:1].float().cpu())[0])
     z = timed("prior_sample", lambda: m.prior.sample([reading] * k, style.tolist(), seeds))
-    x = timed("decoder", lambda: pipe.decode(z, style))
-    timed("gate", lambda: pipe.judge(x, ek, style.to(device)))
-    timed("upsampler", lambda: pipe.super_resolve(x[:n]))
+    x = timed("decoder", lambda: pipe.stages.decode(z, style))
+    timed("gate", lambda: pipe.stages.judge(x, ek, style.to(device)))
+    timed("upsampler", lambda: pipe.stages.super_resolve(x[:n]))
     return out
 
 

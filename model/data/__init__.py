@@ -29,7 +29,8 @@ imports torch.
 from .build import DESCRIPTIONS, build, read_descriptions, write_attribution
 from .catalog import FLUENT3D_TONE_FIX, Entry, build_catalog, match_fluent
 from .cli import main
-from .packages import (OPENMOJI_SVG_RENDER, PACKAGES, SKIN_TONES, SOURCES, STYLES, DataBuildError, Package, code_key, code_str,
+from ..config import STYLES
+from .packages import (OPENMOJI_SVG_RENDER, PACKAGES, SKIN_TONES, SOURCES, DataBuildError, Package, code_key, code_str,
                        ensure_tarball, read_members)
 from .records import caption_templates, caption_variants, read_metadata
 

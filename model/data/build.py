@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .catalog import build_catalog, match_fluent
-from .packages import (PACKAGES, STYLES, DataBuildError, Package, dedup_lower, code_str, ensure_tarball,
+from ..config import STYLES
+from .packages import (PACKAGES, DataBuildError, Package, dedup_lower, code_str, ensure_tarball,
                        read_members)
 from .render import import_cairosvg, render_job
 

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from .build import DESCRIPTIONS, build
-from .packages import STYLES, DataBuildError
+from ..config import STYLES
+from .packages import DataBuildError
 
 def _parse_ints(s: str) -> list[int]:
     try:

@@ -1,4 +1,4 @@
-"""The pinned npm packages the emoji dataset is built from, the four styles, emoji codes,
+"""The pinned npm packages the emoji dataset is built from (one per style of model.config.STYLES), emoji codes,
 and fetching: ``npm pack`` into a cache folder only when a tarball is missing, reading members
 with :mod:`tarfile` (nothing is unpacked to disk)."""
 from __future__ import annotations
@@ -18,7 +18,6 @@ class DataBuildError(RuntimeError):
     says what to do. The command line prints it and exits 1; library callers can catch it."""
 
 
-STYLES: tuple[str, ...] = ("google", "twitter", "fluent3d", "openmoji")
 
 SKIN_TONES: dict[int, str] = {
     0x1F3FB: "light skin tone",

@@ -7,7 +7,7 @@ drawn from their parts, a colour bound to an object, and grids to look at.
 Every row is the app's default call (4 shown of 16 candidates, seed 0, the model's gate) at the
 model's size, with one named style per prompt (prompt i in style i mod 4), so the four images of
 a prompt can differ only by design, not by style. Rows are paired: the same prompts with the
-composer off (`Pipeline.compose = False`: the prior's reading of the whole prompt, today's
+composer off (`TextToImage.compose = False`: the prior's reading of the whole prompt, today's
 model) and on.
 
 * **variety**: the held-out natural descriptions and the same emojis' exact names. R-precision
@@ -70,7 +70,7 @@ UNSEEN = ["phoenix", "harp", "shovel", "lime"]
 
 
 def default_call(pipe: Pipeline, prompt: str, style: str) -> list[Image.Image]:
-    g = pipe.generate(prompt, n=4, seed=0, style=style, candidates=16, upscale=False)
+    g = pipe.text_to_image.generate(prompt, n=4, seed=0, style=style, candidates=16, upscale=False)
     return [s.image for s in g.images]
 
 
@@ -88,7 +88,7 @@ def shown_rows(pipe: Pipeline, items: list[tuple[str, str]], judge: Judge, enl0)
     for i, (prompt, _) in enumerate(items):
         st = i % len(styles)
         shown = default_call(pipe, prompt, styles[st])
-        split += pipe.plan(prompt) is not None
+        split += pipe.text_to_image.plan(prompt) is not None
         images += shown
         owners += [i] * len(shown)
         want += [st] * len(shown)
@@ -107,10 +107,9 @@ VERSIONS = {"today": dict(compose=False, distinct=False), "distinct designs": di
 def variety(pipe: Pipeline, judge: Judge, enl0, sets: dict) -> dict:
     out = {}
     for name, switches in VERSIONS.items():
-        for k, v in switches.items():
-            setattr(pipe, k, v)
+        pipe.text_to_image.compose, pipe.gate.distinct = switches["compose"], switches["distinct"]
         out[name] = {kind: shown_rows(pipe, items, judge, enl0) for kind, items in sets.items()}
-    pipe.compose = pipe.distinct = True
+    pipe.text_to_image.compose = pipe.gate.distinct = True
     return out
 
 
@@ -166,14 +165,14 @@ def compounds(pipe: Pipeline, judge: Judge, enl0, names: list[str]) -> dict:
     items = [(c, c) for c in known for _ in pipe.model.cfg.styles]  # every compound in every style
     full = pipe.model.prior
     out = {"compounds": known, "in_the_prior": shown_rows(pipe, items, judge, enl0)}  # the emoji itself (reference)
-    pipe.set_prior(without(full, set(known)))
+    pipe.model.prior = without(full, set(known))  # the composer follows the prior
     try:
         for compose in (False, True):
-            pipe.compose = compose
+            pipe.text_to_image.compose = compose
             out["composer" if compose else "retrieval"] = shown_rows(pipe, items, judge, enl0)
     finally:
-        pipe.set_prior(full)
-        pipe.compose = True
+        pipe.model.prior = full
+        pipe.text_to_image.compose = True
     return out
 
 
@@ -231,10 +230,10 @@ def colour_rows(pipe: Pipeline, pack, names: list[str], blind: Evaluator, judge:
 
     out = {}
     for compose in (False, True):
-        pipe.compose = compose
+        pipe.text_to_image.compose = compose
         x = to_uint8_pil([im for r in rows for st in styles for im in default_call(pipe, r["prompt"], st)[:1]])
         out["composer" if compose else "today"] = measure(x)
-    pipe.compose = True
+    pipe.text_to_image.compose = True
     by = {}
     for i, (n, s) in enumerate(zip(names, pack.styles.tolist())):
         by.setdefault(n, {}).setdefault(s, i)
@@ -262,7 +261,7 @@ def grids(pipe: Pipeline, out: Path) -> list[str]:
     two = [im for p in TWO_IDEAS for st in styles for im in default_call(pipe, p, st)]
     save_grid(two, out / "two_ideas.png", cols=4 * len(styles))
     prompt, style = ONE_STYLE
-    one = [im for seed in range(4) for im in [pipe.generate(prompt, n=1, seed=seed * 16, style=style,
+    one = [im for seed in range(4) for im in [pipe.text_to_image.generate(prompt, n=1, seed=seed * 16, style=style,
                                                             candidates=16, upscale=False).images[0].image]]
     unseen = [im for name in UNSEEN for im in default_call(pipe, name, "fluent3d")]
     save_grid(one + unseen, out / "one_style_and_unseen.png", cols=4)

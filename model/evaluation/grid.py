@@ -21,8 +21,8 @@ NATURAL_TARGETS = ("dog face", "rocket", "pizza", "smiling face with sunglasses"
 
 
 def grid(pipe, prompts, *, scale: int = 2, label_w: int = 300) -> Image.Image:
-    styles = [s for s in pipe.styles if s != "any"]
-    cell = pipe.size * scale
+    styles = [s for s in pipe.checks.styles if s != "any"]
+    cell = pipe.stages.size * scale
     out = Image.new("RGB", (label_w + cell * len(styles), 24 + cell * len(prompts)), "white")
     draw = ImageDraw.Draw(out)
     for j, s in enumerate(styles):
@@ -30,7 +30,7 @@ def grid(pipe, prompts, *, scale: int = 2, label_w: int = 300) -> Image.Image:
     for i, p in enumerate(prompts):
         draw.text((4, 24 + i * cell + cell // 2 - 6), p, fill="black")
         for j, s in enumerate(styles):
-            g = pipe.generate(p, n=1, seed=0, style=s, candidates=16)
+            g = pipe.text_to_image.generate(p, n=1, seed=0, style=s, candidates=16)
             shown = g.images[0]
             x0, y0 = label_w + j * cell, 24 + i * cell
             resample = Image.NEAREST if shown.image.width < cell else Image.LANCZOS
@@ -45,16 +45,16 @@ def features(pipe, *, cell: int = 128, label_w: int = 300) -> Image.Image:
     variations of a dog face; a phoenix (fluent3d lacks it) restyled into every style; text edits
     (grinning -> crying face, red -> green apple); an image-to-image interpolation."""
     def src(name):
-        return pipe.generate(name, n=1, seed=0, style="twitter", truncation=0.0, upscale=False).images[0].image
+        return pipe.text_to_image.generate(name, n=1, seed=0, style="twitter", truncation=0.0, upscale=False).images[0].image
 
     dog, phoenix, grin, apple = map(src, ("dog face", "phoenix", "grinning face", "red apple"))
-    var, _ = pipe.variations(dog, n=5, seed=0, candidates=10)
-    styled, _ = pipe.restyle(phoenix)
+    var, _ = pipe.image_tasks.variations(dog, n=5, seed=0, candidates=10)
+    styled, _ = pipe.image_tasks.restyle(phoenix)
     rows = [("dog face: 5 variations", [dog, *[s.image for s in var.images]]),
             ("phoenix: restyled (google, twitter, fluent3d, openmoji)", [phoenix, *[s.image for s in styled]]),
-            ('edit: "crying face"', pipe.edit(grin, "crying face", steps=6)[0]),
-            ('edit: "green apple"', pipe.edit(apple, "green apple", steps=6)[0]),
-            ("interpolation: dog face -> red apple", pipe.interpolate_images(dog, apple, steps=6))]
+            ('edit: "crying face"', pipe.image_tasks.edit(grin, "crying face", steps=6)[0]),
+            ('edit: "green apple"', pipe.image_tasks.edit(apple, "green apple", steps=6)[0]),
+            ("interpolation: dog face -> red apple", pipe.image_tasks.interpolate_images(dog, apple, steps=6))]
     out = Image.new("RGB", (label_w + 6 * cell, cell * len(rows)), "white")
     draw = ImageDraw.Draw(out)
     for i, (label, images) in enumerate(rows):

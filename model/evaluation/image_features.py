@@ -74,7 +74,7 @@ def _restyle(pipe, img: Image.Image, i: int, source: int, out: Drawings) -> list
     shift = prior.restyle
     for mode in ("plain", "offset"):  # offset last: the sheet shows what the app does
         prior.restyle = shift if mode == "offset" else (lambda z, s, t: z)
-        styled, _ = pipe.restyle(img, upscale=False)
+        styled, _ = pipe.image_tasks.restyle(img, upscale=False)
         for s in styled:
             t = styles.index(s.style)
             if t != source:
@@ -90,9 +90,9 @@ def draw(pipe, pack, pick: list[int], *, k: int, seed: int) -> Drawings:
     for i, idx in enumerate(pick):
         img = Image.fromarray(pack.images[idx].permute(1, 2, 0).numpy())
         out.rows["input"].append(img); out.owners["input"].append(i)
-        redraw, _ = pipe.variations(img, n=1, seed=0, strength=0.0, upscale=False)
+        redraw, _ = pipe.image_tasks.variations(img, n=1, seed=0, strength=0.0, upscale=False)
         out.rows["redraw"].append(redraw.images[0].image); out.owners["redraw"].append(i)
-        var, _ = pipe.variations(img, n=k, seed=seed, candidates=8, upscale=False)
+        var, _ = pipe.image_tasks.variations(img, n=k, seed=seed, candidates=8, upscale=False)
         v = [s.image for s in var.images]
         out.rows["variations"] += v; out.owners["variations"] += [i] * len(v)
         vx = to_uint8_pil(v)

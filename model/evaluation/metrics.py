@@ -135,8 +135,8 @@ def judge_stats(pipe, real: torch.Tensor, fake: torch.Tensor, emb: torch.Tensor,
     the realism AUC of real against fake, and the match AUC of real images with their own name
     against the same images with another image's name."""
     def judge(x, e):
-        out = [pipe.judge(to_unit(x[i:i + batch]), e[i:i + batch].to(pipe.device, pipe.dtype),
-                           styles[i:i + batch].to(pipe.device)) for i in range(0, len(x), batch)]
+        out = [pipe.stages.judge(to_unit(x[i:i + batch]), e[i:i + batch].to(pipe.stages.device, pipe.stages.dtype),
+                           styles[i:i + batch].to(pipe.stages.device)) for i in range(0, len(x), batch)]
         return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
     r_real, m_real = judge(real, emb)

@@ -47,6 +47,7 @@ from ..dataset import Pack, image_names, load_dataset
 from ..evaluator import (ENL0Features, Evaluator, EvaluatorConfig, EvaluatorTrainConfig, base_name, encode_images, fd,
                          train_evaluator)
 from ..latent_model import LatentModel
+from ..text_to_image import TextToImage
 from . import report
 from .config import DISTRACTORS, NEAREST, PARAPHRASES, ROWS, EvalConfig
 from .metrics import (diversity, group_means, judge_stats, load_results, paired_difference, prompt_means,
@@ -55,7 +56,6 @@ from .. import paths
 from ..device import pick_device
 from .. import pixels
 
-ROOT = paths.ROOT  # the repository
 
 
 # --- sampling ---
@@ -68,9 +68,9 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 def sample(pipe, model: LatentModel, emb: torch.Tensor, styles: torch.Tensor, seeds: list[int],
            batch: int = 64) -> torch.Tensor:
     """emb (N, 384), styles (N,) model style ids, seeds (N,) -> (N, 3, S, S) uint8 raw samples of
-    `model`, drawn by Pipeline.sample exactly as the app draws them (truncation 1, no gate)."""
-    pipe = dataclasses.replace(pipe, model=model)
-    return torch.cat([to_uint8(pipe.sample(emb[i:i + batch], styles[i:i + batch], seeds[i:i + batch]))
+    `model`, drawn by TextToImage.sample exactly as the app draws them (truncation 1, no gate)."""
+    draw = TextToImage(dataclasses.replace(pipe.stages, model=model), pipe.checks, pipe.gate)
+    return torch.cat([to_uint8(draw.sample(emb[i:i + batch], styles[i:i + batch], seeds[i:i + batch]))
                       for i in range(0, len(seeds), batch)])
 
 
@@ -93,7 +93,7 @@ def _style_map(pack: Pack, model: LatentModel) -> torch.Tensor:
 def _rel(path) -> str:
     """A path relative to the repository when it is inside it (results do not name the machine)."""
     p = Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+    return str(p.relative_to(paths.ROOT)) if p.is_relative_to(paths.ROOT) else str(path)
 
 
 def _rng(*parts) -> np.random.Generator:
@@ -171,15 +171,15 @@ def _setup(cfg: EvalConfig, encoder, log) -> Setup:
     dev = pick_device(cfg.device)
     pipe = Pipeline.from_pretrained(cfg.model or None, device=dev)
     if encoder is not None:
-        pipe.encoder = encoder
-    elif pipe.encoder is None:  # the encoder the model's config names
+        pipe.stages.encoder = encoder
+    elif pipe.stages.encoder is None:  # the encoder the model's config names
         from ..text_encoder import load_text_encoder
-        pipe.encoder = load_text_encoder(pipe.model.cfg.text_encoder, pipe.info.folder).to(pipe.device)
+        pipe.stages.encoder = load_text_encoder(pipe.model.cfg.text_encoder, pipe.info.folder).to(pipe.stages.device)
     model = pipe.model
-    pack = load_dataset(cfg.data, size=pipe.size)  # captions in MiniLM's space: the evaluator's
+    pack = load_dataset(cfg.data, size=pipe.stages.size)  # captions in MiniLM's space: the evaluator's
     log(f"model {pipe.info.model_id} ({pipe.info.folder}); data {cfg.data}: {len(pack)} images, "
-        f"{pipe.size} px; sizes {sz}")
-    ev_dir, ev, ev_info = load_or_train_evaluator(cfg, pack, pipe.size, log)
+        f"{pipe.stages.size} px; sizes {sz}")
+    ev_dir, ev, ev_info = load_or_train_evaluator(cfg, pack, pipe.stages.size, log)
     enl0 = ENL0Features() if cfg.enl0 else None
 
     # names: one embedding per distinct name, from the pack's caption table
@@ -187,7 +187,7 @@ def _setup(cfg: EvalConfig, encoder, log) -> Setup:
     uniq = sorted(set(names))
     ev_emb = torch.stack([pack.embedding_of(n) for n in uniq])  # (U, 384): what the evaluator reads
     # what the model reads: the same vectors when it reads MiniLM, else its own encoder's
-    name_emb = ev_emb if model.cfg.text_encoder == pack.text_encoder else pipe.encoder.encode(uniq).float().cpu()
+    name_emb = ev_emb if model.cfg.text_encoder == pack.text_encoder else pipe.stages.encoder.encode(uniq).float().cpu()
     name_idx = {n: i for i, n in enumerate(uniq)}
     return Setup(cfg=cfg, sz=sz, dev=dev, pipe=pipe, model=model, pack=pack, ev_dir=ev_dir, ev=ev, ev_info=ev_info,
                  held=set(ev_info["split"]["test_base_names"]), enl0=enl0, uniq=uniq, name_emb=name_emb,
@@ -214,9 +214,9 @@ def _generators(s: Setup) -> dict:
     """The generator rows: the model under test and the same architecture with fresh random weights."""
     model, pipe = s.model, s.pipe
     torch.manual_seed(s.cfg.seed)
-    floor = type(model)(model.cfg).to(pipe.device, pipe.dtype).eval().requires_grad_(False)
+    floor = type(model)(model.cfg).to(pipe.stages.device, pipe.stages.dtype).eval().requires_grad_(False)
     floor.prior = model.prior  # the floor: random networks reading the same prior
-    if getattr(pipe, "cpu_bf16", False):
+    if pipe.stages.cpu_bf16:
         floor = floor.to(memory_format=torch.channels_last)  # as Pipeline.from_pretrained does
     return {"model": model, "random_init": floor}
 
@@ -277,7 +277,8 @@ def _rprec_rows(s: Setup, gens: dict, pool: torch.Tensor, res: dict, log, t_star
         prompt_lists[split] = prompts
         cand_txt, near_txt = _candidates(s, prompts)
         para = [PARAPHRASES[i % len(PARAPHRASES)].format(p) for i, p in enumerate(prompts)]
-        p_emb = {"exact": s.name_emb[[s.name_idx[p] for p in prompts]], "paraphrase": s.pipe.encoder.encode(para).float()}
+        p_emb = {"exact": s.name_emb[[s.name_idx[p] for p in prompts]],
+                 "paraphrase": s.pipe.stages.encoder.encode(para).float()}
         for kind, emb in p_emb.items():
             images, owner, style_i, drawn = _prompt_images(s, gens, pool, pool_emb, emb, prompts)
             for row in ROWS:
@@ -318,7 +319,7 @@ def _prompt_images(s: Setup, gens: dict, pool: torch.Tensor, pool_emb: torch.Ten
     cfg, pipe, pack, img_name, k_img = s.cfg, s.pipe, s.pack, s.img_name, s.sz["per_prompt"]
     rep = emb.repeat_interleave(k_img, 0)  # (P * k, 384)
     seeds = [cfg.seed + j for _ in prompts for j in range(k_img)]
-    drawn = pipe.seed_styles(torch.full((len(rep),), s.any_style), seeds)  # the style each seed is drawn in
+    drawn = pipe.text_to_image.seed_styles(torch.full((len(rep),), s.any_style), seeds)  # the style each seed is drawn in
     images = {row: sample(pipe, g, rep, torch.full((len(rep),), s.any_style), seeds) for row, g in gens.items()}
     # retrieval: the nearest name in the pool, then its images (any style), cycled to k
     top = img_name[pool[retrieve(emb, pool_emb, 1)[:, 0]]]  # (P,) name ids
@@ -377,7 +378,7 @@ def _results(s: Setup, res: dict, checks: dict, gate: dict, prompt_lists: dict) 
     cfg, pipe, pack, model = s.cfg, s.pipe, s.pack, s.model
     return {
         "model": {"id": pipe.info.model_id, "folder": _rel(pipe.info.folder), "source": pipe.info.source,
-                  "image_size": pipe.size, "styles": list(model.cfg.styles)},
+                  "image_size": pipe.stages.size, "styles": list(model.cfg.styles)},
         "data": {"path": str(cfg.data), "images": len(pack), "names": len(s.uniq), "styles": pack.style_names},
         "evaluator": {"folder": _rel(s.ev_dir), "held_out_base_names": len(s.held),
                       "training": s.ev_info.get("training", {}), "feat_dim": s.ev.cfg.feat_dim},
@@ -394,5 +395,5 @@ def bench_subprocess(cfg: EvalConfig, device: str, log=print) -> dict:
                *(["--quick"] if cfg.quick else []), *(["--model", cfg.model] if cfg.model else []),
                *(["--app-url", cfg.app_url] if cfg.app_url else []), *(["--start-app"] if cfg.start_app else [])]
         log("running " + " ".join(cmd[1:]))
-        subprocess.run(cmd, check=True, cwd=ROOT)
+        subprocess.run(cmd, check=True, cwd=paths.ROOT)
         return json.loads((Path(tmp) / "bench.json").read_text())

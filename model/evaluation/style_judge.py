@@ -27,7 +27,6 @@ please it.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -41,6 +40,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..config import config_dict, config_from_dict
 from ..evaluator import base_name
 from ..pixels import to_unit
 
@@ -223,7 +223,7 @@ class StyleJudge:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(folder / "style_judge.safetensors"))
-        cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.net.cfg).items()}
+        cfg = config_dict(self.net.cfg)
         (folder / "config.json").write_text(json.dumps({"style_names": self.style_names, "config": cfg,
                                                         "code_version": CODE_VERSION, **self.info}, indent=2) + "\n")
         return folder
@@ -232,7 +232,7 @@ class StyleJudge:
     def load(cls, folder: str | Path) -> "StyleJudge":
         folder = Path(folder)
         meta = json.loads((folder / "config.json").read_text())
-        cfg = StyleJudgeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+        cfg = config_from_dict(StyleJudgeConfig, meta["config"])
         net = StyleNet(len(meta["style_names"]), cfg)
         net.load_state_dict(load_file(str(folder / "style_judge.safetensors")))
         info = {k: v for k, v in meta.items() if k not in ("style_names", "config", "code_version")}
@@ -245,7 +245,7 @@ def cache_key(pack, names: list[str], cfg: StyleJudgeConfig = StyleJudgeConfig()
     h = hashlib.sha256()
     h.update(json.dumps({"v": CODE_VERSION, "len": len(pack), "shape": list(pack.images.shape),
                          "styles": list(pack.style_names),
-                         "cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}},
+                         "cfg": config_dict(cfg)},
                         sort_keys=True).encode())
     h.update(pack.styles.numpy().astype(np.int64).tobytes())
     h.update("\n".join(names).encode())

@@ -39,7 +39,6 @@ from . import style_judge
 from .judge import Judge, to_uint8_pil
 from .metrics import standard_error
 
-ROOT = paths.ROOT
 NATURAL = paths.NATURAL_PROMPTS
 
 
@@ -100,13 +99,13 @@ def evaluate_model(model_id: str, sets: dict[str, list[tuple[str, str]]], judge:
     from ..pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(model_id, device="cpu", upsampler=None)  # measured at the model size
-    res: dict = {"model": str(model_id), "gate": pipe.default_gate}
+    res: dict = {"model": str(model_id), "gate": pipe.gate.default}
     shown_all = []
     for kind, items in sets.items():
         t = time.time()
         images, owners, passed, read_ok, styles = [], [], [], [], []
         for i, (prompt, name) in enumerate(items):
-            g = pipe.generate(prompt, n=k, seed=0, style="any", candidates=candidates, upscale=False)
+            g = pipe.text_to_image.generate(prompt, n=k, seed=0, style="any", candidates=candidates, upscale=False)
             images += [s.image for s in g.images]
             styles += [s.style for s in g.images]
             owners += [i] * len(g.images)
@@ -127,7 +126,8 @@ def evaluate_model(model_id: str, sets: dict[str, list[tuple[str, str]]], judge:
     if unseen:
         images, owners, passed, names = [], [], [], []
         for i, (name, style) in enumerate(unseen):
-            g = pipe.generate(name, n=k, seed=0, style=pack.style_names[style], candidates=candidates, upscale=False)
+            g = pipe.text_to_image.generate(name, n=k, seed=0, style=pack.style_names[style], candidates=candidates,
+                                            upscale=False)
             images += [s.image for s in g.images]
             owners += [i] * len(g.images)
             passed.append(any(s.kept for s in g.images))

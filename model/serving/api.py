@@ -26,7 +26,7 @@ def generate_args(prompt: str, **kw) -> tuple:
 def calibrated_gate(pipeline) -> float:
     """The gate the app's slider starts at: the model's calibrated threshold (it keeps ~90 % of
     held-out real images), to the slider's step of 0.01."""
-    return round(pipeline.default_gate, 2)
+    return round(pipeline.gate.default, 2)
 
 
 def default_args(pipeline, prompt: str, **kw) -> tuple:

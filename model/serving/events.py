@@ -1,5 +1,5 @@
-"""The app's event functions: plain Python over `model.pipeline.Pipeline`, one per UI event
-(app.py lays out the Blocks and wires each event to one of these). The pipeline checks every
+"""The app's event functions: plain Python over `model.pipeline.Pipeline`'s tasks, one per UI
+event (app.py lays out the Blocks and wires each event to one of these). Each task checks every
 bound and raises ValueError; `user_errors` turns that into a `gr.Error` with the same message,
 so a bad request gets a clear answer and the app keeps serving."""
 from __future__ import annotations
@@ -11,7 +11,9 @@ from contextlib import contextmanager
 import gradio as gr
 from PIL import Image
 
-from ..pipeline import OUTPUT_SIZE, Generation, Pipeline, Scored
+from ..outputs import Generation, Scored
+from ..pipeline import Pipeline
+from ..stages import OUTPUT_SIZE
 from .files import first_gallery_file, new_file_path, slug, trusted_upload
 from .sheet import PNG_LEVEL, KeptResults, SheetSource, contact_sheet, frames_to_gif
 
@@ -33,7 +35,7 @@ def upscale(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
     return image if image.size == (size, size) else image.resize((size, size), Image.NEAREST)
 
 
-def shown(image: Image.Image, name: str = "emoji") -> str:
+def write_png(image: Image.Image, name: str = "emoji") -> str:
     """A gallery image as a PNG file written at zlib level 1 (gradio would encode a PIL image at
     level 6 itself: 4x the time, and that was a third of a request under load), named for its
     download (e.g. red-apple-twitter-seed5.png)."""
@@ -53,7 +55,7 @@ _WRITERS = ThreadPoolExecutor(2, thread_name_prefix="gallery-png")
 
 
 def gallery(what: str, images: list[Scored]) -> list[tuple[str, str]]:
-    paths = _WRITERS.map(lambda s: shown(s.image, file_name(what, s)), images)
+    paths = _WRITERS.map(lambda s: write_png(s.image, file_name(what, s)), images)
     return [(path, caption(s)) for path, s in zip(paths, images)]
 
 
@@ -91,7 +93,7 @@ def sheet_source(pipeline: Pipeline, images: list[Scored], name: str = "emoji", 
     reproduces them in its metadata."""
     meta = {**metadata, "seeds": [s.seed for s in images], "styles": [s.style for s in images],
             "model": str(pipeline.info.model_id), "revision": pipeline.info.revision or "",
-            "upsampler": pipeline.upsampler_name}
+            "upsampler": pipeline.stages.upsampler_name}
     return SheetSource(slug(name), tuple(s.image for s in images), tuple(caption(s) for s in images), meta)
 
 
@@ -128,8 +130,8 @@ def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: i
     """-> (gallery [(image, caption)], summary line, key of the result's sheet source (None without
     keep: cached examples have none))."""
     with user_errors():
-        random_seed = pipeline.check_bool(random_seed, "random seed")
-        out = pipeline.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
+        random_seed = pipeline.checks.boolean(random_seed, "random seed")
+        out = pipeline.text_to_image.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
                                 truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_)
     prompt = " ".join(prompt.split())
     key = keep_result(pipeline, out.images, prompt, prompt=prompt, style=style, diversity=diversity,
@@ -149,7 +151,7 @@ def alternatives(pipeline: Pipeline, prompt: str | None) -> list[str]:
     confident reading, a model without a prior, or a prompt the pipeline refuses (generate
     reports that one)."""
     try:
-        rd = pipeline.read(prompt)
+        rd = pipeline.text_to_image.read(prompt)
     except ValueError:
         return []
     return [n for n, w in zip(rd.names[1:], rd.weights[1:]) if w >= ALTERNATIVE_MIN][:MAX_ALTERNATIVES]
@@ -214,7 +216,7 @@ def interpolate_frames(pipeline: Pipeline, prompt_a: str, prompt_b: str | None, 
                        seed_b: int | None, steps: int, style: str, diversity: float, upscale_: bool = True):
     """-> (gallery of frames, path of an animated GIF)."""
     with user_errors():
-        frames = pipeline.interpolate(prompt_a, prompt_b, steps=steps, seed_a=seed_a, seed_b=seed_b,
+        frames = pipeline.text_to_image.interpolate(prompt_a, prompt_b, steps=steps, seed_a=seed_a, seed_b=seed_b,
                                       style=style, truncation=diversity, upscale=upscale_)
     name = f"{prompt_a}-to-{prompt_b}" if isinstance(prompt_b, str) and prompt_b.strip() else str(prompt_a)
     return frame_gallery(frames), gif_of(frames, name)
@@ -233,7 +235,7 @@ def interpolate_uploads(pipeline: Pipeline, image_a, image_b, steps: int, style:
     """Two images -> (gallery of frames, GIF path)."""
     a, b = need_image(image_a, "the first image"), need_image(image_b, "the second image")
     with user_errors():
-        frames = pipeline.interpolate_images(a, b, steps=steps, style=style, upscale=upscale_)
+        frames = pipeline.image_tasks.interpolate_images(a, b, steps=steps, style=style, upscale=upscale_)
     return frame_gallery(frames), gif_of(frames, "interpolation")
 
 
@@ -246,7 +248,7 @@ def vary_upload(pipeline: Pipeline, image, n: int, seed: int | None, strength: f
 def vary_file(pipeline: Pipeline, image: str, n: int, seed: int | None, strength: float, style: str,
               candidates: int, gate: float, upscale_: bool = True):
     with user_errors():
-        out, looks = pipeline.variations(image, n=n, seed=seed, strength=strength, style=style,
+        out, looks = pipeline.image_tasks.variations(image, n=n, seed=seed, strength=strength, style=style,
                                          candidates=candidates, gate=gate, upscale=upscale_)
     text = f"The image looks like: {looks}.  \n" + summary(out).split("  \n")[-1]
     what = f"{looks.reading.names[0]} variation"
@@ -259,9 +261,9 @@ def restyle_upload(pipeline: Pipeline, image, upscale_: bool = True):
     """-> (gallery: the image in every style, summary, key of the result's sheet source)."""
     image = need_image(image)
     with user_errors():
-        images, looks = pipeline.restyle(image, upscale=upscale_)
+        images, looks = pipeline.image_tasks.restyle(image, upscale=upscale_)
     text = (f"The image looks like: {looks}. Drawn in each of the {len(images)} styles "
-            f"(realism against the gate {pipeline.default_gate:.2f}).")
+            f"(realism against the gate {pipeline.gate.default:.2f}).")
     what = f"{looks.reading.names[0]} restyled"
     key = keep_result(pipeline, images, what, task="restyle", looks_like=str(looks), upscale=upscale_)
     return gallery(what, images), text, key
@@ -272,7 +274,7 @@ def edit_upload(pipeline: Pipeline, image, prompt: str, source: str | None, stre
     """Text edit: -> (gallery of frames, GIF path, summary)."""
     image = need_image(image)
     with user_errors():
-        frames, used, looks = pipeline.edit(image, prompt, source=source, strength=strength, steps=steps,
+        frames, used, looks = pipeline.image_tasks.edit(image, prompt, source=source, strength=strength, steps=steps,
                                             style=style, upscale=upscale_)
     strengths = [strength * i / (len(frames) - 1) for i in range(len(frames))]
     text = (f"The image looks like: {looks}. Moved from \"{used}\" toward \"{' '.join(prompt.split())}\" "
@@ -289,8 +291,8 @@ def score_file(pipeline: Pipeline, path: str, prompt: str | None, style: str):
     """A trusted file (need_image / first_gallery_file) scored. The verdict uses the generation
     gate, so "real" here means what passes the gate on the first tab."""
     with user_errors():
-        r = pipeline.score(path, prompt=prompt, style=style)
-    gate = pipeline.default_gate
+        r = pipeline.gate.score(path, prompt=prompt, style=style)
+    gate = pipeline.gate.default
     verdict = (f"Judged **{'real' if r.realism >= gate else 'fake'}**: P(real) = {r.realism:.3f}, "
                f"{'at or above' if r.realism >= gate else 'below'} the gate {gate:.2f} that decides "
                "which generated images are shown")
@@ -353,7 +355,7 @@ def header(pipeline: Pipeline) -> str:
     info = pipeline.info
     revision = info.revision or ("main" if info.source == "hub" else "–")
     text = (f"Model **{info.model_id}** · revision {revision} · "
-            f"source {info.source} · device **{pipeline.device}**")
+            f"source {info.source} · device **{pipeline.stages.device}**")
     if info.note:
         text += f"  \n⚠️ {info.note.splitlines()[0]}"
     return text

@@ -78,7 +78,7 @@ def wire_events(pipeline: Pipeline, h: SimpleNamespace, tg, tv, te, ti, ts, tabs
     # place that checks them (its messages name the field), and an upload reaches it as a
     # file path that it opens itself (gr.Image would open it with PIL first and fail silently)
     gen_event = dict(fn=h.generate, inputs=tg.gen_inputs, outputs=[tg.gallery, tg.status, tg.result], preprocess=False,
-                     concurrency_id="generate", concurrency_limit=pipeline.max_batch)
+                     concurrency_id="generate", concurrency_limit=pipeline.text_to_image.max_batch)
     offer = dict(fn=lambda p: offer_alternatives(pipeline, p), inputs=[tg.prompt], outputs=[tg.did_you_mean],
                  api_visibility="private", queue=False, show_progress="hidden")
     # then: the new prompt's other readings (read from the embedding generate cached); the last
@@ -101,7 +101,7 @@ def wire_events(pipeline: Pipeline, h: SimpleNamespace, tg, tv, te, ti, ts, tabs
     # user typed (preprocess=False: the choices were set in the browser; draw_reading checks the name)
     tg.did_you_mean.input(lambda name, *a: draw_reading(pipeline, name, *a), [tg.did_you_mean, *tg.gen_inputs[1:]],
                        [tg.gallery, tg.status, tg.result], api_name="draw_reading", api_visibility="private",
-                       preprocess=False, concurrency_id="generate", concurrency_limit=pipeline.max_batch)
+                       preprocess=False, concurrency_id="generate", concurrency_limit=pipeline.text_to_image.max_batch)
     tg.n.change(h.sync_candidates, [tg.n, tg.candidates], tg.candidates, api_name="sync_candidates",
              api_visibility="private", queue=False, show_progress="hidden")
     tg.gallery.select(h.reuse, None, [tg.style, tg.seed, tg.random_seed], api_name="reuse", api_visibility="private",

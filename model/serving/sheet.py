@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from ..pipeline import OUTPUT_SIZE
+from ..stages import OUTPUT_SIZE
 
 TILE = OUTPUT_SIZE  # a sheet's images at the size the app shows them
 CAPTION_H = 22
@@ -60,8 +60,8 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     return text + "…"
 
 
-def read_metadata(path: str | Path) -> dict:
-    """The "parameters" a sheet was written with."""
+def sheet_parameters(path: str | Path) -> dict:
+    """The "parameters" a sheet was written with (contact_sheet's metadata)."""
     with Image.open(path) as im:
         return json.loads(im.text["parameters"])
 

@@ -8,6 +8,7 @@ import json
 import shlex
 from pathlib import Path
 
+from ..config import config_dict
 from ..data.packages import SOURCES
 
 
@@ -77,7 +78,7 @@ under CC-BY-SA-4.0.
 Gate: P(real) >= {gate}.
 
 ## Architecture
-`{json.dumps({k: v for k, v in cfg.to_dict().items()})}`
+`{json.dumps(config_dict(cfg))}`
 
 ## Samples
 Rows: real images, their reconstructions, then the same latents decoded in each style

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..cli import parse_dataclass
+from ..config import config_dict, config_from_dict
 from ..augment import diff_augment
 from ..dataset import Pack, image_names, load_dataset
 from ..device import cpu_has_fast_bf16, pick_device
@@ -123,7 +124,7 @@ class Trainer:
         self.pack = pack if pack is not None else load_dataset(
             tcfg.data, size=fields.get("image_size", LatentConfig().image_size), skin_tones=tcfg.skin_tones,
             text_encoder=fields.get("text_encoder", MINILM))  # --model-config names the encoder
-        self.mcfg = LatentConfig.from_dict({**fields, "styles": tuple(self.pack.style_names),
+        self.mcfg = config_from_dict(LatentConfig, {**fields, "styles": tuple(self.pack.style_names),
                                             "image_size": self.pack.images.shape[-1]})
         self.out = Path(tcfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -155,12 +156,12 @@ class Trainer:
                 "discriminator": m.discriminator.state_dict(), "opt": self.opt.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "step": self.step, "gen": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(),  # DiffAugment draws from the global generator
-                "seconds": self.seconds, "images": self.images, "config": json.dumps(self.mcfg.to_dict())}
+                "seconds": self.seconds, "images": self.images, "config": json.dumps(config_dict(self.mcfg))}
 
     def load_state(self, s: dict) -> None:
-        defaults = LatentConfig().to_dict()  # fields a checkpoint written before they existed lacks
+        defaults = config_dict(LatentConfig())  # fields a checkpoint written before they existed lacks
         saved = {**{k: defaults[k] for k in EXPORT_FIELDS}, **json.loads(s["config"])}
-        if saved != self.mcfg.to_dict():
+        if saved != config_dict(self.mcfg):
             raise ValueError(f"{self.out / 'ckpt.pt'} was trained with another model config; use another --out")
         for k in ("encoder", "decoder", "discriminator"):
             getattr(self.model, k).load_state_dict(s[k])

@@ -1,0 +1,178 @@
+"""Text to image, DALL·E 2's way: check -> encode the prompt -> prior (a latent per seed) ->
+decode -> gate -> upscale the images shown. And prompt interpolation: two ends drawn by the prior, lerped.
+
+Every image k of a request is drawn from its own RNG seeded with (seed + k): a seed gives the
+same image alone or inside any batch.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import torch
+from PIL import Image
+
+from .batching import Batcher
+from .checks import Checks, seed_run, wrap_seed
+from .compose import Composer, Plan, compose, recolour
+from .gate import Gate
+from .outputs import GenerateRequest, Generation
+from .prior import Reading
+from .stages import Stages
+
+OTHER_PART_SEED = 7_919  # a composed prompt's second part is drawn from seed + this
+
+
+class TextToImage:
+    def __init__(self, stages: Stages, checks: Checks, gate: Gate, *, compose: bool = True, max_batch: int = 8,
+                 on_idle: Callable[[], object] | None = None):
+        self.stages, self.checks, self.gate = stages, checks, gate
+        self.compose = compose  # draw prompts that name two ideas or a colour from their parts (model.compose)
+        self.max_batch = max_batch  # generate calls drawn together when they arrive while the model is busy
+        self.on_idle = on_idle  # called after a generate batch when no call waits (the app: memory.trim)
+        self._batcher: Batcher | None = None
+        self._composer: tuple[object, Composer] | None = None  # (the prior it was built on, the composer)
+        self._lock = threading.Lock()
+
+    @property
+    def prior(self):
+        return self.stages.model.prior
+
+    # --- reading a prompt ---
+    def read(self, prompt: str) -> Reading:
+        """What the prior reads a prompt as: the nearest known emojis and their weights."""
+        return self.prior.read(self.stages.embed([self.checks.prompt(prompt)]).float().cpu())[0]
+
+    def similarity(self, texts: list[str]) -> torch.Tensor:
+        """(P,) each text's best caption similarity in the prior (how well it names a known emoji)."""
+        return self.prior.best_similarity(self.stages.embed(texts).float().cpu())
+
+    def plan(self, prompt: str) -> Plan | None:
+        """The parts a prompt is drawn from (model.compose), or None: drawn whole by the prior.
+        The composer reads the model's current prior (an evaluation may swap it)."""
+        if not self.compose:
+            return None
+        if self._composer is None or self._composer[0] is not self.prior:
+            self._composer = (self.prior, Composer(self.similarity, self.prior.names))
+        return self._composer[1].plan(prompt)
+
+    def seed_styles(self, style: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        """Style ids (N,) with "any" (id num_styles) replaced per seed: seed k draws named style
+        k mod num_styles, so consecutive seeds show every style (the decoder knows named styles only)."""
+        k = self.checks.any_style
+        by_seed = torch.tensor([s % k for s in seeds], dtype=torch.long)
+        return torch.where(style.cpu() == k, by_seed, style.cpu())
+
+    # --- drawing ---
+    def sample(self, e: torch.Tensor, style: torch.Tensor, seeds: list[int], truncation: float = 1.0,
+               readings: list[Reading] | None = None) -> torch.Tensor:
+        """e (N, text_dim) embeddings, style (N,) ids, one seed each -> (N, 3, S, S) float in [-1, 1].
+        The raw samples behind generate (no gate); the evaluation samples through this too.
+        readings: the prior's readings of e's rows, when the caller has them already."""
+        style = self.seed_styles(style, seeds)
+        if readings is None:  # each distinct prompt read once (a request repeats one prompt N times)
+            uniq, inv = torch.unique(e.float().cpu(), dim=0, return_inverse=True)
+            per_prompt = self.prior.read(uniq)
+            readings = [per_prompt[i] for i in inv.tolist()]
+        z = self.prior.sample(readings, style.tolist(), seeds, truncation)  # (N, C, h, w)
+        return self.stages.decode(z, style)
+
+    def draw(self, reading: Reading, plan: Plan | None, style: torch.Tensor, seeds: list[int],
+             truncation: float = 1.0) -> tuple[torch.Tensor, list]:
+        """One prompt's candidates: named style ids (N,), seeds (N,) -> (N, 3, S, S) in [-1, 1]
+        and each one's design (the stored latent row(s) it was drawn from). With a plan, each
+        part is read and drawn from its own seed, then laid out and coloured (model.compose);
+        else the prompt's reading is sampled and decoded."""
+        st, prior, decode = style.tolist(), self.prior, self.stages.decode
+        if plan is None:
+            z, rows = prior.sample_designs([reading] * len(seeds), st, seeds, truncation)
+            return decode(z, style), rows
+        parts = prior.read(self.stages.embed(plan.parts).float().cpu())
+        z, rows = prior.sample_designs([parts[0]] * len(seeds), st, seeds, truncation)
+        x = decode(z, style)
+        if plan.colour:
+            x = torch.stack([recolour(xi, plan.colour) for xi in x])
+        if plan.layout is None:
+            return x, rows
+        other_seeds = [wrap_seed(s + OTHER_PART_SEED) for s in seeds]  # the second part: its own draw
+        z, other_rows = prior.sample_designs([parts[-1]] * len(seeds), st, other_seeds, truncation)
+        other = decode(z, style)
+        if plan.layout == "two" and plan.colour:
+            other = torch.stack([recolour(xi, plan.colour) for xi in other])
+        return torch.stack([compose(a, b, plan.layout) for a, b in zip(x, other)]), list(zip(rows, other_rows))
+
+    # --- the tasks ---
+    def generate(self, prompt: str, n: int = 4, seed: int | None = 0, style: str = "any",
+                 truncation: float = 1.0, candidates: int | None = None, gate: float | None = None,
+                 fill: bool = True, upscale: bool = True) -> Generation:
+        """Draw `candidates` images (seeds seed..seed+N-1), drop those the discriminator judges
+        fake (P(real) < gate), return the best n by realism x match. With fill=True, rejected
+        images make up the count when too few pass (marked kept=False). gate=None: the model's
+        calibrated default. upscale: 256 px through the super-resolution stage (else the model's 64).
+
+        Thread-safe: calls from several threads that arrive while the model is busy are drawn
+        together in one batch (`model.batching.Batcher`, at most `max_batch` requests); each
+        image depends only on its own seed, so a request's result does not depend on its batch."""
+        c = self.checks
+        prompt = c.prompt(prompt)
+        n, candidates = c.count(n, candidates)
+        req = GenerateRequest(prompt=prompt, n=n, candidates=candidates, seed=c.seed(seed), style=c.style(style),
+                              truncation=c.truncation(truncation), gate=c.gate(gate, self.gate.default),
+                              fill=bool(fill), upscale=c.boolean(upscale, "upscale"))
+        with self._lock:
+            if self._batcher is None:  # late-bound: the batch function may be swapped (tests, benchmarks)
+                self._batcher = Batcher(lambda rs: self.generate_batch(rs), self.max_batch, on_idle=self.on_idle)
+        return self._batcher(req)
+
+    def generate_batch(self, requests: list[GenerateRequest]) -> list[Generation]:
+        """Checked requests -> one Generation each. The prompts are encoded together, every
+        candidate of every request is decoded and judged in shared batches, and only the images
+        each request shows are upscaled."""
+        uniq = list(dict.fromkeys(r.prompt for r in requests))  # encode and read each prompt once
+        emb = self.stages.embed(uniq)  # (U, text_dim)
+        readings = self.prior.read(emb.float().cpu())
+        plans = {p: self.plan(p) for p in uniq}
+        parts = []  # per request: (seeds, style ids, embeddings (N, D), reading)
+        for r in requests:
+            seeds, u = seed_run(r.seed, r.candidates), uniq.index(r.prompt)
+            style_t = self.seed_styles(torch.full((r.candidates,), r.style, dtype=torch.long), seeds)
+            parts.append((seeds, style_t, emb[u:u + 1].expand(r.candidates, -1), readings[u]))
+        # prior -> decode, per request; then the gate judges every candidate in shared batches
+        drawn = [self.draw(rd, plans[r.prompt], st, seeds, r.truncation) for r, (seeds, st, _, rd) in zip(requests, parts)]
+        x_all = torch.cat([x for x, _ in drawn])  # (sum of candidates, 3, S, S)
+        scores = self.gate.judge_all(x_all, torch.cat([e for _, _, e, _ in parts]), torch.cat([st for _, st, _, _ in parts]))
+        out, start = [], 0  # each request's own ranking; only the images it shows are upscaled
+        for r, (seeds, st, e, rd), (_, designs) in zip(requests, parts, drawn):
+            rows = slice(start, start + len(seeds))
+            start += len(seeds)
+            g = self.gate.rank(x_all[rows], e, st, seeds, n=r.n, gate=r.gate, fill=r.fill, upscale=r.upscale,
+                               round_robin_styles=r.style == self.checks.any_style, designs=designs,
+                               scores=tuple(None if s is None else s[rows] for s in scores))
+            g.reading, g.plan = rd, plans[r.prompt]
+            out.append(g)
+        return out
+
+    def interpolate(self, prompt_a: str, prompt_b: str | None = None, steps: int = 8,
+                    seed_a: int | None = 0, seed_b: int | None = None, style: str = "any",
+                    truncation: float = 1.0, upscale: bool = True) -> list[Image.Image]:
+        """Frames from (prompt_a, seed_a) to (prompt_b, seed_b): the two ends' latents, each drawn
+        by the prior from its seed (in seed_a's style), lerped. prompt_b=None keeps prompt_a;
+        seed_b=None keeps seed_a."""
+        c = self.checks
+        prompt_a = c.prompt(prompt_a, name="first prompt")
+        prompt_b = c.optional_prompt(prompt_b, name="second prompt") or prompt_a
+        steps = c.steps(steps)
+        seed_a = c.seed(seed_a)
+        seed_b = seed_a if seed_b is None or seed_b == "" else c.seed(seed_b)
+        sid = c.style(style)
+        truncation = c.truncation(truncation)
+        upscale = c.boolean(upscale, "upscale")
+        if prompt_a == prompt_b and seed_a == seed_b:
+            raise ValueError("Both ends are the same: change the second prompt or the second seed.")
+        ra, rb = self.prior.read(self.stages.embed([prompt_a, prompt_b]).float().cpu())
+        sid_a = int(self.seed_styles(torch.tensor([sid]), [seed_a])[0])
+        za = self.prior.sample([ra], [sid_a], [seed_a], truncation)[0]
+        zb = self.prior.sample([rb], [sid_a], [seed_b], truncation)[0]
+        t = torch.linspace(0, 1, steps)[:, None, None, None]
+        x = self.stages.decode(torch.lerp(za[None], zb[None], t), torch.full((steps,), sid_a))
+        return self.stages.finish(x, upscale)
