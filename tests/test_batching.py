@@ -178,3 +178,40 @@ def test_on_idle_runs_once_a_burst_is_over():
     assert b.batch_sizes == [1, 2, 2] and idle == [[1, 2, 2]]  # not after the first two batches: others waited
     b2 = Batcher(lambda items: items, on_idle=lambda: 1 / 0)  # a failing housekeeping step loses nothing
     assert b2("x") == "x" and b2("y") == "y"
+
+
+def test_the_rest_of_the_candidates_is_drawn_only_when_the_first_half_falls_short(tiny_model_dir):
+    """16 candidates, 4 shown: a gate every image passes stops after the first 8; one none passes
+    draws all 16 (and fills); the shown images of a first round are those the same 8 would give."""
+    from model.pipeline import Pipeline
+
+    p = Pipeline.from_pretrained(str(tiny_model_dir), device="cpu", upsampler=None)
+    t2i = p.text_to_image
+    easy = t2i.generate("rocket", n=4, seed=3, style="google", candidates=16, gate=0.0, upscale=False)
+    assert easy.candidates == 8 and easy.discarded == 0
+    same = t2i.generate("rocket", n=8, seed=3, style="google", candidates=8, gate=0.0, upscale=False)  # all 8
+    assert same.candidates == 8 and [s.seed for s in easy.images] == [s.seed for s in same.images[:4]]
+    hard = t2i.generate("rocket", n=4, seed=3, style="google", candidates=16, gate=1.0, upscale=False)
+    assert hard.candidates == 16 and hard.discarded == 16 and len(hard.images) == 4
+    assert all(not s.kept for s in hard.images)  # filled, and marked
+
+
+def test_the_second_round_draws_what_the_first_left_short():
+    import torch
+
+    from model.outputs import GenerateRequest
+    from model.text_to_image import first_round, second_round
+
+    r = GenerateRequest(prompt="x", n=4, candidates=16, seed=0, style=4, truncation=1.0, gate=0.5, fill=True,
+                        upscale=False)
+    assert first_round(r) == 8
+    style = torch.arange(16) % 4  # style "any": seed k in style k mod 4
+    first = style[:8]
+    assert second_round(r, torch.full((8,), 0.9), style, any_style=4) == []  # 8 pass, every style
+    assert second_round(r, torch.where(first == 0, 0.9, 0.1), style, any_style=4) == list(range(8, 16))  # 2 pass
+    # 6 pass, but no fluent3d (2) among them: only the remaining fluent3d candidates
+    assert second_round(r, torch.where(first == 2, 0.1, 0.9), style, any_style=4) == [10, 14]
+    r.style = 0  # a named style: any 4 that pass are enough
+    assert second_round(r, torch.where(first < 2, 0.9, 0.1), torch.zeros(16, dtype=torch.long), any_style=4) == []
+    assert first_round(GenerateRequest(prompt="x", n=6, candidates=8, seed=0, style=0, truncation=1.0, gate=0.5,
+                                       fill=True, upscale=False)) == 6  # never fewer than the n shown

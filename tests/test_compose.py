@@ -171,10 +171,11 @@ def test_generate_shows_different_designs_before_repeating_one(tiny_pipe):
     seeds = list(range(16))
     rd = p.text_to_image.read(prompt)
     _, rows = p.model.prior.sample_designs([rd] * 16, [0] * 16, seeds, 1.0)
-    assert len(set(rows)) >= 2  # the candidates hold more than one design
+    assert len(set(rows[:8])) >= 2  # the first round's candidates hold more than one design
     p.gate.distinct = False
-    ranked = [s.seed for s in p.text_to_image.generate(prompt, n=16, seed=0, style="google", candidates=16, gate=0.0,
-                                          upscale=False).images]  # all 16, by realism x match
+    ranked = [s.seed for s in p.text_to_image.generate(prompt, n=8, seed=0, style="google", candidates=8, gate=0.0,
+                                          upscale=False).images]  # the first 8, by realism x match
+    # asked for 2 of 16 with every candidate passing: the first round (8) is enough
     p.gate.distinct = True
     shown = [s.seed for s in p.text_to_image.generate(prompt, n=2, seed=0, style="google", candidates=16, gate=0.0,
                                          upscale=False).images]

@@ -104,7 +104,7 @@ def test_seed_gives_the_same_image_alone_and_in_a_batch(pipe):
 
 def test_generation_scores_and_gate(pipe):
     gen = pipe.text_to_image.generate("red apple", n=2, seed=0, candidates=6, gate=0.0)
-    assert (gen.candidates, gen.discarded, len(gen.images)) == (6, 0, 2)
+    assert (gen.candidates, gen.discarded, len(gen.images)) == (3, 0, 2)  # every one passes: the first half is enough
     assert all(0 <= s.realism <= 1 and 0 <= s.match <= 1 and s.kept for s in gen.images)
     strict = pipe.text_to_image.generate("red apple", n=2, seed=0, candidates=6, gate=1.0)
     assert strict.discarded == 6 and [s.kept for s in strict.images] == [False, False]
