@@ -94,6 +94,8 @@ def test_bench_runs_on_a_tiny_model(tiny_model_dir):
     g = r["gflop_per_image"]
     assert b["gflop"]["decoder"] == pytest.approx(16 * g["generator"]) and b["gflop"]["gate"] == pytest.approx(16 * g["discriminator"])
     assert sum(b["bound_ms"].values()) == pytest.approx(b["total_bound_ms"])
+    half = (b["bound_ms"]["decoder"] + b["bound_ms"]["gate"]) / 2  # the first round draws 8 of 16
+    assert b["first_round_only_bound_ms"] == pytest.approx(b["total_bound_ms"] - half)
     assert b["precision"] in ("fp32", "bf16") and "the default call's model work at the measured" in md
 
 

@@ -95,4 +95,5 @@ def flop_bound_line(b: dict) -> str:
     return (f"- the default call's model work at the measured {b['precision']} matmul rate "
             f"({b['matmul_gflops']:.0f} GFLOP/s): " + ", ".join(
                 f"{k.replace('_', ' ')} {b['gflop'][k]:.2f} GFLOP >= {v:.1f} ms" for k, v in b["bound_ms"].items())
-            + f"; together >= {b['total_bound_ms']:.0f} ms")
+            + f"; together >= {b['total_bound_ms']:.0f} ms, or >= {b['first_round_only_bound_ms']:.0f} ms when the "
+              "first half of the candidates is enough")
