@@ -106,7 +106,7 @@ def text_to_image_tab(lim, styles: list[str], defaults: tuple, prompts: list[str
             upscale_g = gr.Checkbox(value=up0, label=UPSCALE_LABEL)
             with gr.Accordion("Discriminator gate", open=True):
                 candidates = gr.Slider(1, lim.max_candidates, value=cand0, step=1,
-                                       label="Candidates, at most (the second half is drawn only if too few pass)")
+                                       label="Candidates, at most (half are drawn first)")
                 gate = gr.Slider(0, 1, value=gate0, step=0.01,
                                  label="Gate: discard candidates with P(real) below")
             run = gr.Button("Generate", variant="primary")
