@@ -47,6 +47,11 @@ class LatentConfig:
     # softmax temperature over MiniLM cosine similarities: 0.02 puts ~0.7 of the weight on a
     # neighbour 0.02 closer than the next; seeds sample among neighbours with these weights
     prior_temperature: float = 0.02
+    # when the asked style lacks an emoji, another style's design of it is moved in; these styles'
+    # designs only when no other style draws it: OpenMoji's outlined designs move worst into the
+    # filled sets (emojis fluent3d lacks: recognised 0.74 -> 0.81, judged fluent3d 0.92 -> 0.95;
+    # model/EXPERIMENTS.md, 2026-12-07 evening). Names not in `styles` are ignored.
+    prior_moved_last: tuple[str, ...] = ("openmoji",)
     gate: float = 0.5  # default realism threshold (P(real)); training sets it from held-out real images
     # an encoded image's latent is fitted through the decoder by this many Adam steps (semi-amortised
     # inference): the prior's tables at export and uploaded images alike; 0 = the encoder's mean

@@ -37,7 +37,8 @@ class LatentModel(nn.Module):
         self.decoder = Decoder(cfg)
         self.discriminator = Discriminator(cfg)
         self.prior = RetrievalPrior(text_dim=cfg.text_dim, latent_shape=cfg.latent_shape, num_styles=cfg.num_styles,
-                                    top_k=cfg.prior_top_k, temperature=cfg.prior_temperature)
+                                    top_k=cfg.prior_top_k, temperature=cfg.prior_temperature,
+                                    moved_last=tuple(cfg.styles.index(s) for s in cfg.prior_moved_last if s in cfg.styles))
 
     @staticmethod
     def weight_files(styles) -> list[str]:

@@ -44,9 +44,11 @@ class RetrievalPrior(nn.Module):
     lat_entry (N,), lat_style (N,); names: U entry names."""
 
     def __init__(self, *, text_dim: int, latent_shape: tuple[int, int, int], num_styles: int,
-                 top_k: int, temperature: float, names: list[str] | None = None) -> None:
+                 top_k: int, temperature: float, names: list[str] | None = None,
+                 moved_last: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.top_k, self.temperature, self.num_styles = top_k, temperature, num_styles
+        self.moved_last = tuple(moved_last)  # styles whose designs are moved in only when no other has one
         self.names = list(names or [])
         self.register_buffer("cap_emb", torch.zeros(0, text_dim))
         self.register_buffer("query_map", torch.zeros(text_dim, text_dim))  # W of e + e W (0: plain MiniLM)
@@ -108,11 +110,12 @@ class RetrievalPrior(nn.Module):
     def row_for(self, entry: int, style: int, choice: int = 0) -> tuple[int, bool]:
         """The latent row of `entry` drawn in `style`, and whether that style has it. When it
         does not (fluent3d lacks newer emojis), another style's latent of the same emoji is
-        used (picked by `choice`); `latent_in` moves it into the asked style."""
+        used (picked by `choice`; the `moved_last` styles' only when no other style has it);
+        `latent_in` moves it into the asked style."""
         rows = self._by_entry()[entry]
         if style in rows:
             return rows[style], True
-        others = [rows[s] for s in sorted(rows)]
+        others = [rows[s] for s in sorted(rows) if s not in self.moved_last] or [rows[s] for s in sorted(rows)]
         return others[choice % len(others)], False
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:

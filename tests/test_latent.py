@@ -122,6 +122,28 @@ def test_a_style_that_lacks_the_emoji_restyles_another_styles_latent(tiny):
     assert not has and int(tiny.prior.lat_style[row]) == 0 and int(tiny.prior.lat_entry[row]) == dog
 
 
+def test_a_moved_last_styles_design_is_moved_only_when_no_other_style_draws_the_emoji():
+    from model.prior import RetrievalPrior
+
+    p = RetrievalPrior(text_dim=4, latent_shape=(2, 2, 2), num_styles=4, top_k=2, temperature=0.1, moved_last=(3,))
+    # emoji 0 drawn by styles 0 and 3 (rows 0, 1); emoji 1 by style 3 alone (row 2)
+    p.fill(names=["cat", "owl"], cap_emb=torch.eye(4)[:2], cap_entry=torch.tensor([0, 1]), latents=torch.randn(3, 2, 2, 2),
+           sigmas=torch.ones(3, 2), lat_entry=torch.tensor([0, 0, 1]), lat_style=torch.tensor([0, 3, 3]))
+    assert {p.row_for(0, 2, choice=c) for c in range(4)} == {(0, False)}  # never style 3's, another draws it
+    assert p.row_for(1, 2, choice=1) == (2, False)  # style 3's when it is the only one
+    assert RetrievalPrior(text_dim=4, latent_shape=(2, 2, 2), num_styles=4, top_k=2, temperature=0.1).fill(
+        names=["cat", "owl"], cap_emb=torch.eye(4)[:2], cap_entry=torch.tensor([0, 1]), latents=torch.randn(3, 2, 2, 2),
+        sigmas=torch.ones(3, 2), lat_entry=torch.tensor([0, 0, 1]), lat_style=torch.tensor([0, 3, 3])).row_for(0, 2, 1) == (1, False)
+
+
+def test_the_config_names_the_styles_moved_last():
+    from model.latent import LatentConfig
+
+    assert LatentConfig().prior_moved_last == ("openmoji",)
+    m = LatentModel(LatentConfig(styles=("google", "twitter"), prior_moved_last=("openmoji",)))
+    assert m.prior.moved_last == ()  # a style the model does not have is ignored
+
+
 # --- save / load ---
 
 def test_save_load_round_trip(tiny, tmp_path):

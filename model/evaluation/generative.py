@@ -153,7 +153,8 @@ def without(prior: RetrievalPrior, names: set[str]) -> RetrievalPrior:
     new_id[keep] = torch.arange(len(keep))
     caps, lats = new_id[prior.cap_entry] >= 0, new_id[prior.lat_entry] >= 0
     out = RetrievalPrior(text_dim=prior.cap_emb.shape[1], latent_shape=tuple(prior.latents.shape[1:]),
-                         num_styles=prior.num_styles, top_k=prior.top_k, temperature=prior.temperature)
+                         num_styles=prior.num_styles, top_k=prior.top_k, temperature=prior.temperature,
+                         moved_last=prior.moved_last)
     return out.fill(names=[prior.names[i] for i in keep], cap_emb=prior.cap_emb[caps],
                     cap_entry=new_id[prior.cap_entry[caps]], latents=prior.latents[lats], sigmas=prior.sigmas[lats],
                     lat_entry=new_id[prior.lat_entry[lats]], lat_style=prior.lat_style[lats],
