@@ -165,3 +165,15 @@ def test_generate_bad_input(client, kw, message):
 def test_generate_any_unicode(client, prompt):
     gallery, _ = generate(client, prompt=prompt, n=2, candidates=2)
     assert len(gallery) == 2
+
+
+def test_the_status_line_says_how_a_composed_prompt_was_drawn():
+    from model.compose import Plan
+    from model.outputs import Generation
+
+    def line(plan):
+        return events.summary(Generation(images=[], candidates=8, discarded=0, gate=0.3, plan=plan)).split("\n")[0]
+
+    assert line(Plan("banana", colour="purple")) == "Drawn as banana, made purple.  "
+    assert line(Plan("apple", colour="blue", reads="blue apple")) == "Drawn as apple, made blue.  "
+    assert line(Plan("cat face", "sunglasses", "eyes")) == "Drawn from its parts: cat face + sunglasses (on its eyes).  "

@@ -68,7 +68,9 @@ def summary(out: Generation, gate: float | None = None) -> str:
     gate = out.gate if gate is None else float(gate)
     below = sum(not s.kept for s in out.images)
     text = ""
-    if out.plan is not None:
+    if out.plan is not None and out.plan.other is None:  # a colour on one object
+        text += f"Drawn as {out.plan.subject}, made {out.plan.colour}.  \n"
+    elif out.plan is not None:
         text += f"Drawn from its parts: {out.plan}.  \n"
     elif out.reading is not None:
         text += f"Read the prompt as: {out.reading}.  \n"
