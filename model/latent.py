@@ -49,7 +49,7 @@ class LatentConfig:
     prior_temperature: float = 0.02
     # when the asked style lacks an emoji, another style's design of it is moved in; these styles'
     # designs only when no other style draws it: OpenMoji's outlined designs move worst into the
-    # filled sets (emojis fluent3d lacks: recognised 0.74 -> 0.81, judged fluent3d 0.92 -> 0.95;
+    # filled sets (emojis fluent3d lacks: recognised 0.757 -> 0.805, judged fluent3d 0.922 -> 0.953;
     # model/EXPERIMENTS.md, 2026-12-07 evening). Names not in `styles` are ignored.
     prior_moved_last: tuple[str, ...] = ("openmoji",)
     gate: float = 0.5  # default realism threshold (P(real)); training sets it from held-out real images
