@@ -23,13 +23,13 @@ from .stages import Stages
 OTHER_PART_SEED = 7_919  # a composed prompt's second part is drawn from seed + this
 
 
-def first_round(r: GenerateRequest) -> int:
+def first_round(n: int, candidates: int) -> int:
     """Candidates drawn first: half of them, at least the n shown. Measured on the 236 held-out
     descriptions and their names at the app's default (4 of 16; model/EXPERIMENTS.md, 2026-12-07
     evening): two rounds are recognised as all 16 at once were (style any 0.639 / 0.476 against
     0.638 / 0.470; one style 0.638 / 0.457 against 0.639 / 0.454), and as many shown images passed
     the gate (1.0 / 0.858 against 1.0 / 0.858); 8 alone showed failed ones (0.962 in style any)."""
-    return min(r.candidates, max(r.n, (r.candidates + 1) // 2))
+    return min(candidates, max(n, (candidates + 1) // 2))
 
 
 def second_round(r: GenerateRequest, realism: torch.Tensor, style: torch.Tensor, any_style: int) -> list[int]:
@@ -103,16 +103,16 @@ class TextToImage:
         return self.stages.decode(z, style)
 
     def draw(self, reading: Reading, plan: Plan | None, style: torch.Tensor, seeds: list[int],
-             truncation: float = 1.0) -> tuple[torch.Tensor, list]:
+             truncation: float = 1.0, parts: list[Reading] | None = None) -> tuple[torch.Tensor, list]:
         """One prompt's candidates: named style ids (N,), seeds (N,) -> (N, 3, S, S) in [-1, 1]
         and each one's design (the stored latent row(s) it was drawn from). With a plan, each
-        part is read and drawn from its own seed, then laid out and coloured (model.compose);
-        else the prompt's reading is sampled and decoded."""
+        part is read (or given, `parts`) and drawn from its own seed, then laid out and coloured
+        (model.compose); else the prompt's reading is sampled and decoded."""
         st, prior, decode = style.tolist(), self.prior, self.stages.decode
         if plan is None:
             z, rows = prior.sample_designs([reading] * len(seeds), st, seeds, truncation)
             return decode(z, style), rows
-        parts = prior.read(self.stages.embed(plan.parts).float().cpu())
+        parts = parts or self.part_readings(plan)
         z, rows = prior.sample_designs([parts[0]] * len(seeds), st, seeds, truncation)
         x = decode(z, style)
         if plan.colour:
@@ -125,6 +125,10 @@ class TextToImage:
         if plan.layout == "two" and plan.colour:
             other = torch.stack([recolour(xi, plan.colour) for xi in other])
         return torch.stack([compose(a, b, plan.layout) for a, b in zip(x, other)]), list(zip(rows, other_rows))
+
+    def part_readings(self, plan: Plan) -> list[Reading]:
+        """The prior's readings of a plan's parts."""
+        return self.prior.read(self.stages.embed(plan.parts).float().cpu())
 
     # --- the tasks ---
     def generate(self, prompt: str, n: int = 4, seed: int | None = 0, style: str = "any",
@@ -150,22 +154,24 @@ class TextToImage:
         return self._batcher(req)
 
     def generate_batch(self, requests: list[GenerateRequest]) -> list[Generation]:
-        """Checked requests -> one Generation each. The prompts are encoded together. Candidates
-        come in two rounds: every request's first half (`first_round`) is decoded and judged in
-        shared batches, then what that half left short (`second_round`). Each request ranks
-        what it drew; only the images it shows are upscaled."""
+        """Checked requests -> one Generation each. The prompts (and a composed prompt's parts) are
+        encoded and read once. Candidates come in two rounds: every request's first half
+        (`first_round`) is decoded and judged in shared batches, then what that half left short
+        (`second_round`). Each request ranks what it drew; only the images it shows are upscaled."""
         uniq = list(dict.fromkeys(r.prompt for r in requests))  # encode and read each prompt once
         emb = self.stages.embed(uniq)  # (U, text_dim)
         readings = self.prior.read(emb.float().cpu())
         plans = {p: self.plan(p) for p in uniq}
+        parts = {p: self.part_readings(plan) for p, plan in plans.items() if plan is not None}  # read once, both rounds
         todo = []  # per request: (seeds, style ids (N,), embedding (1, D), reading), all N candidates
         for r in requests:
             seeds, u = seed_run(r.seed, r.candidates), uniq.index(r.prompt)
             style_t = self.seed_styles(torch.full((r.candidates,), r.style, dtype=torch.long), seeds)
             todo.append((seeds, style_t, emb[u:u + 1], readings[u]))
-        got = self.draw_and_judge(requests, plans, todo, {i: list(range(first_round(r))) for i, r in enumerate(requests)})
+        first = {i: list(range(first_round(r.n, r.candidates))) for i, r in enumerate(requests)}
+        got = self.draw_and_judge(requests, plans, parts, todo, first)
         rest = {i: second_round(r, got[i][3], todo[i][1], self.checks.any_style) for i, r in enumerate(requests)}
-        for i, more in self.draw_and_judge(requests, plans, todo, {i: j for i, j in rest.items() if j}).items():
+        for i, more in self.draw_and_judge(requests, plans, parts, todo, {i: j for i, j in rest.items() if j}).items():
             got[i] = tuple(a + b if isinstance(a, list) else torch.cat([a, b]) for a, b in zip(got[i], more))
         out = []
         for i, (r, (seeds, st, e, rd)) in enumerate(zip(requests, todo)):
@@ -177,14 +183,26 @@ class TextToImage:
             out.append(g)
         return out
 
-    def draw_and_judge(self, requests: list[GenerateRequest], plans: dict, todo: list, which: dict) -> dict:
+    def draw_and_judge(self, requests: list[GenerateRequest], plans: dict, parts: dict, todo: list,
+                       which: dict) -> dict:
         """The candidates which[i] (indices into request i's seeds) of each request i: prior ->
-        decode per request, then the gate judges them all in shared batches ->
-        {i: (indices, x (k, 3, S, S), designs, realism (k,), match (k,))}."""
+        decode, the latents of every request drawn whole decoded together, then the gate judges
+        them all in shared batches -> {i: (indices, x (k, 3, S, S), designs, realism (k,), match (k,))}."""
         if not which:
             return {}
-        drawn = {i: self.draw(todo[i][3], plans[requests[i].prompt], todo[i][1][idx], [todo[i][0][j] for j in idx],
-                              requests[i].truncation) for i, idx in which.items()}
+        whole, drawn = [], {}
+        for i, idx in which.items():
+            prompt, st, seeds = requests[i].prompt, todo[i][1][idx], [todo[i][0][j] for j in idx]
+            if plans[prompt] is None:
+                z, rows = self.prior.sample_designs([todo[i][3]] * len(idx), st.tolist(), seeds, requests[i].truncation)
+                whole.append((i, z, st, rows))
+            else:
+                drawn[i] = self.draw(todo[i][3], plans[prompt], st, seeds, requests[i].truncation, parts[prompt])
+        if whole:  # one decoder pass (in CHUNKs) for every request drawn whole
+            x = self.stages.decode(torch.cat([z for _, z, _, _ in whole]), torch.cat([st for _, _, st, _ in whole]))
+            for (i, z, _, rows), xi in zip(whole, x.split([len(z) for _, z, _, _ in whole])):
+                drawn[i] = (xi, rows)
+        drawn = {i: drawn[i] for i in which}  # request order
         realism, match = self.gate.judge_all(torch.cat([x for x, _ in drawn.values()]),
                                              torch.cat([todo[i][2].expand(len(idx), -1) for i, idx in which.items()]),
                                              torch.cat([todo[i][1][idx] for i, idx in which.items()]))

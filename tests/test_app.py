@@ -61,6 +61,7 @@ def test_examples_cache_is_keyed_by_the_upsampler(server):
     import torch
 
     pipe = copy.copy(server.pipeline)
+    pipe.stages = copy.copy(pipe.stages)  # its own stages: the upsampler swapped below is not the server's
     before = app.examples_cache_dir(pipe, ["red apple"])
     pipe.stages.upsampler = copy.deepcopy(pipe.stages.upsampler)
     with torch.no_grad():

@@ -120,6 +120,7 @@ def flop_bound(pipe, gflop_per_image: dict, peak: dict, shown: int = 4, candidat
     (model.text_to_image.first_round): the bound is given for all of them and for the first half alone."""
     import torch
 
+    from ..text_to_image import first_round
     from .measure import count_macs
 
     g = {"decoder": candidates * gflop_per_image["generator"],
@@ -133,7 +134,7 @@ def flop_bound(pipe, gflop_per_image: dict, peak: dict, shown: int = 4, candidat
     precision = ("fp16" if pipe.stages.device.type == "cuda" else
                  "bf16" if pipe.stages.cpu_bf16 else "fp32")
     rate = peak[precision]
-    first = (g["decoder"] + g["gate"]) * (1 - (candidates + 1) // 2 / candidates)  # what the first round saves
+    first = (g["decoder"] + g["gate"]) * (1 - first_round(shown, candidates) / candidates)  # what the first round saves
     return {"precision": precision, "matmul_gflops": rate, "gflop": g,
             "bound_ms": {k: 1e3 * v / rate for k, v in g.items()}, "total_bound_ms": 1e3 * sum(g.values()) / rate,
             "first_round_only_bound_ms": 1e3 * (sum(g.values()) - first) / rate}

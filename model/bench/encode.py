@@ -33,19 +33,17 @@ FORMATS = {  # name -> (suffix, PIL save options, threads writing the 4 files)
 def default_images(model: str | None = None) -> list[Image.Image]:
     """The shown images of the app's default call (model/serving/api.py), on the CPU."""
     from ..pipeline import Pipeline
-    from ..serving.api import GENERATE_PARAMS, default_args
+    from ..serving.api import default_args
+    from .default_call import call_pipeline
     from .measure import has_text_encoder
 
     pipe = Pipeline.from_pretrained(model, device="cpu")
-    a = dict(zip(GENERATE_PARAMS, default_args(pipe, "grinning face", seed=0)))
+    args = default_args(pipe, "grinning face", seed=0)
     if not has_text_encoder(pipe.model.cfg.text_encoder, pipe.info.folder):  # a stand-in embedding
         import torch
         e = torch.nn.functional.normalize(torch.randn(pipe.model.cfg.text_dim), dim=0)
-        pipe.stages.set_embedding(a["prompt"], e)
-    out = pipe.text_to_image.generate(a["prompt"], n=a["n"], seed=a["seed"], style=a["style"],
-                                      truncation=a["diversity"], candidates=a["candidates"], gate=a["gate"],
-                                      upscale=a["upscale"])
-    return [s.image for s in out.images]
+        pipe.stages.set_embedding(args[0], e)
+    return [s.image for s in call_pipeline(pipe, args).images]
 
 
 def measure(images: list[Image.Image], repeats: int, folder: Path) -> dict:
