@@ -213,9 +213,7 @@ def recolour(x: torch.Tensor, colour: str) -> torch.Tensor:
     body = (v > 0.25) & ~((s < 0.12) & (v > 0.92))  # not the outline, not the white ground
     target = COLOURS[colour]
     if coloured.sum() > 0.2 * body.sum():
-        main = torch.bincount(nearest_colour(h[coloured]), minlength=len(COLOURS)).argmax()
-        centre = list(COLOURS.values())[int(main)]
-        d = (h - centre + 180) % 360 - 180  # signed distance to the main hue
+        d = (h - main_hue(h, coloured) + 180) % 360 - 180  # signed distance to the main hue
         near = coloured & (d.abs() <= HUE_WINDOW)
         h = torch.where(near, (target + d * 0.5) % 360, h)  # the spread halved: shading, not a rainbow
         if colour == "pink":  # pink is a light red: less saturated than the hues it replaces
@@ -224,6 +222,13 @@ def recolour(x: torch.Tensor, colour: str) -> torch.Tensor:
         grey = body & (s < COLOURED_SATURATION)
         h, s = torch.where(grey, torch.full_like(h, target), h), torch.where(grey, torch.full_like(s, 0.5), s)
     return hsv_to_rgb(h, s, v) * 2 - 1
+
+
+def main_hue(hue: torch.Tensor, coloured: torch.Tensor) -> float:
+    """Hues in degrees (H, W) and their coloured mask -> the centre of the named colour most coloured
+    pixels are nearest to (COLOURS' first where none is coloured)."""
+    counts = torch.bincount(nearest_colour(hue[coloured]), minlength=len(COLOURS))
+    return list(COLOURS.values())[int(counts.argmax())]
 
 
 def nearest_colour(hue: torch.Tensor) -> torch.Tensor:

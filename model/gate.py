@@ -24,11 +24,11 @@ class Gate:
         return float(self.stages.model.cfg.gate)
 
     def judge_all(self, x: torch.Tensor, e: torch.Tensor, style: torch.Tensor) -> tuple:
-        """(N, 3, S, S) candidates of many requests -> (realism (N,), match (N,) or None), judged
-        CHUNK at a time (bounded activations, as decode's)."""
+        """(N, 3, S, S) candidates of many requests with their text embeddings e (N, D) -> (realism (N,),
+        match (N,)), judged CHUNK at a time (bounded activations, as decode's)."""
         chunks = [self.stages.judge(x[i:i + CHUNK], e[i:i + CHUNK], style[i:i + CHUNK])[:2]
                   for i in range(0, len(x), CHUNK)]
-        return tuple(None if c[0] is None else torch.cat(c) for c in zip(*chunks))
+        return tuple(torch.cat(c) for c in zip(*chunks))
 
     def rank(self, x: torch.Tensor, e: torch.Tensor, style_t: torch.Tensor, seeds: list[int], *,
              n: int, gate: float, fill: bool, round_robin_styles: bool, upscale: bool = True,

@@ -101,6 +101,16 @@ def test_recolour_tints_a_grey_drawing():
     assert share_of(recolour(elephant, "pink"), "pink") > 0.9
 
 
+def test_the_ceiling_row_rotates_a_real_image_to_the_asked_colour():
+    from model.evaluation.generative import hue_rotated, hue_share
+    from model.pixels import to_uint8
+    banana = to_uint8(disc((250, 210, 40)))[None]  # (1, 3, S, S) uint8, yellow
+    assert hue_share(banana, "yellow")[0] > 0.95
+    for colour in ("purple", "blue", "red"):
+        assert hue_share(hue_rotated(banana, colour), colour)[0] > 0.95, colour
+        assert hue_share(hue_rotated(banana, colour), "yellow")[0] < 0.05, colour
+
+
 def test_compose_lays_both_parts_out_on_white():
     red, blue = disc((220, 30, 30), outline=False), disc((30, 60, 220), outline=False)
     for layout in ("eyes", "head", "corner", "beside", "two", "behind", "in front", "inside", "below", "above"):

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import paths
-from ..compose import COLOURS, COLOURED_SATURATION, COLOURED_VALUE, nearest_colour
+from ..compose import COLOURS, COLOURED_SATURATION, COLOURED_VALUE, main_hue, nearest_colour
 from ..dataset import image_names, load_dataset
 from ..evaluator import ENL0Features, Evaluator, EvaluatorTrainConfig, encode_images, train_evaluator
 from ..pipeline import Pipeline
@@ -194,8 +194,7 @@ def hue_rotated(x: torch.Tensor, colour: str) -> torch.Tensor:
     coloured = (s > COLOURED_SATURATION) & (v > COLOURED_VALUE)
     out = []
     for hi, si, vi, ci in zip(h, s, v, coloured):
-        main = torch.bincount(nearest_colour(hi[ci]), minlength=len(COLOURS)).argmax() if ci.any() else 0
-        shift = COLOURS[colour] - list(COLOURS.values())[int(main)]
+        shift = COLOURS[colour] - main_hue(hi, ci)
         out.append(hsv_to_rgb((hi + shift) % 360, si, vi))
     return (torch.stack(out) * 255).round().clamp(0, 255).to(torch.uint8)
 
