@@ -195,3 +195,25 @@ def test_reprior_rebuilds_only_the_text_side(tmp_path, folder, pack):
     meta.write_text(meta.read_text().replace('"red apple"', '"green apple"'))
     with pytest.raises(ValueError, match="does not hold the model's emojis"):
         rebuild_text_side(out, other, tmp_path / "bad")
+
+
+def test_distilling_an_upsampler_trains_a_smaller_net_toward_its_teacher(tmp_path, tiny_model_dir):
+    from model.training import upsampler as sr
+    from model.upsample import Upsampler, UpsamplerConfig
+
+    torch.manual_seed(0)
+    Upsampler(UpsamplerConfig(features=8, convs=2, name="teacher")).save_pretrained(tmp_path / "teacher")
+    teacher = Upsampler.from_folder(tmp_path / "teacher")
+    low, names = sr.prior_drawings(tiny_model_dir)
+    assert low.dtype == torch.uint8 and low.shape[1:] == (3, 16, 16) and len(names) == len(low)
+    high = sr.teacher_targets(teacher, low)
+    assert high.shape[1:] == (3, 64, 64)
+    assert sr.psnr(teacher, low, high) > 35  # the teacher against its own (rounded) output
+    before = Upsampler(UpsamplerConfig(features=4, convs=1))
+    sr.main(["--teacher", str(tmp_path / "teacher"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "sr"),
+             "--features", "4", "--convs", "1", "--steps", "80", "--crop", "8", "--lr", "3e-3", "--threads", "1"])
+    cfg = json.loads((tmp_path / "sr" / "export" / "config.json").read_text())
+    assert (cfg["features"], cfg["convs"], cfg["steps"]) == (4, 1, 80)
+    assert cfg["name"] == "teacher, distilled (4x3 convs)" and "--teacher" in cfg["source"]
+    student = Upsampler.from_folder(tmp_path / "sr" / "export")
+    assert sr.psnr(student, low, high) > sr.psnr(before, low, high) + 1  # it learned the teacher's map
