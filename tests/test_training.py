@@ -217,3 +217,19 @@ def test_distilling_an_upsampler_trains_a_smaller_net_toward_its_teacher(tmp_pat
     assert cfg["name"] == "teacher, distilled (4x3 convs)" and "--teacher" in cfg["source"]
     student = Upsampler.from_folder(tmp_path / "sr" / "export")
     assert sr.psnr(student, low, high) > sr.psnr(before, low, high) + 1  # it learned the teacher's map
+
+
+def test_distillation_pairs_are_cached_per_model_and_teacher(tmp_path, tiny_model_dir):
+    from model.training import upsampler as sr
+    from model.upsample import Upsampler, UpsamplerConfig
+
+    for name, seed in (("a", 0), ("b", 1)):
+        torch.manual_seed(seed)
+        Upsampler(UpsamplerConfig(features=4, convs=1, name=name)).save_pretrained(tmp_path / name)
+    cache = tmp_path / "pairs.pt"
+    (lo, hi), _, name = sr.distil_pairs(tiny_model_dir, tmp_path / "a", cache)
+    assert cache.is_file() and name == "a"
+    (lo2, hi2), _, _ = sr.distil_pairs(tiny_model_dir, tmp_path / "a", cache)
+    assert torch.equal(lo, lo2) and torch.equal(hi, hi2)
+    (lo3, hi3), _, name = sr.distil_pairs(tiny_model_dir, tmp_path / "b", cache)  # another teacher: made again
+    assert name == "b" and torch.equal(lo, lo3) and not torch.equal(hi, hi3)

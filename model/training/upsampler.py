@@ -110,22 +110,23 @@ def psnr(net: Upsampler, low: torch.Tensor, high: torch.Tensor, batch: int = 64)
     return float(torch.cat(vals).mean())
 
 
-def distil_pairs(model_folder, teacher_folder, cache: Path | None = None, log=print) -> tuple[tuple, tuple, str]:
+def distil_pairs(model_folder, teacher_folder, cache: Path | None = None) -> tuple[tuple, tuple, str]:
     """(train inputs, train targets), (held-out inputs, held-out targets), the teacher's name. cache:
-    a file the drawings and the teacher's targets are kept in (computed once: ~17 min on one thread)."""
+    a file the drawings and the teacher's targets are kept in (~17 min on one thread to make), used
+    again only for the same model and teacher folders."""
     teacher = Upsampler.from_folder(teacher_folder)
-    t0 = time.time()
-    if cache is not None and cache.is_file():
-        d = torch.load(cache, weights_only=True)
+    t0, made_from = time.time(), f"{Path(model_folder).resolve()}\n{Path(teacher_folder).resolve()}"
+    d = torch.load(cache, weights_only=True) if cache is not None and cache.is_file() else {}
+    if d.get("made_from") == made_from:
         low, high, names = d["low"], d["high"], d["names"].split("\n")
     else:
         low, names = prior_drawings(model_folder)
         high = teacher_targets(teacher, low)
         if cache is not None:
-            torch.save({"low": low, "high": high, "names": "\n".join(names)}, cache)
+            torch.save({"low": low, "high": high, "names": "\n".join(names), "made_from": made_from}, cache)
     held = torch.tensor([is_held_out(n) for n in names])
-    log(f"{int((~held).sum())} drawings to train on, {int(held.sum())} held out; the teacher's targets "
-        f"took {time.time() - t0:.0f} s", flush=True)
+    print(f"{int((~held).sum())} drawings to train on, {int(held.sum())} held out; the teacher's targets "
+          f"took {time.time() - t0:.0f} s", flush=True)
     return (low[~held], high[~held]), (low[held], high[held]), teacher.cfg.name
 
 
