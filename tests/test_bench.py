@@ -10,7 +10,8 @@ from torch import nn
 from model.bench import BenchConfig, count_macs, run_bench, speed_markdown
 from model.bench.dfgan import DFGANGenerator
 from model.bench.ldm_decoder import LDMDecoder
-from model.bench.loadtest import classify, summarize
+from model.bench.loadtest import classify, cpu_split, summarize
+from model.bench.measure import proc_cpu_s
 from model.paths import ROOT
 
 
@@ -144,12 +145,32 @@ def test_loadtest_classifies_and_summarizes():
     assert classify(None) == "ok"
     assert classify(QueueError("Queue is full! Please try again.")) == "refused"
     assert classify(RuntimeError("boom")) == "failed"
+    import httpx
+
+    full = httpx.HTTPStatusError("Server error '503 Service Unavailable' for url 'http://x/gradio_api/call/generate'",
+                                 request=httpx.Request("POST", "http://x"), response=httpx.Response(503))
+    assert classify(full) == "refused"  # the plain-HTTP client's "queue is full"
     recs = [{"outcome": "ok", "seconds": s, "error": None} for s in (0.1, 0.2, 0.3)]
     recs.append({"outcome": "refused", "seconds": 0.01, "error": "QueueError: full"})
     s = summarize(recs, 1.0)
     assert s["ok"] == 3 and s["refused"] == 1 and s["all_answered_or_refused"]
     assert s["latency"]["p50_ms"] == pytest.approx(200.0)
     assert not summarize(recs + [{"outcome": "failed", "seconds": 1, "error": "x"}], 1.0)["all_answered_or_refused"]
+
+
+def test_cpu_accounting_counts_this_process_and_splits_the_cores():
+    import os
+    import time
+
+    t = time.process_time()
+    while time.process_time() - t < 0.2:  # burn 0.2 s of CPU in this process
+        pass
+    a, b = proc_cpu_s(), proc_cpu_s(os.getpid())
+    assert a >= 0.2 and abs(a - b) < 0.1  # getrusage and /proc/PID/stat agree
+    c = cpu_split((10.0, 2.0), (16.0, 3.0), wall_s=4.0, requests=12)
+    assert c == {"load_generator_s": 1.0, "load_generator_cores": 0.25, "app_s": 6.0, "app_cores": 1.5,
+                 "app_cpu_ms_per_request": 500.0}
+    assert "app_s" not in cpu_split((None, 2.0), (None, 3.0), wall_s=4.0, requests=12)
 
 
 def test_load_run_against_a_served_app_measures_memory_after_settling(server):
@@ -165,6 +186,20 @@ def test_load_run_against_a_served_app_measures_memory_after_settling(server):
     for key in ("app_rss_before", "app_rss_after", "app_rss_after_settling"):
         assert r[key]["rss_mib"] > 50, key
     assert r["app_rss_after_settling"]["minutes"] == 0.01
+    assert r["cpu"]["app_s"] > 0 and r["cpu"]["app_cpu_ms_per_request"] > 0  # the app served 4 requests
+    assert r["cpu"]["connect_s"] >= 0 and r["wall_s"] > 0  # connecting is timed apart from the load
+
+
+def test_load_run_with_plain_http_clients_against_a_served_app(server):
+    import os
+
+    from model.bench.loadtest import LoadConfig, run_load
+
+    r = run_load(LoadConfig(url=server.url, pid=os.getpid(), clients=2, requests=2, warmup=False, client="http"),
+                 log=lambda *a: None)
+    assert (r["requests"], r["ok"], r["failed"], r["client"]) == (4, 4, 0, "http")
+    with pytest.raises(ValueError, match="--client must be"):
+        run_load(LoadConfig(url=server.url, client="curl"), log=lambda *a: None)
 
 
 def test_load_levels_run_in_turn_against_a_served_app(server):

@@ -4,10 +4,12 @@
     python -m model.loadtest --start-app            # launches app.py on a free port itself
     python -m model.loadtest --start-app --levels 1,8,32 --compare-batch 1,8 --requests 6
         # before/after batching in one run: the app started once per --max-batch, each load level in turn
+    python -m model.loadtest --start-app --client http   # plain-HTTP clients: a lighter load generator
 
 Every request must be answered or cleanly refused by the queue ("queue is full"); anything
 else counts as failed. Prints a JSON summary: counts, p50/p95 latency of answered requests,
-throughput, and the app process's RSS before and after (from /proc/PID/status).
+throughput, the app process's RSS before and after (from /proc/PID/status), and where the CPU went:
+the app's and the load generator's CPU seconds (the clients run on the same machine as the app).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from ..cli import dataclass_parser
 from .app_client import PROMPTS, app_generate_args, start_app
-from .measure import percentiles, proc_rss_mib
+from .measure import percentiles, proc_cpu_s, proc_rss_mib
 
 
 @dataclass(kw_only=True)
@@ -35,6 +37,10 @@ class LoadConfig:
     levels: str = ""  # comma-separated client counts run one after another (e.g. 1,8,32); "" = --clients
     compare_batch: str = ""  # with --start-app: comma-separated app --max-batch values, the app started once each
     app_defaults: bool = False  # call /generate with the app's defaults (16 candidates, calibrated gate), not 4 / 0.5
+    # how each client calls: "gradio_client" (a Client per thread, what a Python user runs) or "http"
+    # (plain HTTP: POST /gradio_api/call/generate, then its event stream; a lighter load generator, so
+    # more of a shared machine's CPU is left to the app: `cpu` in the summary says how much each took)
+    client: str = "gradio_client"
 
 
 def classify(exc: BaseException | None) -> str:
@@ -42,7 +48,8 @@ def classify(exc: BaseException | None) -> str:
     if exc is None:
         return "ok"
     text = f"{type(exc).__name__}: {exc}".lower()
-    return "refused" if "queueerror" in text or "queue is full" in text else "failed"
+    full = "queueerror" in text or "queue is full" in text or "queue_full" in text
+    return "refused" if full or (type(exc).__name__ == "HTTPStatusError" and "503" in text) else "failed"
 
 
 def summarize(records: list[dict], wall_s: float) -> dict:
@@ -55,12 +62,26 @@ def summarize(records: list[dict], wall_s: float) -> dict:
             "answered_per_s": len(ok) / wall_s if wall_s > 0 else None, "failed_examples": errors}
 
 
+class HTTPCaller:
+    """/generate over plain HTTP, the `predict` of a gradio_client Client (model.bench.default_call.http_call)."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.url, self.http = url, httpx.Client(timeout=600)
+
+    def predict(self, *args, api_name: str = "/generate") -> None:
+        from .default_call import http_call
+
+        http_call(self.http, self.url, args)
+
+
 def client_loop(url: str, cid: int, n: int, records: list[dict], lock: threading.Lock, barrier: threading.Barrier,
-                app_defaults: bool = False) -> None:
+                app_defaults: bool = False, kind: str = "gradio_client") -> None:
     from gradio_client import Client
 
     try:
-        client = Client(url, verbose=False)
+        client = HTTPCaller(url) if kind == "http" else Client(url, verbose=False)
     except Exception as e:  # noqa: BLE001 - a client that cannot connect fails all its requests
         with lock:
             records += [{"outcome": "failed", "seconds": 0.0, "error": f"connect: {type(e).__name__}: {e}"}] * n
@@ -80,23 +101,47 @@ def client_loop(url: str, cid: int, n: int, records: list[dict], lock: threading
             records.append(rec)
 
 
-def one_level(url: str, pid: int | None, clients: int, requests: int, app_defaults: bool) -> dict:
+def one_level(url: str, pid: int | None, clients: int, requests: int, app_defaults: bool,
+              kind: str = "gradio_client") -> dict:
     """`clients` threads x `requests` sequential calls, all started together -> summary with RSS before/after."""
     before = proc_rss_mib(pid) if pid else None
     records: list[dict] = []
-    lock, barrier = threading.Lock(), threading.Barrier(clients)
-    threads = [threading.Thread(target=client_loop, args=(url, i, requests, records, lock, barrier, app_defaults))
+    start: dict = {}
+
+    def go() -> None:  # every client has connected (gradio_client fetches the app's config and API
+        # info first: 32 of them cost seconds of both processes' CPU): the load starts now
+        start.update(t=time.perf_counter(), cpu=(proc_cpu_s(pid) if pid else None, proc_cpu_s()))
+
+    lock, barrier = threading.Lock(), threading.Barrier(clients, action=go)
+    threads = [threading.Thread(target=client_loop, args=(url, i, requests, records, lock, barrier, app_defaults, kind))
                for i in range(clients)]
-    t0 = time.perf_counter()
+    t_connect = time.perf_counter()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    wall = time.perf_counter() - t0
+    end = time.perf_counter()
+    wall = end - start.get("t", t_connect)
+    cpu = cpu_split(start.get("cpu", (None, 0.0)), (proc_cpu_s(pid) if pid else None, proc_cpu_s()), wall, len(records))
+    cpu["connect_s"] = round(start.get("t", end) - t_connect, 2)  # the clients' connecting, not in wall_s
     call = ("generate(prompt, 'any', n=4, seed, candidates=16, the calibrated gate, 256 px): the app's defaults"
             if app_defaults else "generate(prompt, 'any', n=4, seed, False, 1.0, candidates=4, gate=0.5, 256 px)")
-    return {"url": url, "clients": clients, "requests_per_client": requests, "call": call,
-            **summarize(records, wall), "app_rss_before": before, "app_rss_after": proc_rss_mib(pid) if pid else None}
+    return {"url": url, "clients": clients, "client": kind, "requests_per_client": requests, "call": call,
+            **summarize(records, wall), "cpu": cpu, "app_rss_before": before,
+            "app_rss_after": proc_rss_mib(pid) if pid else None}
+
+
+def cpu_split(before: tuple, after: tuple, wall_s: float, requests: int) -> dict:
+    """(app, load generator) CPU seconds before and after a level -> where the cores went: each
+    process's CPU seconds, the cores each kept busy on average, and the app's CPU ms per request.
+    The load generator (this process: the clients' threads) shares the machine with the app."""
+    gen = after[1] - before[1]
+    out = {"load_generator_s": round(gen, 2), "load_generator_cores": round(gen / wall_s, 2) if wall_s > 0 else None}
+    if before[0] is not None:
+        app = after[0] - before[0]
+        out.update(app_s=round(app, 2), app_cores=round(app / wall_s, 2) if wall_s > 0 else None,
+                   app_cpu_ms_per_request=round(1e3 * app / requests, 1) if requests else None)
+    return out
 
 
 def warm_up(url: str, app_defaults: bool) -> dict:
@@ -115,6 +160,8 @@ def warm_up(url: str, app_defaults: bool) -> dict:
 def run_load(cfg: LoadConfig, log=print, app_args: tuple[str, ...] = ()) -> dict:
     """One app (started here, or cfg.url): the warm-up, then each load level; with --levels the
     summary holds one entry per level under "levels"."""
+    if cfg.client not in ("gradio_client", "http"):
+        raise ValueError(f"--client must be gradio_client or http, got {cfg.client!r}")
     proc, url, pid, start_s = None, cfg.url, cfg.pid or None, None
     try:
         if cfg.start_app:
@@ -127,10 +174,12 @@ def run_load(cfg: LoadConfig, log=print, app_args: tuple[str, ...] = ()) -> dict
         levels = [int(x) for x in cfg.levels.split(",") if x.strip()] if cfg.levels else [cfg.clients]
         runs = []
         for c in levels:
-            runs.append(one_level(url, pid, c, cfg.requests, cfg.app_defaults))
+            runs.append(one_level(url, pid, c, cfg.requests, cfg.app_defaults, cfg.client))
             lat = runs[-1]["latency"] or {}
             log(f"{' '.join(app_args) or 'app'}: {c} clients x {cfg.requests}: {runs[-1]['ok']} answered, "
-                f"{runs[-1]['answered_per_s'] or 0:.2f} req/s, p50 {lat.get('p50_ms', float('nan')):.0f} ms")
+                f"{runs[-1]['answered_per_s'] or 0:.2f} req/s, p50 {lat.get('p50_ms', float('nan')):.0f} ms; "
+                f"cores busy: app {runs[-1]['cpu'].get('app_cores')}, "
+                f"load generator {runs[-1]['cpu']['load_generator_cores']}")
         summary = dict(runs[0]) if len(runs) == 1 else {"url": url, "levels": runs, "app_rss_after_start": at_start,
                                                          "app_rss_after": proc_rss_mib(pid) if pid else None}
         summary["app_rss_before"] = at_start

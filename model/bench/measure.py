@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import resource
 import statistics
 import time
@@ -90,6 +91,17 @@ def proc_rss_mib(pid: int) -> dict:
         if key in ("VmRSS", "VmHWM"):
             out[{"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}[key]] = int(val.split()[0]) / 1024
     return out
+
+
+def proc_cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) a process has used so far; pid None: this process, its threads included."""
+    if pid is None:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    # /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks, counted after the ")" that ends
+    # the command name (which may itself hold spaces)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def has_text_encoder(name: str | None = None, model_folder=None) -> bool:
