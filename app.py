@@ -59,6 +59,9 @@ GEN_DEFAULTS = generate_args("")[1:]
 # sheet every call made until 2026-12-07, is not reused)
 EXAMPLE_OUTPUTS = ("gallery", "status")
 UPSCALE_LABEL = "256 px (super-resolution; off = the model's raw 64 px)"
+# a set draws an emoji once: in a named style, seeds otherwise show one design
+OTHER_DESIGNS_LABEL = ("Other sets' designs too, redrawn in this style (more variety in one style; "
+                       "they keep some of their set's look)")
 
 
 def gen_defaults(pipeline: Pipeline) -> tuple:
@@ -90,7 +93,7 @@ def examples_cache_dir(pipeline: Pipeline, prompts: list[str]) -> Path:
 
 def text_to_image_tab(lim, styles: list[str], defaults: tuple, prompts: list[str], example) -> SimpleNamespace:
     """The first tab's components, built inside its gr.Tab (cached examples drawn by `example`)."""
-    style0, n0, seed0, random0, div0, cand0, gate0, up0 = defaults
+    style0, n0, seed0, random0, div0, cand0, gate0, up0, other0 = defaults
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", placeholder="e.g. red apple", max_lines=2,
@@ -104,6 +107,7 @@ def text_to_image_tab(lim, styles: list[str], defaults: tuple, prompts: list[str
             diversity = gr.Slider(0, lim.max_truncation, value=div0, step=0.05,
                                   label="Diversity (0 = the best reading, no noise)")
             upscale_g = gr.Checkbox(value=up0, label=UPSCALE_LABEL)
+            other_designs = gr.Checkbox(value=other0, label=OTHER_DESIGNS_LABEL)
             with gr.Accordion("Discriminator gate", open=True):
                 candidates = gr.Slider(1, lim.max_candidates, value=cand0, step=1,
                                        label="Candidates, at most (half are drawn first)")
@@ -122,7 +126,8 @@ def text_to_image_tab(lim, styles: list[str], defaults: tuple, prompts: list[str
                 make_sheet = sheet_button("make-sheet")
             sheet, result = sheet_output("sheet")
     components = dict(prompt=prompt, style=style, n=n, seed=seed, random_seed=random_seed,
-                      diversity=diversity, candidates=candidates, gate=gate, upscale=upscale_g)
+                      diversity=diversity, candidates=candidates, gate=gate, upscale=upscale_g,
+                      other_designs=other_designs)
     gen_inputs = [components[k] for k in GENERATE_PARAMS]  # the API's argument order
     examples = gr.Examples([[p, *defaults] for p in prompts], inputs=gen_inputs, outputs=[gallery, status],
                            fn=example, cache_examples=True, cache_mode="eager", visible_columns=[0],
@@ -258,7 +263,7 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
     # gradio reads this when gr.Examples is built and when it serves the cached files
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(examples_cache or examples_cache_dir(pipeline, prompts))
     defaults = gen_defaults(pipeline)
-    style0, n0, seed0, random0, div0, cand0, gate0, up0 = defaults
+    gate0 = defaults[GENERATE_PARAMS.index("gate") - 1]
     h = event_handlers(pipeline)
     with gr.Blocks(title="Emoji text-to-image", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Emoji text-to-image\nA prior reads your prompt, an image VAE's decoder draws it in "

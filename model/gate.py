@@ -32,7 +32,8 @@ class Gate:
 
     def rank(self, x: torch.Tensor, e: torch.Tensor, style_t: torch.Tensor, seeds: list[int], *,
              n: int, gate: float, fill: bool, round_robin_styles: bool, upscale: bool = True,
-             order: str = "score", scores: tuple | None = None, designs: list | None = None) -> Generation:
+             order: str = "score", scores: tuple | None = None, designs: list | None = None,
+             variety: list[str | None] | None = None) -> Generation:
         """Candidates x (N, 3, S, S) with their text embeddings e (N, D), style ids (N,) and seeds
         -> the Generation shown. order "score": the best n by realism x match (with fill, rejected
         ones make up the count); "seed": those that passed in seed order, then (fill) rejected ones,
@@ -40,11 +41,13 @@ class Gate:
         candidate order. scores: (realism, match) of x already judged (a batch judged together).
         designs: each candidate's design (what it was drawn from); with order "score", the best of
         each design comes before a second of any, so that n images show different drawings, not
-        one drawing n times with noise."""
+        one drawing n times with noise. variety: per candidate, the set whose design was moved in
+        for variety (`RetrievalPrior.row_for`; None: the asked set's own; Scored.redrawn_from); with
+        order "score", `variety_last` decides which of them are shown first."""
         realism, match = scores if scores is not None else self.stages.judge(x, e, style_t)[:2]
         names = self.stages.model.cfg.styles
         scored = [Scored(None, seeds[k], float(realism[k]), float(match[k]), bool(realism[k] >= gate),
-                         names[int(style_t[k])])
+                         names[int(style_t[k])], None if variety is None else variety[k])
                   for k in range(len(seeds))]
         index = {id(s): k for k, s in enumerate(scored)}
         ranked = scored if order != "score" else sorted(scored, key=lambda s: (not s.kept, -(s.realism * s.match)))
@@ -52,6 +55,11 @@ class Gate:
         if designs is not None and order == "score" and self.distinct:
             key = {id(s): designs[k] for k, s in enumerate(scored)}
             passed, rejected = distinct_first(passed, key), distinct_first(rejected, key)
+        if variety is not None and any(variety) and order == "score":
+            passed, later = self.variety_last(passed, [s for k, s in enumerate(scored) if not variety[k]],
+                                              {id(s): designs[k] if designs is not None else k
+                                               for k, s in enumerate(scored) if variety[k]})
+            rejected = rejected + later
         if round_robin_styles:  # "any": take the styles in turns, not n of the one D likes best
             passed, rejected = round_robin(passed), round_robin(rejected)
         kept = ranked[:n] if order == "all" else passed[:n]
@@ -61,6 +69,28 @@ class Gate:
         for s, img in zip(kept, self.stages.finish(x[rows], upscale) if rows else []):
             s.image = img
         return Generation(images=kept, candidates=len(seeds), discarded=sum(not s.kept for s in scored), gate=gate)
+
+    def variety_last(self, passed: list[Scored], own: list[Scored],
+                     moved: dict[int, object]) -> tuple[list[Scored], list[Scored]]:
+        """The passed images (best first) -> (those still shown first, those put after every
+        rejected one). A moved-in image (id -> its design in `moved`) stays only when it is the first
+        of its design and scores >= variety_gate x the best of `own` (the asked set's own designs,
+        passed or not): a moved design is shown once, when it is about as good as the set's own
+        drawing; else the set's own drawing is shown again, even below the gate. The set's own
+        drawing comes first when one passed. As it is when no own design was drawn."""
+        if not own or not passed:
+            return passed, []
+        bar = float(self.stages.model.cfg.variety_gate) * max(s.realism * s.match for s in own)
+        shown, later = set(), set()
+        for s in passed:
+            if id(s) in moved:
+                if moved[id(s)] in shown or s.realism * s.match < bar:
+                    later.add(id(s))
+                shown.add(moved[id(s)])
+        out = [s for s in passed if id(s) not in later]
+        first = next((k for k, s in enumerate(out) if id(s) not in moved), 0)
+        out = out[first:first + 1] + out[:first] + out[first + 1:]
+        return out, [s for s in passed if id(s) in later]
 
     def score(self, image, prompt: str | None = None, style: str = "any") -> ScoreResult:
         """Any image (path, PIL, array), optional prompt -> D's realism, text match and patch map."""

@@ -52,6 +52,13 @@ class LatentConfig:
     # filled sets (emojis fluent3d lacks: recognised 0.757 -> 0.805, judged fluent3d 0.922 -> 0.953;
     # model/EXPERIMENTS.md, 2026-12-07 evening). Names not in `styles` are ignored.
     prior_moved_last: tuple[str, ...] = ("openmoji",)
+    # a set draws an emoji once, so an exact name's seeds in one style show one drawing; these sets'
+    # designs of it, moved into the asked style, are its other drawings (their moves keep the most:
+    # OpenMoji's outlines and fluent3d's shading move worst), shown only when the gate scores them
+    # (realism x match) >= variety_gate x the best of the set's own design (Gate.rank). Chosen on
+    # 236 other emojis' names (model/EXPERIMENTS.md, 2026-12-07, "variety for an exact name").
+    prior_variety_from: tuple[str, ...] = ("google", "twitter")
+    variety_gate: float = 0.8
     gate: float = 0.5  # default realism threshold (P(real)); training sets it from held-out real images
     # an encoded image's latent is fitted through the decoder by this many Adam steps (semi-amortised
     # inference): the prior's tables at export and uploaded images alike; 0 = the encoder's mean
@@ -78,6 +85,8 @@ class LatentConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.refine_steps < 0 or self.refine_lr <= 0:
             raise ValueError(f"refine_steps must be >= 0 and refine_lr > 0, got {self.refine_steps}, {self.refine_lr}")
+        if self.variety_gate < 0:
+            raise ValueError(f"variety_gate must be >= 0, got {self.variety_gate}")
         if not 0.0 <= self.gate <= 1.0:
             raise ValueError(f"gate must be in [0, 1], got {self.gate}")
 

@@ -36,9 +36,13 @@ class LatentModel(nn.Module):
         self.encoder = ImageEncoder(cfg)
         self.decoder = Decoder(cfg)
         self.discriminator = Discriminator(cfg)
+
+        def ids(names: tuple[str, ...]) -> tuple[int, ...]:  # style names -> ids (names it lacks dropped)
+            return tuple(cfg.styles.index(s) for s in names if s in cfg.styles)
+
         self.prior = RetrievalPrior(text_dim=cfg.text_dim, latent_shape=cfg.latent_shape, num_styles=cfg.num_styles,
                                     top_k=cfg.prior_top_k, temperature=cfg.prior_temperature,
-                                    moved_last=tuple(cfg.styles.index(s) for s in cfg.prior_moved_last if s in cfg.styles))
+                                    moved_last=ids(cfg.prior_moved_last), variety_from=ids(cfg.prior_variety_from))
 
     @staticmethod
     def weight_files(styles) -> list[str]:

@@ -29,6 +29,7 @@ class Scored:
     match: float  # P(image fits the prompt), in [0, 1]
     kept: bool  # passed the gate
     style: str  # the art style it was drawn in ("any" resolves per seed)
+    redrawn_from: str | None = None  # another set's design of it, moved into `style` (for variety); None: style's own
 
 
 @dataclass
@@ -53,6 +54,7 @@ class GenerateRequest:
     gate: float
     fill: bool
     upscale: bool
+    variety: bool = False  # in a named style, other sets' designs moved into it too (TextToImage.generate)
 
 
 @dataclass

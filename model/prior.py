@@ -45,10 +45,11 @@ class RetrievalPrior(nn.Module):
 
     def __init__(self, *, text_dim: int, latent_shape: tuple[int, int, int], num_styles: int,
                  top_k: int, temperature: float, names: list[str] | None = None,
-                 moved_last: tuple[int, ...] = ()) -> None:
+                 moved_last: tuple[int, ...] = (), variety_from: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.top_k, self.temperature, self.num_styles = top_k, temperature, num_styles
         self.moved_last = tuple(moved_last)  # styles whose designs are moved in only when no other has one
+        self.variety_from = tuple(variety_from)  # styles whose designs are moved in for variety (row_for)
         self.names = list(names or [])
         self.register_buffer("cap_emb", torch.zeros(0, text_dim))
         self.register_buffer("query_map", torch.zeros(text_dim, text_dim))  # W of e + e W (0: plain MiniLM)
@@ -107,14 +108,20 @@ class RetrievalPrior(nn.Module):
         """{style: latent row} of one emoji entry (the styles that have it)."""
         return self._by_entry()[entry]
 
-    def row_for(self, entry: int, style: int, choice: int = 0) -> tuple[int, bool]:
+    def row_for(self, entry: int, style: int, choice: int = 0, variety: bool = False) -> tuple[int, bool]:
         """The latent row of `entry` drawn in `style`, and whether that style has it. When it
         does not (fluent3d lacks newer emojis), another style's latent of the same emoji is
         used (picked by `choice`; the `moved_last` styles' only when no other style has it);
-        `latent_in` moves it into the asked style."""
+        `latent_in` moves it into the asked style. variety: when the style has it, an odd `choice`
+        picks one of the `variety_from` styles' designs of it in turn (a set draws an emoji once,
+        so these are the only other designs of an exact name), an even one its own: half of a
+        request's seeds keep the set's own drawing, to show when a moved one is not as good."""
         rows = self._by_entry()[entry]
         if style in rows:
-            return rows[style], True
+            others = [rows[s] for s in self.variety_from if s in rows and s != style] if variety else []
+            if not others or choice % 2 == 0:
+                return rows[style], True
+            return others[(choice // 2) % len(others)], False
         others = [rows[s] for s in sorted(rows) if s not in self.moved_last] or [rows[s] for s in sorted(rows)]
         return others[choice % len(others)], False
 
@@ -153,10 +160,16 @@ class RetrievalPrior(nn.Module):
         shift = (self.latents[rows_t[near]].float() - self.latents[rows_s[near]].float()).mean(0)
         return z + shift.to(z.device, z.dtype)
 
-    def latent_in(self, entry: int, style: int, choice: int = 0, memo: dict | None = None) -> torch.Tensor:
+    def is_variety(self, row: int, style: int) -> bool:
+        """Whether latent row `row`, drawn in `style`, is another set's design moved in for variety
+        (the asked style has its own design of that emoji), not one moved in because it lacks it."""
+        return int(self.lat_style[row]) != style and style in self._by_entry()[int(self.lat_entry[row])]
+
+    def latent_in(self, entry: int, style: int, choice: int = 0, memo: dict | None = None,
+                  variety: bool = False) -> torch.Tensor:
         """The latent (C, h, w) of `entry` in `style`: stored, or restyled from another style's
-        (memo: restyles already made in this call, keyed by (row, style))."""
-        row, has = self.row_for(entry, style, choice)
+        (memo: restyles already made in this call, keyed by (row, style)); variety: row_for's."""
+        row, has = self.row_for(entry, style, choice, variety)
         z = self.latents[row].float().cpu()
         if has:
             return z
@@ -175,9 +188,11 @@ class RetrievalPrior(nn.Module):
         return self.sample_designs(readings, styles, seeds, truncation)[0]
 
     def sample_designs(self, readings: list[Reading], styles: list[int], seeds: list[int],
-                       truncation: float = 1.0) -> tuple[torch.Tensor, list[int]]:
+                       truncation: float = 1.0, variety: bool = False) -> tuple[torch.Tensor, list[int]]:
         """`sample`, and the stored latent row each sample was drawn from (its design: one emoji
-        as one set drew it), so that a caller can show different designs rather than one twice."""
+        as one set drew it), so that a caller can show different designs rather than one twice.
+        variety: seeds also draw the `variety_from` sets' designs moved into the asked style
+        (`row_for`); the caller must judge them (the gate: `Gate.rank`'s variety rule)."""
         out, rows, memo = [], [], {}  # a restyle depends only on (row, style): made once per call
         for rd, st, seed in zip(readings, styles, seeds):
             g = torch.Generator().manual_seed(int(seed))
@@ -185,8 +200,8 @@ class RetrievalPrior(nn.Module):
             gumbel = -torch.log(-torch.log(torch.rand(len(w), generator=g, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)))
             pick = int(torch.argmax(torch.log(w.clamp(min=1e-12)) + truncation * gumbel))
             eps = torch.randn(self.latents.shape[1:], generator=g)  # (C, h, w)
-            row, _ = self.row_for(rd.entries[pick], int(st), choice=int(seed))
-            z = self.latent_in(rd.entries[pick], int(st), choice=int(seed), memo=memo)
+            row, _ = self.row_for(rd.entries[pick], int(st), choice=int(seed), variety=variety)
+            z = self.latent_in(rd.entries[pick], int(st), choice=int(seed), memo=memo, variety=variety)
             out.append(z + truncation * self.sigmas[row].float().cpu()[:, None, None] * eps)
             rows.append(row)
         return torch.stack(out), rows  # (N, C, h, w), (N,)

@@ -53,6 +53,10 @@ class TextToImage:
                  on_idle: Callable[[], object] | None = None):
         self.stages, self.checks, self.gate = stages, checks, gate
         self.compose = compose  # draw prompts that name two ideas or a colour from their parts (model.compose)
+        # generate's other_designs when a call does not say: in a named style, seeds draw other sets'
+        # designs moved into it too, gated (RetrievalPrior.row_for, Gate.rank). Off: the moved designs
+        # keep some of their set's look (model/EXPERIMENTS.md, 2026-12-07, "other sets' designs")
+        self.variety = False
         self.max_batch = max_batch  # generate calls drawn together when they arrive while the model is busy
         self.on_idle = on_idle  # called after a generate batch when no call waits (the app: memory.trim)
         self._batcher: Batcher | None = None
@@ -133,11 +137,14 @@ class TextToImage:
     # --- the tasks ---
     def generate(self, prompt: str, n: int = 4, seed: int | None = 0, style: str = "any",
                  truncation: float = 1.0, candidates: int | None = None, gate: float | None = None,
-                 fill: bool = True, upscale: bool = True) -> Generation:
+                 fill: bool = True, upscale: bool = True, other_designs: bool | None = None) -> Generation:
         """Draw `candidates` images (seeds seed..seed+N-1), drop those the discriminator judges
         fake (P(real) < gate), return the best n by realism x match. With fill=True, rejected
         images make up the count when too few pass (marked kept=False). gate=None: the model's
         calibrated default. upscale: 256 px through the super-resolution stage (else the model's 64).
+        other_designs: in a named style, seeds also draw the other sets' designs of the emoji moved
+        into it, each shown once when the gate finds it about as good as the set's own (Gate.rank;
+        Scored.redrawn_from names the set); None: `self.variety`. They keep some of their set's look.
 
         Thread-safe: calls from several threads that arrive while the model is busy are drawn
         together in one batch (`model.batching.Batcher`, at most `max_batch` requests); each
@@ -147,7 +154,9 @@ class TextToImage:
         n, candidates = c.count(n, candidates)
         req = GenerateRequest(prompt=prompt, n=n, candidates=candidates, seed=c.seed(seed), style=c.style(style),
                               truncation=c.truncation(truncation), gate=c.gate(gate, self.gate.default),
-                              fill=bool(fill), upscale=c.boolean(upscale, "upscale"))
+                              fill=bool(fill), upscale=c.boolean(upscale, "upscale"),
+                              variety=self.variety if other_designs is None
+                              else c.boolean(other_designs, "other designs"))
         with self._lock:
             if self._batcher is None:  # late-bound: the batch function may be swapped (tests, benchmarks)
                 self._batcher = Batcher(lambda rs: self.generate_batch(rs), self.max_batch, on_idle=self.on_idle)
@@ -176,12 +185,24 @@ class TextToImage:
         out = []
         for i, (r, (seeds, st, e, rd)) in enumerate(zip(requests, todo)):
             idx, x, designs, realism, match = got[i]  # the candidates this request drew
+            variety = [self.moved_from(d, int(st[j])) for d, j in zip(designs, idx)]
             g = self.gate.rank(x, e.expand(len(idx), -1), st[idx], [seeds[j] for j in idx], n=r.n, gate=r.gate,
                                fill=r.fill, upscale=r.upscale, round_robin_styles=r.style == self.checks.any_style,
-                               designs=designs, scores=(realism, match))
+                               designs=designs, scores=(realism, match), variety=variety)
             g.reading, g.plan = rd, plans[r.prompt]
             out.append(g)
         return out
+
+    def any_style(self, r: GenerateRequest) -> bool:
+        return r.style == self.checks.any_style
+
+    def moved_from(self, design, style: int) -> str | None:
+        """The set whose design a candidate (its stored latent row) is, when that design was moved
+        into `style` for variety (`RetrievalPrior.is_variety`); None otherwise (a composed
+        candidate's design is a pair of rows)."""
+        if isinstance(design, int) and self.prior.is_variety(design, style):
+            return self.stages.model.cfg.styles[int(self.prior.lat_style[design])]
+        return None
 
     def draw_and_judge(self, requests: list[GenerateRequest], plans: dict, parts: dict, todo: list,
                        which: dict) -> dict:
@@ -194,7 +215,8 @@ class TextToImage:
         for i, idx in which.items():
             prompt, st, seeds = requests[i].prompt, todo[i][1][idx], [todo[i][0][j] for j in idx]
             if plans[prompt] is None:
-                z, rows = self.prior.sample_designs([todo[i][3]] * len(idx), st.tolist(), seeds, requests[i].truncation)
+                z, rows = self.prior.sample_designs([todo[i][3]] * len(idx), st.tolist(), seeds, requests[i].truncation,
+                                                    variety=requests[i].variety and not self.any_style(requests[i]))
                 whole.append((i, z, st, rows))
             else:
                 drawn[i] = self.draw(todo[i][3], plans[prompt], st, seeds, requests[i].truncation, parts[prompt])

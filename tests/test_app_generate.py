@@ -129,6 +129,11 @@ def test_a_sheet_is_of_the_sessions_own_last_result(server):
 
 def test_caption_puts_seed_and_style_back():
     assert events.controls_from_caption("openmoji · seed 12 · realism 0.50 · match 0.40") == ("openmoji", 12, False)
+    from model.outputs import Scored
+
+    moved = events.caption(Scored(None, 5, 0.5, 0.4, True, "fluent3d", redrawn_from="twitter"))
+    assert moved.endswith("twitter's design")  # says whose design was moved into fluent3d
+    assert events.controls_from_caption(moved) == ("fluent3d", 5, False)  # and still puts the seed back
     with pytest.raises(gr.Error, match="no seed to reuse"):
         events.controls_from_caption("3/8")
 
@@ -150,6 +155,7 @@ BAD_GENERATE = [
     (dict(diversity="lots"), "diversity must be a number"),
     (dict(style="comic"), "Unknown style 'comic'; choose one of any, google"),
     (dict(gate=1.5), "gate must be from 0 to 1"),
+    (dict(other_designs="maybe"), "other designs must be true or false"),
 ]
 
 
@@ -165,6 +171,13 @@ def test_generate_bad_input(client, kw, message):
 def test_generate_any_unicode(client, prompt):
     gallery, _ = generate(client, prompt=prompt, n=2, candidates=2)
     assert len(gallery) == 2
+
+
+def test_other_designs_in_a_named_style_through_the_api(client):
+    gallery, _ = generate(client, prompt="rocket", style="fluent3d", n=4, other_designs=True, gate=0.0)
+    captions = [g["caption"] for g in gallery]
+    assert len(captions) == 4 and all(c.startswith("fluent3d · seed ") for c in captions)
+    assert all(c.endswith(("google's design", "twitter's design")) or "design" not in c for c in captions)
 
 
 def test_the_status_line_says_how_a_composed_prompt_was_drawn():

@@ -113,7 +113,7 @@ def test_default_call_is_the_same_work_three_ways(server):
     stages = lambda p, prompt, seed: request_stages(p, prompt, seed, True, n=4, candidates=16)  # noqa: E731
     d = compare_default_call(pipe, server.url, 3, stages, log=lambda *a: None)
     assert d["call"] == {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0, "candidates": 16,
-                         "gate": round(pipe.gate.default, 2), "upscale": True}
+                         "gate": round(pipe.gate.default, 2), "upscale": True, "other_designs": False}
     assert [d[k]["calls"] for k in ("pipeline", "event", "api", "api_http")] == [3, 3, 3, 3]
     assert d["api_vs_pipeline_p50"] == pytest.approx(d["api"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert d["api_http_vs_pipeline_p50"] == pytest.approx(d["api_http"]["p50_ms"] / d["pipeline"]["p50_ms"])

@@ -177,7 +177,7 @@ def test_distinct_first_puts_the_best_of_each_design_first():
 def test_generate_shows_different_designs_before_repeating_one(tiny_pipe):
     p = tiny_pipe
     prompt = "a purple rocket"  # a random embedding: every tiny emoji is a neighbour
-    p.text_to_image.compose = False
+    p.text_to_image.compose = p.text_to_image.variety = False  # the sets' own designs (variety: below)
     seeds = list(range(16))
     rd = p.text_to_image.read(prompt)
     _, rows = p.model.prior.sample_designs([rd] * 16, [0] * 16, seeds, 1.0)
@@ -192,6 +192,58 @@ def test_generate_shows_different_designs_before_repeating_one(tiny_pipe):
     second = next(k for k in ranked if rows[k] != rows[ranked[0]])
     assert shown == [ranked[0], second]  # the best, then the best of another design
     assert rows[ranked[0]] == rows[ranked[1]] or shown == ranked[:2]  # by score alone it may repeat one
+
+
+def test_variety_last_keeps_a_moved_design_once_when_it_is_about_as_good():
+    from types import SimpleNamespace
+
+    from model.gate import Gate
+    from model.latent import LatentConfig
+    from model.outputs import Scored
+
+    gate = Gate(SimpleNamespace(model=SimpleNamespace(cfg=LatentConfig(variety_gate=0.8))), checks=None)
+    own, a1, a2, b = (Scored(None, seed, r, 1.0, True, "fluent3d") for seed, r in enumerate((0.5, 0.9, 0.8, 0.3)))
+    moved = {id(a1): "A", id(a2): "A", id(b): "B"}  # b scores 0.3 < 0.8 x 0.5
+    first, later = gate.variety_last([a1, own, a2, b], [own], moved)
+    assert [s.seed for s in first] == [0, 1]  # own first, then A once
+    assert [s.seed for s in later] == [2, 3]  # A's second and the weak B: after even rejected own images
+    first, later = gate.variety_last([a1, a2], [own], moved)  # the own drawing failed the gate
+    assert (first, later) == ([a1], [a2])
+    assert gate.variety_last([a1, b], [], moved) == ([a1, b], [])  # no own design drawn: as it is
+    assert gate.variety_last([], [own], moved) == ([], [])  # nothing passed the gate
+
+
+def test_a_named_style_shows_the_sets_own_design_first_and_a_moved_one_once(tiny_pipe):
+    """"rocket" in fluent3d: seeds draw fluent3d's rocket, and Google's and Twitter's moved into fluent3d."""
+    import dataclasses
+
+    p = tiny_pipe
+    prior, cfg = p.model.prior, p.model.cfg
+    st = cfg.styles.index("fluent3d")
+    rd = p.text_to_image.read("rocket")
+    _, rows = prior.sample_designs([rd] * 16, [st] * 16, list(range(16)), 1.0, variety=True)
+    moved = [prior.is_variety(r, st) for r in rows]
+    assert 0 < sum(moved) < 16  # both kinds drawn
+    try:
+        for bar in (0.0, 100.0):
+            p.model.cfg = dataclasses.replace(cfg, variety_gate=bar)
+            shown = [s.seed for s in p.text_to_image.generate("rocket", n=4, seed=0, style="fluent3d", candidates=16,
+                                                              gate=0.0, upscale=False, other_designs=True).images]
+            assert not moved[shown[0]]  # the set's own drawing first
+            kinds = [rows[k] for k in shown if moved[k]]
+            assert len(kinds) == len(set(kinds))  # each moved design at most once
+            assert (len(kinds) > 0) == (bar == 0.0)  # a bar no moved design reaches shows the own design only
+        p.model.cfg = cfg
+        off = p.text_to_image.generate("rocket", n=4, seed=0, style="fluent3d", candidates=16, gate=0.0, upscale=False)
+        assert not any(s.redrawn_from for s in off.images)  # off by default: the set's own design only
+        on = p.text_to_image.generate("rocket", n=4, seed=0, style="fluent3d", candidates=16, gate=0.0, upscale=False,
+                                      other_designs=True)
+        assert {s.redrawn_from for s in on.images if moved[s.seed]} <= {"google", "twitter"}
+        anyst = p.text_to_image.generate("rocket", n=4, seed=0, style="any", candidates=16, gate=0.0, upscale=False,
+                                         other_designs=True)
+        assert not any(s.redrawn_from for s in anyst.images)  # style "any" shows every set's own design
+    finally:
+        p.model.cfg = cfg
 
 
 def test_the_composer_follows_a_new_prior(tiny_pipe):

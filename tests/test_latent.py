@@ -13,6 +13,7 @@ from model.config import config_dict, config_from_dict
 from model.hub import ModelInfo, load_folder
 from model.latent import TINY_LATENT, LatentConfig
 from model.latent_model import LatentModel
+from model.prior import Reading
 from model.pipeline import Pipeline
 from model.stages import image_tensor
 
@@ -136,12 +137,40 @@ def test_a_moved_last_styles_design_is_moved_only_when_no_other_style_draws_the_
         sigmas=torch.ones(3, 2), lat_entry=torch.tensor([0, 0, 1]), lat_style=torch.tensor([0, 3, 3])).row_for(0, 2, 1) == (1, False)
 
 
+def test_variety_draws_the_variety_sets_designs_of_an_emoji_the_asked_style_has():
+    from model.prior import RetrievalPrior
+
+    p = RetrievalPrior(text_dim=4, latent_shape=(2, 2, 2), num_styles=4, top_k=2, temperature=0.1, variety_from=(0, 1))
+    # emoji 0 drawn by styles 0, 1 and 2 (rows 0, 1, 2); emoji 1 by style 1 alone (row 3)
+    p.fill(names=["cat", "owl"], cap_emb=torch.eye(4)[:2], cap_entry=torch.tensor([0, 1]),
+           latents=torch.randn(4, 2, 2, 2), sigmas=torch.ones(4, 2), lat_entry=torch.tensor([0, 0, 0, 1]),
+           lat_style=torch.tensor([0, 1, 2, 1]))
+    # odd choices take the variety sets' designs in turn, even ones the set's own
+    assert [p.row_for(0, 2, choice=c, variety=True) for c in range(5)] == [(2, True), (0, False), (2, True), (1, False),
+                                                                          (2, True)]
+    assert {p.row_for(0, 2, choice=c) for c in range(4)} == {(2, True)}  # without variety: the set's own only
+    assert [p.row_for(0, 0, choice=c, variety=True) for c in range(4)] == [(0, True), (1, False), (0, True), (1, False)]
+    assert p.row_for(1, 2, choice=0, variety=True) == (3, False)  # lacking it: moved in as before
+    assert p.is_variety(0, 2) and p.is_variety(1, 2) and not p.is_variety(2, 2)
+    assert not p.is_variety(3, 2)  # moved in because style 2 lacks the owl, not for variety
+    # a variety design is restyled into the asked style (the analogy shift), not drawn as it is
+    z = p.latent_in(0, 2, choice=1, variety=True)
+    assert torch.equal(z, p.restyle(p.latents[0].float(), 0, 2))
+    cat = Reading(names=["cat"], weights=[1.0], entries=[0])
+    zs, rows = p.sample_designs([cat] * 3, [2] * 3, [0, 1, 2], variety=True)
+    assert rows == [2, 0, 2] and zs.shape == (3, 2, 2, 2)
+
+
 def test_the_config_names_the_styles_moved_last():
     from model.latent import LatentConfig
 
     assert LatentConfig().prior_moved_last == ("openmoji",)
-    m = LatentModel(LatentConfig(styles=("google", "twitter"), prior_moved_last=("openmoji",)))
+    m = LatentModel(LatentConfig(styles=("google", "twitter"), prior_moved_last=("openmoji",),
+                                 prior_variety_from=("twitter", "fluent3d")))
     assert m.prior.moved_last == ()  # a style the model does not have is ignored
+    assert m.prior.variety_from == (1,)
+    with pytest.raises(ValueError, match="variety_gate"):
+        LatentConfig(variety_gate=-0.1)
 
 
 # --- save / load ---

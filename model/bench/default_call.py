@@ -26,7 +26,7 @@ def call_pipeline(pipe, args: tuple):
     a = dict(zip(GENERATE_PARAMS, args))
     return pipe.text_to_image.generate(a["prompt"], n=a["n"], seed=None if a["random_seed"] else a["seed"],
                                        style=a["style"], truncation=a["diversity"], candidates=a["candidates"],
-                                       gate=a["gate"], upscale=a["upscale"])
+                                       gate=a["gate"], upscale=a["upscale"], other_designs=a["other_designs"])
 
 
 def call_event(pipe, args: tuple):

@@ -10,7 +10,8 @@ a prompt can differ only by design, not by style. Rows are paired: the same prom
 composer off (`TextToImage.compose = False`: the prior's reading of the whole prompt, today's
 model) and on.
 
-* **variety**: the held-out natural descriptions and the same emojis' exact names. R-precision
+* **variety**: the held-out natural descriptions and the same emojis' exact names, by version
+  (VERSIONS: each of the generator's switches added in turn). R-precision
   (the evaluator: target among 1 + 99 names), diversity (mean pairwise cosine distance of
   EfficientNet-Lite0 features among a prompt's 4 images), judged the asked style (the pixel
   style classifier), and the share of prompts the composer split.
@@ -28,7 +29,8 @@ model) and on.
   model.compose.COLOURS). Rows: today, the composer, the real image (its own colour), the real
   image hue-rotated to the asked colour (the ceiling).
 * **grids** (PNG, 2x): TWO_IDEAS in every style; one prompt in one style, four seeds; UNSEEN in
-  fluent3d. To be looked at.
+  fluent3d; ONE_STYLE_NAMES, each one default call without and with other sets' designs. To be
+  looked at.
 """
 from __future__ import annotations
 
@@ -67,10 +69,13 @@ TWO_IDEAS = ["a cat wearing sunglasses", "a frog playing guitar", "two cats", "a
              "an owl and a moon", "a robot holding a flower"]
 ONE_STYLE = ("a cute puppy's head", "google")
 UNSEEN = ["phoenix", "harp", "shovel", "lime"]
+ONE_STYLE_NAMES = [("dog face", "google"), ("ghost", "twitter"), ("rocket", "fluent3d"), ("cat face", "openmoji"),
+                   ("christmas tree", "twitter"), ("desert island", "fluent3d")]
 
 
-def default_call(pipe: Pipeline, prompt: str, style: str) -> list[Image.Image]:
-    g = pipe.text_to_image.generate(prompt, n=4, seed=0, style=style, candidates=16, upscale=False)
+def default_call(pipe: Pipeline, prompt: str, style: str, other_designs: bool | None = None) -> list[Image.Image]:
+    g = pipe.text_to_image.generate(prompt, n=4, seed=0, style=style, candidates=16, upscale=False,
+                                    other_designs=other_designs)
     return [s.image for s in g.images]
 
 
@@ -100,16 +105,23 @@ def shown_rows(pipe: Pipeline, items: list[tuple[str, str]], judge: Judge, enl0)
             "split_by_composer": round(split / len(items), 4), "by_prompt": [round(float(v), 4) for v in sc["per_prompt"]]}
 
 
-VERSIONS = {"today": dict(compose=False, distinct=False), "distinct designs": dict(compose=False, distinct=True),
-            "distinct designs + composer": dict(compose=True, distinct=True)}
+VERSIONS = {"today": dict(compose=False, distinct=False, variety=False),
+            "distinct designs": dict(compose=False, distinct=True, variety=False),
+            "distinct designs + composer (the default)": dict(compose=True, distinct=True, variety=False),
+            "+ other sets' designs (the app's switch)": dict(compose=True, distinct=True, variety=True)}
+
+
+def switch(pipe: Pipeline, compose: bool = True, distinct: bool = True, variety: bool = False) -> None:
+    """The generator's switches (default: as shipped; variety is the app's "other sets' designs")."""
+    pipe.text_to_image.compose, pipe.gate.distinct, pipe.text_to_image.variety = compose, distinct, variety
 
 
 def variety(pipe: Pipeline, judge: Judge, enl0, sets: dict) -> dict:
     out = {}
     for name, switches in VERSIONS.items():
-        pipe.text_to_image.compose, pipe.gate.distinct = switches["compose"], switches["distinct"]
+        switch(pipe, **switches)
         out[name] = {kind: shown_rows(pipe, items, judge, enl0) for kind, items in sets.items()}
-    pipe.text_to_image.compose = pipe.gate.distinct = True
+    switch(pipe)
     return out
 
 
@@ -154,7 +166,7 @@ def without(prior: RetrievalPrior, names: set[str]) -> RetrievalPrior:
     caps, lats = new_id[prior.cap_entry] >= 0, new_id[prior.lat_entry] >= 0
     out = RetrievalPrior(text_dim=prior.cap_emb.shape[1], latent_shape=tuple(prior.latents.shape[1:]),
                          num_styles=prior.num_styles, top_k=prior.top_k, temperature=prior.temperature,
-                         moved_last=prior.moved_last)
+                         moved_last=prior.moved_last, variety_from=prior.variety_from)
     return out.fill(names=[prior.names[i] for i in keep], cap_emb=prior.cap_emb[caps],
                     cap_entry=new_id[prior.cap_entry[caps]], latents=prior.latents[lats], sigmas=prior.sigmas[lats],
                     lat_entry=new_id[prior.lat_entry[lats]], lat_style=prior.lat_style[lats],
@@ -265,7 +277,11 @@ def grids(pipe: Pipeline, out: Path) -> list[str]:
                                                             candidates=16, upscale=False).images[0].image]]
     unseen = [im for name in UNSEEN for im in default_call(pipe, name, "fluent3d")]
     save_grid(one + unseen, out / "one_style_and_unseen.png", cols=4)
-    return ["two_ideas.png", "one_style_and_unseen.png"]
+    # exact names in one style, one default call each, then the same call with other sets' designs
+    names = [im for name, st in ONE_STYLE_NAMES for other in (False, True)
+             for im in default_call(pipe, name, st, other_designs=other)]
+    save_grid(names, out / "one_style_other_designs.png", cols=8)
+    return ["two_ideas.png", "one_style_and_unseen.png", "one_style_other_designs.png"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,10 +8,11 @@ no arguments, in the same session (one gradio_client Client), makes it of the se
 result (model.serving.events.sheet_of)."""
 from __future__ import annotations
 
-GENERATE_PARAMS = ("prompt", "style", "n", "seed", "random_seed", "diversity", "candidates", "gate", "upscale")
+GENERATE_PARAMS = ("prompt", "style", "n", "seed", "random_seed", "diversity", "candidates", "gate", "upscale",
+                   "other_designs")
 # gate None: the model's calibrated threshold (the app fills it in from the loaded model)
 GENERATE_DEFAULTS = {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0,
-                     "candidates": 16, "gate": None, "upscale": True}
+                     "candidates": 16, "gate": None, "upscale": True, "other_designs": False}
 
 
 def generate_args(prompt: str, **kw) -> tuple:

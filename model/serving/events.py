@@ -61,6 +61,8 @@ def gallery(what: str, images: list[Scored]) -> list[tuple[str, str]]:
 
 def caption(s: Scored) -> str:
     text = f"{s.style} · seed {s.seed} · realism {s.realism:.2f} · match {s.match:.2f}"
+    if s.redrawn_from:  # another set's design of the emoji, moved into this style
+        text += f" · {s.redrawn_from}'s design"
     return text if s.kept else text + " · below the gate"
 
 
@@ -128,16 +130,18 @@ def result_sheet(pipeline: Pipeline, images: list[Scored], name: str = "emoji", 
 
 def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: int | None,
                     random_seed: bool, diversity: float, candidates: int, gate: float, upscale_: bool = True,
-                    *, keep: bool = True):
+                    other_designs: bool = False, *, keep: bool = True):
     """-> (gallery [(image, caption)], summary line, key of the result's sheet source (None without
     keep: cached examples have none))."""
     with user_errors():
         random_seed = pipeline.checks.boolean(random_seed, "random seed")
         out = pipeline.text_to_image.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
-                                truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_)
+                                truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_,
+                                other_designs=other_designs)
     prompt = " ".join(prompt.split())
     key = keep_result(pipeline, out.images, prompt, prompt=prompt, style=style, diversity=diversity,
-                      candidates=candidates, gate=out.gate, upscale=upscale_) if keep else None
+                      candidates=candidates, gate=out.gate, upscale=upscale_,
+                      other_designs=bool(other_designs)) if keep else None
     return gallery(prompt, out.images), summary(out), key
 
 

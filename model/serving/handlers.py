@@ -18,12 +18,13 @@ def event_handlers(pipeline: Pipeline) -> SimpleNamespace:
     # no gr.Progress: each call is one pipeline step that cannot report part-way, and a bar that
     # sits at 0 % until it vanishes says nothing; gradio's own tracker shows the queue position
     # and the elapsed time instead
-    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True):
-        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale)
-
-    def example(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True):
+    def generate(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True, other_designs=False):
         return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale,
-                               keep=False)[:2]  # a cached example: gallery and summary only
+                               other_designs)
+
+    def example(prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale=True, other_designs=False):
+        return generate_images(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale,
+                               other_designs, keep=False)[:2]  # a cached example: gallery and summary only
 
     def sheet(key):  # key: the session's gr.State; the API gets the file's path
         return sheet_of(key)
