@@ -33,6 +33,7 @@ from model.serving.memory import IdleTrim, limit_malloc_arenas  # noqa: E402
 from model.serving.components import gif_output, image_input, results, sheet_button, sheet_output  # noqa: E402
 from model.serving.events import ALTERNATIVES_LABEL, DISPLAY_SIZE, GALLERY_LABEL, NOT_SCORED, header  # noqa: E402,F401
 from model.serving.handlers import event_handlers, wire_events  # noqa: E402
+from model.serving.rest import add_rest_api  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -286,6 +287,14 @@ def build_demo(pipeline: Pipeline, *, examples_cache: str | Path | None = None) 
     return demo
 
 
+def launch(demo: gr.Blocks, pipeline: Pipeline, **options) -> None:
+    """Start serving (returns at once): gradio's app and API, and the one-request REST route
+    (model.serving.rest: POST /rest/generate), which refuses calls beyond as many as gradio's queue
+    holds plus those being drawn."""
+    demo.launch(**options, prevent_thread_lock=True)
+    add_rest_api(demo, pipeline, max_waiting=QUEUE_MAX_SIZE + pipeline.text_to_image.max_batch)
+
+
 def launch_options(host: str | None = None, port: int | None = None, share: bool = False) -> dict:
     """Keyword arguments of demo.launch(), shared by main() and the tests (gradio 6 takes
     theme and css here, not in Blocks()); server.launch_options adds the app folder as a blocked
@@ -332,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     cache = examples_cache_dir(pipeline, read_examples())
     server.drop_unfinished_cache(cache)  # a start that was killed while caching left a partial one
     demo = build_demo(pipeline, examples_cache=cache)
-    demo.launch(**launch_options(args.host, args.port, args.share), prevent_thread_lock=True)
+    launch(demo, pipeline, **launch_options(args.host, args.port, args.share))
     server.mark_cache_when_finished(cache, len(read_examples()))
     t0 = time.perf_counter()
     pipeline.stages.embed(["warm up"])  # load the sentence encoder now, not in the first request

@@ -67,5 +67,5 @@ def start_app(model_dir, cache_dir):
     pipeline = Pipeline.from_pretrained(str(model_dir), device="cpu")
     demo = app.build_demo(pipeline, examples_cache=cache_dir)
     port = free_port()
-    demo.launch(**app.launch_options("127.0.0.1", port), prevent_thread_lock=True, quiet=True)
+    app.launch(demo, pipeline, **app.launch_options("127.0.0.1", port), quiet=True)
     return SimpleNamespace(url=f"http://127.0.0.1:{port}/", demo=demo, pipeline=pipeline, cache=cache_dir)

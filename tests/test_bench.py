@@ -114,9 +114,10 @@ def test_default_call_is_the_same_work_three_ways(server):
     d = compare_default_call(pipe, server.url, 3, stages, log=lambda *a: None)
     assert d["call"] == {"style": "any", "n": 4, "seed": 0, "random_seed": False, "diversity": 1.0, "candidates": 16,
                          "gate": round(pipe.gate.default, 2), "upscale": True, "other_designs": False}
-    assert [d[k]["calls"] for k in ("pipeline", "event", "api", "api_http")] == [3, 3, 3, 3]
+    assert [d[k]["calls"] for k in ("pipeline", "event", "api", "api_http", "api_rest")] == [3, 3, 3, 3, 3]
     assert d["api_vs_pipeline_p50"] == pytest.approx(d["api"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert d["api_http_vs_pipeline_p50"] == pytest.approx(d["api_http"]["p50_ms"] / d["pipeline"]["p50_ms"])
+    assert d["api_rest_vs_pipeline_p50"] == pytest.approx(d["api_rest"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert d["event_vs_pipeline_p50"] == pytest.approx(d["event"]["p50_ms"] / d["pipeline"]["p50_ms"])
     assert {"text_encoding", "decoder", "gate", "upsampler", "gallery_files", "sheet"} <= set(d["stages"])
     out = call_pipeline(pipe, default_args(pipe, "red apple", seed=5))
@@ -198,6 +199,10 @@ def test_load_run_with_plain_http_clients_against_a_served_app(server):
     r = run_load(LoadConfig(url=server.url, pid=os.getpid(), clients=2, requests=2, warmup=False, client="http"),
                  log=lambda *a: None)
     assert (r["requests"], r["ok"], r["failed"], r["client"]) == (4, 4, 0, "http")
+    r = run_load(LoadConfig(url=server.url, pid=os.getpid(), clients=2, requests=2, warmup=False, client="rest"),
+                 log=lambda *a: None)
+    assert (r["requests"], r["ok"], r["failed"], r["client"]) == (4, 4, 0, "rest")
+    assert classify(RuntimeError("/rest/generate answered 503: busy")) == "refused"
     with pytest.raises(ValueError, match="--client must be"):
         run_load(LoadConfig(url=server.url, client="curl"), log=lambda *a: None)
 

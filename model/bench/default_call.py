@@ -6,7 +6,8 @@ a started app, files not downloaded: the answer as the server gives it) and, to 
 share from gradio_client's, over plain HTTP (POST /gradio_api/call/generate, then its event
 stream: gradio_client polls its messages every 50 ms, a browser does not). Each call gets a prompt of
 its own and the bench process's embedding cache is cleared before each, so every row encodes its
-prompt once. Beside them, the stages of the same request, each timed alone."""
+prompt once. The app's one-request REST route (POST /rest/generate, model.serving.rest) is a row
+of its own. Beside them, the stages of the same request, each timed alone."""
 from __future__ import annotations
 
 import time
@@ -64,6 +65,15 @@ def http_call(http, url: str, args: tuple) -> None:
     raise RuntimeError("/generate's event stream ended without an answer")
 
 
+def rest_call(http, url: str, args: tuple) -> None:
+    """/generate's call on the app's one-request REST route (model.serving.rest), by input name."""
+    from ..serving.rest import ROUTE
+
+    r = http.post(f"{url.rstrip('/')}{ROUTE}", json=dict(zip(GENERATE_PARAMS, args)))
+    if r.status_code != 200:
+        raise RuntimeError(f"{ROUTE} answered {r.status_code}: {r.text[:300]}")
+
+
 def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> dict:
     """The three rows' percentiles and p50 ratios; stages(pipe, prompt, seed) -> {stage: seconds}
     (speed.request_stages for the default call), timed after each triple."""
@@ -81,7 +91,8 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
         rows[row].append(time.perf_counter() - t)
         return res
 
-    rows: dict[str, list[float]] = {"first_api": [], "pipeline": [], "event": [], "api": [], "api_http": []}
+    rows: dict[str, list[float]] = {"first_api": [], "pipeline": [], "event": [], "api": [], "api_http": [],
+                                    "api_rest": []}
     first = default_args(pipe, "grinning face", seed=0)  # warm: the app's first call is reported apart
     timed("first_api", lambda: client.predict(*first, api_name="/generate"))
     call_event(pipe, first)
@@ -94,6 +105,7 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
         timed("event", lambda: call_event(pipe, args))
         timed("api", lambda: client.predict(*args, api_name="/generate"))
         timed("api_http", lambda: http_call(http, url, default_args(pipe, call_prompt(i) + ".", seed=i)))
+        timed("api_rest", lambda: rest_call(http, url, default_args(pipe, call_prompt(i) + "!", seed=i)))
         more = {**(stages(pipe, args[0], i) if stages else {}), **serving_stages(pipe, args[0], result)}
         for k, v in more.items():
             parts.setdefault(k, []).append(v)
@@ -102,12 +114,14 @@ def compare_default_call(pipe, url: str, calls: int, stages=None, log=print) -> 
     p50 = {k: v["p50_ms"] for k, v in out.items()}
     res = {**out, "api_vs_pipeline_p50": p50["api"] / p50["pipeline"],
            "api_http_vs_pipeline_p50": p50["api_http"] / p50["pipeline"],
+           "api_rest_vs_pipeline_p50": p50["api_rest"] / p50["pipeline"],
            "event_vs_pipeline_p50": p50["event"] / p50["pipeline"],
            "stages": {k: percentiles(v) for k, v in parts.items()}, "first_api_call_ms": 1e3 * first_api,
            "call": dict(zip(GENERATE_PARAMS[1:], first[1:])), "prompts": "one per call, the same in every row"}
     log(f"default call ({res['call']['n']} of {res['call']['candidates']} candidates), p50: pipeline "
         f"{p50['pipeline']:.1f} ms, event {p50['event']:.1f} ms, API {p50['api']:.1f} ms (plain HTTP "
-        f"{p50['api_http']:.1f} ms); API / pipeline {res['api_vs_pipeline_p50']:.2f}")
+        f"{p50['api_http']:.1f} ms, REST route {p50['api_rest']:.1f} ms); API / pipeline "
+        f"{res['api_vs_pipeline_p50']:.2f} (REST {res['api_rest_vs_pipeline_p50']:.2f})")
     return res
 
 

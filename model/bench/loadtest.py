@@ -5,6 +5,7 @@
     python -m model.loadtest --start-app --levels 1,8,32 --compare-batch 1,8 --requests 6
         # before/after batching in one run: the app started once per --max-batch, each load level in turn
     python -m model.loadtest --start-app --client http   # plain-HTTP clients: a lighter load generator
+    python -m model.loadtest --start-app --client rest   # the app's one-request REST route
 
 Every request must be answered or cleanly refused by the queue ("queue is full"); anything
 else counts as failed. Prints a JSON summary: counts, p50/p95 latency of answered requests,
@@ -37,9 +38,10 @@ class LoadConfig:
     levels: str = ""  # comma-separated client counts run one after another (e.g. 1,8,32); "" = --clients
     compare_batch: str = ""  # with --start-app: comma-separated app --max-batch values, the app started once each
     app_defaults: bool = False  # call /generate with the app's defaults (16 candidates, calibrated gate), not 4 / 0.5
-    # how each client calls: "gradio_client" (a Client per thread, what a Python user runs) or "http"
+    # how each client calls: "gradio_client" (a Client per thread, what a Python user runs), "http"
     # (plain HTTP: POST /gradio_api/call/generate, then its event stream; a lighter load generator, so
     # more of a shared machine's CPU is left to the app: `cpu` in the summary says how much each took)
+    # or "rest" (the app's one-request route, POST /rest/generate: model.serving.rest)
     client: str = "gradio_client"
 
 
@@ -48,7 +50,7 @@ def classify(exc: BaseException | None) -> str:
     if exc is None:
         return "ok"
     text = f"{type(exc).__name__}: {exc}".lower()
-    full = "queueerror" in text or "queue is full" in text or "queue_full" in text
+    full = "queueerror" in text or "queue is full" in text or "queue_full" in text or "answered 503" in text
     return "refused" if full or (type(exc).__name__ == "HTTPStatusError" and "503" in text) else "failed"
 
 
@@ -63,17 +65,18 @@ def summarize(records: list[dict], wall_s: float) -> dict:
 
 
 class HTTPCaller:
-    """/generate over plain HTTP, the `predict` of a gradio_client Client (model.bench.default_call.http_call)."""
+    """/generate over plain HTTP (model.bench.default_call.http_call, or rest_call with rest=True),
+    the `predict` of a gradio_client Client."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, rest: bool = False) -> None:
         import httpx
 
-        self.url, self.http = url, httpx.Client(timeout=600)
+        self.url, self.rest, self.http = url, rest, httpx.Client(timeout=600)
 
     def predict(self, *args, api_name: str = "/generate") -> None:
-        from .default_call import http_call
+        from .default_call import http_call, rest_call
 
-        http_call(self.http, self.url, args)
+        (rest_call if self.rest else http_call)(self.http, self.url, args)
 
 
 def client_loop(url: str, cid: int, n: int, records: list[dict], lock: threading.Lock, barrier: threading.Barrier,
@@ -81,7 +84,7 @@ def client_loop(url: str, cid: int, n: int, records: list[dict], lock: threading
     from gradio_client import Client
 
     try:
-        client = HTTPCaller(url) if kind == "http" else Client(url, verbose=False)
+        client = HTTPCaller(url, rest=kind == "rest") if kind in ("http", "rest") else Client(url, verbose=False)
     except Exception as e:  # noqa: BLE001 - a client that cannot connect fails all its requests
         with lock:
             records += [{"outcome": "failed", "seconds": 0.0, "error": f"connect: {type(e).__name__}: {e}"}] * n
@@ -160,8 +163,8 @@ def warm_up(url: str, app_defaults: bool) -> dict:
 def run_load(cfg: LoadConfig, log=print, app_args: tuple[str, ...] = ()) -> dict:
     """One app (started here, or cfg.url): the warm-up, then each load level; with --levels the
     summary holds one entry per level under "levels"."""
-    if cfg.client not in ("gradio_client", "http"):
-        raise ValueError(f"--client must be gradio_client or http, got {cfg.client!r}")
+    if cfg.client not in ("gradio_client", "http", "rest"):
+        raise ValueError(f"--client must be gradio_client, http or rest, got {cfg.client!r}")
     proc, url, pid, start_s = None, cfg.url, cfg.pid or None, None
     try:
         if cfg.start_app:

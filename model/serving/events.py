@@ -128,16 +128,25 @@ def result_sheet(pipeline: Pipeline, images: list[Scored], name: str = "emoji", 
     return write_sheet(sheet_source(pipeline, images, name, **metadata))
 
 
+def run_generate(pipeline: Pipeline, prompt: str, style: str, n: int, seed: int | None, random_seed: bool,
+                 diversity: float, candidates: int, gate: float | None, upscale_: bool = True,
+                 other_designs: bool = False) -> Generation:
+    """/generate's inputs (model.serving.api.GENERATE_PARAMS) -> the pipeline's Generation; raises
+    ValueError with a user's message on bad input (the gradio event and the REST route share it)."""
+    random_seed = pipeline.checks.boolean(random_seed, "random seed")
+    return pipeline.text_to_image.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
+                                           truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_,
+                                           other_designs=other_designs)
+
+
 def generate_images(pipeline: Pipeline, prompt: str, style: str, n: int, seed: int | None,
                     random_seed: bool, diversity: float, candidates: int, gate: float, upscale_: bool = True,
                     other_designs: bool = False, *, keep: bool = True):
     """-> (gallery [(image, caption)], summary line, key of the result's sheet source (None without
     keep: cached examples have none))."""
     with user_errors():
-        random_seed = pipeline.checks.boolean(random_seed, "random seed")
-        out = pipeline.text_to_image.generate(prompt, n=n, seed=None if random_seed else seed, style=style,
-                                truncation=diversity, candidates=candidates, gate=gate, upscale=upscale_,
-                                other_designs=other_designs)
+        out = run_generate(pipeline, prompt, style, n, seed, random_seed, diversity, candidates, gate, upscale_,
+                           other_designs)
     prompt = " ".join(prompt.split())
     key = keep_result(pipeline, out.images, prompt, prompt=prompt, style=style, diversity=diversity,
                       candidates=candidates, gate=out.gate, upscale=upscale_,
