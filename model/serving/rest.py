@@ -69,8 +69,9 @@ def inputs(raw: bytes) -> dict:
 
 
 async def read_body(request: Request) -> bytes | None:
-    """The body, or None when it is longer than MAX_BODY (read no further)."""
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
+    """The body, or None when it is (or says it is) longer than MAX_BODY, read no further."""
+    declared = request.headers.get("content-length") or "0"
+    if not declared.isdigit() or int(declared) > MAX_BODY:
         return None
     chunks, size = [], 0
     async for chunk in request.stream():
