@@ -24,10 +24,9 @@ def call_prompt(i: int) -> str:
 
 def call_pipeline(pipe, args: tuple):
     """/generate's positional arguments -> TextToImage.generate, as the app's event function calls it."""
-    a = dict(zip(GENERATE_PARAMS, args))
-    return pipe.text_to_image.generate(a["prompt"], n=a["n"], seed=None if a["random_seed"] else a["seed"],
-                                       style=a["style"], truncation=a["diversity"], candidates=a["candidates"],
-                                       gate=a["gate"], upscale=a["upscale"], other_designs=a["other_designs"])
+    from ..serving.events import run_generate
+
+    return run_generate(pipe, *args)
 
 
 def call_event(pipe, args: tuple):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..cli import dataclass_parser
 from .app_client import PROMPTS, app_generate_args, start_app
+from .default_call import http_call, rest_call
 from .measure import percentiles, proc_cpu_s, proc_rss_mib
 
 
@@ -74,8 +75,6 @@ class HTTPCaller:
         self.url, self.rest, self.http = url, rest, httpx.Client(timeout=600)
 
     def predict(self, *args, api_name: str = "/generate") -> None:
-        from .default_call import http_call, rest_call
-
         (rest_call if self.rest else http_call)(self.http, self.url, args)
 
 

@@ -40,8 +40,13 @@ def write_png(image: Image.Image, name: str = "emoji") -> str:
     level 6 itself: 4x the time, and that was a third of a request under load), named for its
     download (e.g. red-apple-twitter-seed5.png)."""
     path = new_file_path(".png", name)
-    upscale(image).save(path, compress_level=PNG_LEVEL)
+    save_png(image, path)
     return path
+
+
+def save_png(image: Image.Image, target) -> None:
+    """A shown image at display size as a PNG at zlib level PNG_LEVEL, into a path or a binary file."""
+    upscale(image).save(target, format="PNG", compress_level=PNG_LEVEL)
 
 
 def file_name(what: str, s: Scored) -> str:

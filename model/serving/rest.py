@@ -29,8 +29,7 @@ from fastapi.responses import JSONResponse
 from ..outputs import Generation
 from ..pipeline import Pipeline
 from .api import GENERATE_DEFAULTS, GENERATE_PARAMS
-from .events import caption, run_generate, summary, upscale
-from .sheet import PNG_LEVEL
+from .events import caption, run_generate, save_png, summary
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ BUSY = "The server is busy ({n} requests in progress); try again in a few second
 
 def png_base64(image) -> str:
     buf = io.BytesIO()
-    upscale(image).save(buf, format="PNG", compress_level=PNG_LEVEL)
+    save_png(image, buf)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -90,9 +89,7 @@ def add_rest_api(demo, pipeline: Pipeline, max_waiting: int) -> None:
     threads = anyio.CapacityLimiter(max_waiting)
 
     def draw(a: dict) -> dict:
-        out = run_generate(pipeline, a["prompt"], a["style"], a["n"], a["seed"], a["random_seed"], a["diversity"],
-                           a["candidates"], a["gate"], a["upscale"], a["other_designs"])
-        return answer(out)
+        return answer(run_generate(pipeline, *(a[k] for k in GENERATE_PARAMS)))
 
     async def generate(request: Request):
         raw = await read_body(request)
