@@ -8,7 +8,9 @@ seed, and the parts are laid out on one canvas by the relation: the second idea 
 eyes ("wearing sunglasses"), on its head (hats, crowns), in its lower corner ("holding", "with",
 "playing"), beside it ("and"), behind it ("on fire"), around it ("in"), below it ("with snow",
 "on a skateboard"), above it ("under"). A colour word moves the subject's main hue to the asked
-one, its shading kept. The layout is a rule, not a learned model; model/EXPERIMENTS.md
+one, its shading kept. Seeds in a row arrange the parts anew where the relation allows it
+(mirrored, staggered, the other in another corner: `arrangements`), so that one style shows four
+pictures, not one four times. The layout is a rule, not a learned model; model/EXPERIMENTS.md
 (2026-12-07) has what was measured, the learned alternatives that lost included.
 
 A prompt is split only when every part reads as a known emoji clearly better than the whole
@@ -61,6 +63,15 @@ LAYOUTS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float],
     "inside": ((0.5, 0.5, 0.45), (1.0, 0.5, 0.5), False),
     "below": ((0.8, 0.5, 0.38), (0.5, 0.5, 0.78), True),
     "above": ((0.7, 0.5, 0.65), (0.7, 0.5, 0.3), False),
+}
+# more arrangements of a layout, for variety across seeds: seed k draws arrangement k mod their
+# count (`arrangement`), the first being LAYOUTS'. A layout whose place is its meaning (eyes, head,
+# inside, below, above) has one; a sideways one is also drawn mirrored (the subject on the right).
+MORE_LAYOUTS: dict[str, list[tuple[tuple[float, float, float], tuple[float, float, float], bool]]] = {
+    "beside": [((0.72, 0.38, 0.58), (0.52, 0.74, 0.36), False)],  # the subject large, the other behind it
+    "two": [((0.66, 0.36, 0.6), (0.58, 0.66, 0.4), False)],  # staggered, one behind the other
+    "corner": [((0.8, 0.44, 0.56), (0.48, 0.74, 0.3), True)],  # the other in the upper corner
+    "behind": [((0.72, 0.6, 0.6), (0.88, 0.42, 0.42), False)],  # the other behind, off centre
 }
 WHERE = {"eyes": "on its eyes", "head": "on its head", "corner": "in its corner", "beside": "beside it",
          "two": "twice", "behind": "behind it", "in front": "in front of it", "inside": "around it",
@@ -191,9 +202,29 @@ def _place(x: torch.Tensor, box: tuple[float, float, float], size: int) -> tuple
     return canvas[:3], canvas[3:].clamp(0, 1)
 
 
-def compose(subject: torch.Tensor, other: torch.Tensor, layout: str) -> torch.Tensor:
-    """Two drawings (3, S, S) in [-1, 1] on white -> one (3, S, S): laid out by LAYOUTS[layout]."""
-    box_a, box_b, other_in_front = LAYOUTS[layout]
+def _mirrored(arr):
+    (sa, xa, ya), (sb, xb, yb), front = arr
+    return (sa, 1 - xa, ya), (sb, 1 - xb, yb), front
+
+
+def arrangements(layout: str) -> list:
+    """A layout's arrangements, (subject box, other box, other in front), LAYOUTS' first; each
+    sideways one is followed by its mirror image."""
+    out = []
+    for arr in [LAYOUTS[layout], *MORE_LAYOUTS.get(layout, [])]:
+        out += [arr] + ([_mirrored(arr)] if arr[0][1] != 0.5 or arr[1][1] != 0.5 else [])
+    return out
+
+
+def arrangement(layout: str, seed: int) -> int:
+    """The arrangement a seed draws: seeds in a row cycle through the layout's arrangements."""
+    return int(seed) % len(arrangements(layout))
+
+
+def compose(subject: torch.Tensor, other: torch.Tensor, layout: str, which: int = 0) -> torch.Tensor:
+    """Two drawings (3, S, S) in [-1, 1] on white -> one (3, S, S): laid out by the layout's
+    arrangement `which` (0: LAYOUTS[layout])."""
+    box_a, box_b, other_in_front = arrangements(layout)[which]
     size = subject.shape[-1]
     (ia, aa), (ib, ab) = _place(subject, box_a, size), _place(other, box_b, size)
     layers = [(ia, aa), (ib, ab)] if other_in_front else [(ib, ab), (ia, aa)]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from .batching import Batcher
 from .checks import Checks, seed_run, wrap_seed
-from .compose import Composer, Plan, compose, recolour
+from .compose import Composer, Plan, arrangement, compose, recolour
 from .gate import Gate
 from .outputs import GenerateRequest, Generation
 from .prior import Reading
@@ -128,7 +128,9 @@ class TextToImage:
         other = decode(z, style)
         if plan.layout == "two" and plan.colour:
             other = torch.stack([recolour(xi, plan.colour) for xi in other])
-        return torch.stack([compose(a, b, plan.layout) for a, b in zip(x, other)]), list(zip(rows, other_rows))
+        which = [arrangement(plan.layout, s) for s in seeds]  # seeds in a row: the parts arranged anew
+        return (torch.stack([compose(a, b, plan.layout, k) for a, b, k in zip(x, other, which)]),
+                list(zip(rows, other_rows, which)))
 
     def part_readings(self, plan: Plan) -> list[Reading]:
         """The prior's readings of a plan's parts."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.compose import COLOURS, Composer, Plan, compose, cutout, nearest_colour, parse, recolour
+from model.compose import (COLOURS, LAYOUTS, Composer, Plan, arrangement, arrangements, compose, cutout,
+                           nearest_colour, parse, recolour)
 from model.pixels import rgb_to_hsv
 from model.stages import image_tensor, to_pil
 
@@ -123,6 +124,23 @@ def test_compose_lays_both_parts_out_on_white():
     assert cutout(torch.ones(3, 8, 8)).sum() == 0  # white is ground
 
 
+def test_sideways_layouts_are_also_drawn_otherwise_and_placed_ones_are_not():
+    red, blue = disc((220, 30, 30), outline=False), disc((30, 60, 220), outline=False)
+    for layout in LAYOUTS:
+        arr = arrangements(layout)
+        assert arr[0] == LAYOUTS[layout] and len(set(arr)) == len(arr)
+        assert [arrangement(layout, s) for s in range(len(arr))] == list(range(len(arr)))  # seeds in a row
+    for layout in ("eyes", "head", "inside", "below", "above"):  # where the other goes is what it means
+        assert len(arrangements(layout)) == 1
+    assert len(arrangements("beside")) == 4 and len(arrangements("corner")) == 4
+    mirrored = compose(red, blue, "beside", 1)
+    assert share_of(mirrored[:, :, :14], "blue") > 0.9 and share_of(mirrored[:, :, 18:], "red") > 0.9
+    outs = [compose(red, blue, "corner", k) for k in range(4)]
+    assert all((outs[i] - outs[j]).abs().mean() > 0.05 for i in range(4) for j in range(i))  # four pictures
+    for k in range(4):
+        assert share_of(outs[k], "red") > 0.02 and share_of(outs[k], "blue") > 0.02  # both parts in each
+
+
 @pytest.fixture
 def tiny_pipe(tiny_model_dir):
     from model.pipeline import Pipeline
@@ -146,11 +164,21 @@ def test_pipeline_draws_a_composed_prompt_from_its_parts(tiny_pipe):
     a = p.stages.decode(p.model.prior.sample([rd[0]] * 2, [0, 0], [5, 6]), sid)
     from model.text_to_image import OTHER_PART_SEED
     b = p.stages.decode(p.model.prior.sample([rd[1]] * 2, [0, 0], [5 + OTHER_PART_SEED, 6 + OTHER_PART_SEED]), sid)
-    want = {s: compose(a[k], b[k], "beside") for k, s in enumerate([5, 6])}
+    want = {s: compose(a[k], b[k], "beside", arrangement("beside", s)) for k, s in enumerate([5, 6])}
     for s in g.images:
         assert torch.equal(image_tensor(s.image)[0], image_tensor(to_pil(want[s.seed][None])[0])[0])
     p.text_to_image.compose = False
     assert p.text_to_image.generate("a rocket and a red apple", n=1, candidates=1, upscale=False).plan is None
+
+
+def test_one_style_shows_a_composed_prompt_arranged_differently(tiny_pipe):
+    p = tiny_pipe
+    g = p.text_to_image.generate("a rocket and a red apple", n=4, seed=0, style="google", candidates=8, gate=0.0,
+                                 upscale=False)
+    assert g.plan is not None and g.plan.layout == "beside"
+    assert {arrangement("beside", s.seed) for s in g.images} == {0, 1, 2, 3}  # one of each, best first
+    x = [image_tensor(s.image)[0] for s in g.images]
+    assert all(not torch.equal(x[i], x[j]) for i in range(4) for j in range(i))
 
 
 def test_pipeline_keeps_an_emoji_name_whole_and_colours_an_object(tiny_pipe):
