@@ -28,6 +28,12 @@ model) and on.
   and most of its coloured pixels carry the asked hue (the nearest of the named hues of
   model.compose.COLOURS). Rows: today, the composer, the real image (its own colour), the real
   image hue-rotated to the asked colour (the ceiling).
+* **two_ideas**: assets/prompts/two_ideas.jsonl ("an owl and a moon", "two cats": each with the
+  emoji names that count as each part it names), prompt i in style i mod 4. Both parts
+  recognised: each part's best name beats 99 other names (none of them the other part's) with
+  the evaluator (`Judge.part_hits`); diversity in one style; judged the asked style. Rows: the
+  whole prompt read by the prior (composer off), the composer (the default), and the real
+  images of the parts laid side by side (the instrument's ceiling on a collage).
 * **grids** (PNG, 2x): TWO_IDEAS in every style; one prompt in one style, four seeds; UNSEEN in
   fluent3d; ONE_STYLE_NAMES, each one default call without and with other sets' designs. To be
   looked at.
@@ -45,7 +51,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import paths
-from ..compose import COLOURS, COLOURED_SATURATION, COLOURED_VALUE, main_hue, nearest_colour
+from ..compose import COLOURS, COLOURED_SATURATION, COLOURED_VALUE, compose, main_hue, nearest_colour
 from ..dataset import image_names, load_dataset
 from ..evaluator import ENL0Features, Evaluator, EvaluatorTrainConfig, encode_images, train_evaluator
 from ..pipeline import Pipeline
@@ -57,6 +63,7 @@ from .metrics import prompt_means, r_precision
 from .user_prompts import read_natural
 
 COLOUR_PROMPTS = paths.ASSETS / "prompts" / "colour_objects.jsonl"
+TWO_IDEA_PROMPTS = paths.ASSETS / "prompts" / "two_ideas.jsonl"
 COLOUR_BLIND_CACHE = Path("runs/evaluator_colour_blind")
 # compound emojis whose names name their parts; kept out of the prior when measured
 COMPOUNDS = ["heart on fire", "cloud with lightning", "cloud with rain", "cloud with snow", "sun behind cloud",
@@ -189,6 +196,60 @@ def compounds(pipe: Pipeline, judge: Judge, enl0, names: list[str]) -> dict:
     return out
 
 
+# --- two ideas ---
+
+def read_two_ideas(path: Path = TWO_IDEA_PROMPTS) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def two_idea_rows(pipe: Pipeline, pack, names: list[str], judge: Judge, enl0, items: list[dict] | None = None) -> dict:
+    """Two-idea prompts, prompt i in style i mod 4: both parts recognised, diversity, judged style,
+    by row: the whole prompt's reading (composer off), the composer, and the real parts side by side."""
+    items = items or read_two_ideas()
+    styles = pipe.model.cfg.styles
+    image_of = {(n, int(s)): i for i, (n, s) in enumerate(zip(names, pack.styles.tolist()))}
+
+    def real(part: list[str], st: int) -> torch.Tensor:  # the part's first name any set draws, in st if it can
+        for n in part:
+            for s in [st, *range(len(styles))]:
+                if (n, s) in image_of:
+                    return pack.images[image_of[(n, s)]].float() / 127.5 - 1
+        raise KeyError(f"no image of {part}")
+
+    def measure(images: list[Image.Image] | torch.Tensor, want: list[int], split: int) -> dict:
+        x = images if isinstance(images, torch.Tensor) else to_uint8_pil(images)
+        parts = [items[i // 4]["parts"] for i in range(len(x))]
+        hits = judge.part_hits(x, parts)
+        both = torch.nan_to_num(hits, nan=1.0).min(1).values
+        sc = judge.score(x, torch.arange(len(x)) // 4, [it["parts"][0][0] for it in items])
+        return {"both_parts": round(float(both.mean()), 4), "each_part": round(float(hits.nanmean()), 4),
+                "diversity": round(float(diversity(encode_images(enl0, x, 64)).mean()), 4),
+                "judged_style": round(float((sc["styles"] == torch.tensor(want)).float().mean()), 4),
+                "split_by_composer": round(split / len(items), 4),
+                "both_by_prompt": [round(float(v), 4) for v in prompt_means(both, torch.arange(len(x)) // 4, len(items))]}
+
+    out, want = {}, [i % len(styles) for i in range(len(items)) for _ in range(4)]
+    for name, on in (("whole prompt (composer off)", False), ("composer (the default)", True)):
+        pipe.text_to_image.compose = on
+        shown, split = [], 0
+        for i, it in enumerate(items):
+            split += pipe.text_to_image.plan(it["prompt"]) is not None
+            got = default_call(pipe, it["prompt"], styles[i % len(styles)])
+            if len(got) != 4:  # the default call fills up to four; the rows index images by prompt
+                raise RuntimeError(f"{it['prompt']!r}: {len(got)} images, not 4")
+            shown += got
+        out[name] = measure(shown, want, split)
+    pipe.text_to_image.compose = True
+    pairs = []
+    for i, it in enumerate(items):
+        a = real(it["parts"][0], i % len(styles))
+        b = real(it["parts"][-1], i % len(styles))
+        pairs += [compose(a, b, "two" if len(it["parts"]) == 1 else "beside", k) for k in range(4)]
+    x = ((torch.stack(pairs).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    out["real parts side by side (ceiling)"] = measure(x, want, 0)
+    return out
+
+
 # --- colour ---
 
 def hue_share(x: torch.Tensor, colour: str) -> torch.Tensor:
@@ -289,8 +350,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="model folder or Hub id (default: the shipped model)")
     ap.add_argument("--data", default=".pack/emoji64-one.safetensors", help="pack of the real images")
     ap.add_argument("--out", default="runs/generative")
-    ap.add_argument("--only", nargs="+", choices=["variety", "unseen", "compounds", "colour", "grids"],
-                    default=["variety", "unseen", "compounds", "colour", "grids"])
+    ap.add_argument("--only", nargs="+", choices=["variety", "unseen", "compounds", "two_ideas", "colour", "grids"],
+                    default=["variety", "unseen", "compounds", "two_ideas", "colour", "grids"])
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -311,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
         res["unseen"] = unseen_pairs(pipe, judge, pack, names)
     if "compounds" in a.only:
         res["compounds"] = compounds(pipe, judge, enl0, names)
+    if "two_ideas" in a.only:
+        res["two_ideas"] = two_idea_rows(pipe, pack, names, judge, enl0)
     if "colour" in a.only:
         res["colour"] = colour_rows(pipe, pack, names, colour_blind_evaluator(pack), judge)
     if "grids" in a.only:

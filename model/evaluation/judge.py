@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..dataset import image_names, load_dataset
 from ..evaluator import DEFAULT_EVALUATOR_DIR, Evaluator, base_name, encode_images
@@ -130,6 +131,35 @@ class Judge:
         styles = self.style_judge.predict(images)
         return {"hits": hits, "per_prompt": prompt_means(hits, owners, len(names)), "styles": styles,
                 "styles_probe": styles_probe}
+
+    def part_hits(self, images: torch.Tensor, parts: list[list[list[str]]], seed: int = 0) -> torch.Tensor:
+        """images (M, 3, S, S) uint8; parts[m]: what image m should show, each part a list of the
+        emoji names that count as it -> (M, P) hits: a part is recognised when, in the whole image
+        or one of its windows (`crops`), its best name beats the DISTRACTORS other names of its
+        first name's candidates, less any name of the image's own parts (an owl beside a moon is
+        not wrong for looking like a moon). nan: no such part."""
+        views = crops(images)  # (M, V, 3, S, S): a part may fill only part of the picture
+        with torch.no_grad():
+            emb = self.ev.image_embed(self.features(views.flatten(0, 1))).view(*views.shape[:2], -1)
+        out = torch.full((len(images), max(len(p) for p in parts)), float("nan"))
+        for m, image_parts in enumerate(parts):
+            sim = emb[m] @ self.name_txt.T  # (V, U)
+            own = {base_name(n) for part in image_parts for n in part}
+            for k, part in enumerate(image_parts):
+                others = [i for i in self.candidates(part[0], seed)[1:] if base_name(self.uniq[i]) not in own]
+                out[m, k] = float((sim[:, [self.idx[n] for n in part]].max(1).values > sim[:, others].max(1).values).any())
+        return out
+
+
+def crops(images: torch.Tensor, frac: float = 0.6, steps: int = 3) -> torch.Tensor:
+    """(M, 3, S, S) uint8 -> (M, 1 + steps^2, 3, S, S) uint8: the whole image, then square windows
+    of frac x its side on a steps x steps grid, each resized to S."""
+    size = images.shape[-1]
+    w = round(frac * size)
+    starts = [round(i * (size - w) / (steps - 1)) for i in range(steps)]
+    views = [images.float()] + [F.interpolate(images[..., y:y + w, x:x + w].float(), size=(size, size), mode="bilinear",
+                                              antialias=True, align_corners=False) for y in starts for x in starts]
+    return torch.stack(views, 1).round().clamp(0, 255).to(torch.uint8)
 
 
 def main(argv: list[str] | None = None) -> int:
