@@ -73,7 +73,7 @@ MORE_LAYOUTS: dict[str, list[tuple[tuple[float, float, float], tuple[float, floa
     "corner": [((0.8, 0.44, 0.56), (0.48, 0.74, 0.3), True)],  # the other in the upper corner
     "behind": [((0.72, 0.6, 0.6), (0.88, 0.42, 0.42), False)],  # the other behind, off centre
 }
-WHERE = {"eyes": "on its eyes", "head": "on its head", "corner": "in its corner", "beside": "beside it",
+WHERE = {"eyes": "on its eyes", "head": "on its head", "corner": "in a corner", "beside": "beside or behind it",
          "two": "twice", "behind": "behind it", "in front": "in front of it", "inside": "around it",
          "below": "below it", "above": "above it"}
 

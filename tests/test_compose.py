@@ -38,6 +38,7 @@ def test_parse_leaves_one_thing_whole(prompt):
 def test_plan_describes_itself():
     assert str(Plan("cat face", "sunglasses", "eyes")) == "cat face + sunglasses (on its eyes)"
     assert str(Plan("cat", "cat", "two")) == "cat x 2"
+    assert str(Plan("owl", "moon", "beside")) == "owl + moon (beside or behind it)"  # one of its arrangements
     assert str(Plan("banana", None, None, "purple")) == "purple banana"
     assert Plan("cat", "cat", "two").parts == ["cat"]
     assert Plan("cat", "moon", "beside").parts == ["cat", "moon"]
