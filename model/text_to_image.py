@@ -189,7 +189,7 @@ class TextToImage:
             idx, x, designs, realism, match = got[i]  # the candidates this request drew
             variety = [self.moved_from(d, int(st[j])) for d, j in zip(designs, idx)]
             g = self.gate.rank(x, e.expand(len(idx), -1), st[idx], [seeds[j] for j in idx], n=r.n, gate=r.gate,
-                               fill=r.fill, upscale=r.upscale, round_robin_styles=r.style == self.checks.any_style,
+                               fill=r.fill, upscale=r.upscale, round_robin_styles=self.any_style(r),
                                designs=designs, scores=(realism, match), variety=variety)
             g.reading, g.plan = rd, plans[r.prompt]
             out.append(g)

@@ -221,10 +221,9 @@ def two_idea_rows(pipe: Pipeline, pack, names: list[str], judge: Judge, enl0, it
         parts = [items[i // 4]["parts"] for i in range(len(x))]
         hits = judge.part_hits(x, parts)
         both = torch.nan_to_num(hits, nan=1.0).min(1).values
-        sc = judge.score(x, torch.arange(len(x)) // 4, [it["parts"][0][0] for it in items])
         return {"both_parts": round(float(both.mean()), 4), "each_part": round(float(hits.nanmean()), 4),
                 "diversity": round(float(diversity(encode_images(enl0, x, 64)).mean()), 4),
-                "judged_style": round(float((sc["styles"] == torch.tensor(want)).float().mean()), 4),
+                "judged_style": round(float((judge.style_judge.predict(x) == torch.tensor(want)).float().mean()), 4),
                 "split_by_composer": round(split / len(items), 4),
                 "both_by_prompt": [round(float(v), 4) for v in prompt_means(both, torch.arange(len(x)) // 4, len(items))]}
 
