@@ -69,7 +69,8 @@ LAYOUTS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float],
 # inside, below, above) has one; a sideways one is also drawn mirrored (the subject on the right).
 MORE_LAYOUTS: dict[str, list[tuple[tuple[float, float, float], tuple[float, float, float], bool]]] = {
     "beside": [((0.72, 0.38, 0.58), (0.52, 0.74, 0.36), False)],  # the subject large, the other behind it
-    "two": [((0.66, 0.36, 0.6), (0.58, 0.66, 0.4), False)],  # staggered, one behind the other
+    "two": [((0.66, 0.36, 0.6), (0.58, 0.66, 0.4), False),  # staggered, one behind the other
+            ((0.56, 0.34, 0.34), (0.62, 0.64, 0.66), True)],  # on a diagonal, the lower one in front
     "corner": [((0.8, 0.44, 0.56), (0.48, 0.74, 0.3), True)],  # the other in the upper corner
     "behind": [((0.72, 0.6, 0.6), (0.88, 0.42, 0.42), False)],  # the other behind, off centre
 }
@@ -204,15 +205,19 @@ def _place(x: torch.Tensor, box: tuple[float, float, float], size: int) -> tuple
 
 def _mirrored(arr):
     (sa, xa, ya), (sb, xb, yb), front = arr
-    return (sa, 1 - xa, ya), (sb, 1 - xb, yb), front
+    return (sa, round(1 - xa, 6), ya), (sb, round(1 - xb, 6), yb), front
 
 
 def arrangements(layout: str) -> list:
     """A layout's arrangements, (subject box, other box, other in front), LAYOUTS' first; each
-    sideways one is followed by its mirror image."""
+    sideways one is followed by its mirror image, unless that is the same picture (two of one
+    thing side by side, mirrored, is the pair swapped)."""
     out = []
     for arr in [LAYOUTS[layout], *MORE_LAYOUTS.get(layout, [])]:
-        out += [arr] + ([_mirrored(arr)] if arr[0][1] != 0.5 or arr[1][1] != 0.5 else [])
+        mirror = _mirrored(arr)
+        swapped = (mirror[1], mirror[0], mirror[2])
+        same = layout == "two" and swapped[:2] == arr[:2]
+        out += [arr] + ([mirror] if (arr[0][1] != 0.5 or arr[1][1] != 0.5) and not same else [])
     return out
 
 

@@ -134,6 +134,8 @@ def test_sideways_layouts_are_also_drawn_otherwise_and_placed_ones_are_not():
     for layout in ("eyes", "head", "inside", "below", "above"):  # where the other goes is what it means
         assert len(arrangements(layout)) == 1
     assert len(arrangements("beside")) == 4 and len(arrangements("corner")) == 4
+    two = arrangements("two")  # two of one thing: a pair swapped would be the same picture again
+    assert len(two) >= 4 and not any((b, a) == (c, d) for a, b, _ in two for c, d, _ in two)
     mirrored = compose(red, blue, "beside", 1)
     assert share_of(mirrored[:, :, :14], "blue") > 0.9 and share_of(mirrored[:, :, 18:], "red") > 0.9
     outs = [compose(red, blue, "corner", k) for k in range(4)]
