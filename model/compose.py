@@ -48,7 +48,14 @@ EYEWEAR = ("glasses", "sunglasses", "goggles", "mask", "monocle")
 WEATHER = ("snow", "rain", "lightning", "rain drops", "snowflakes", "hail")
 RELATIONS = ("wearing", "holding", "playing", "eating", "riding", "reading", "drinking", "with", "and",
              "behind", "inside", "in", "on", "under")
-COUNTS = {"two": 2, "2": 2, "a pair of": 2}
+COUNTS = {"two": 2, "2": 2, "pair of": 2}  # words after _clean, which drops a leading "a"
+# plurals that dropping an s gets wrong, by ending (so "snowmen" and "policewomen" follow "men")
+IRREGULAR = {"men": "man", "people": "person", "children": "child", "mice": "mouse", "geese": "goose",
+             "teeth": "tooth", "feet": "foot", "sheep": "sheep", "fish": "fish", "deer": "deer", "cacti": "cactus",
+             "octopi": "octopus", "leaves": "leaf", "knives": "knife", "wolves": "wolf", "loaves": "loaf",
+             "elves": "elf", "shelves": "shelf", "scarves": "scarf", "tomatoes": "tomato", "potatoes": "potato",
+             "mangoes": "mango", "volcanoes": "volcano", "mosquitoes": "mosquito", "tornadoes": "tornado",
+             "buses": "bus", "ramen": "ramen"}  # (ramen: not a plural of "raman")
 
 # where each part goes, as (scale, centre x, centre y) of the canvas, and whether the second
 # idea is drawn over the subject
@@ -110,7 +117,12 @@ def _clean(text: str) -> str:
 def _singular(text: str) -> str:
     words = text.split(" ")
     last = words[-1]
-    if last.endswith("ies") and len(last) > 4:
+    stem = max((w for w in IRREGULAR if last.endswith(w)), key=len, default=None)
+    if stem is not None:  # snowmen, mice, leaves, tomatoes ("two snowmen" read "snowmen" at 0.57, "snowman" 0.70)
+        last = last[: len(last) - len(stem)] + IRREGULAR[stem]
+    elif last.endswith(("xes", "ches", "shes", "sses", "zzes")):  # foxes, peaches, dishes, glasses
+        last = last[:-2]
+    elif last.endswith("ies") and len(last) > 4:
         last = last[:-3] + "y"
     elif last.endswith("s") and not last.endswith("ss") and len(last) > 3:
         last = last[:-1]

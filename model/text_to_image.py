@@ -110,8 +110,9 @@ class TextToImage:
              truncation: float = 1.0, parts: list[Reading] | None = None) -> tuple[torch.Tensor, list]:
         """One prompt's candidates: named style ids (N,), seeds (N,) -> (N, 3, S, S) in [-1, 1]
         and each one's design (the stored latent row(s) it was drawn from). With a plan, each
-        part is read (or given, `parts`) and drawn from its own seed, then laid out and coloured
-        (model.compose); else the prompt's reading is sampled and decoded."""
+        part is read (or given, `parts`) and drawn from its own seed (a count: the subject's drawing
+        twice), then laid out and coloured (model.compose); else the prompt's reading is sampled
+        and decoded."""
         st, prior, decode = style.tolist(), self.prior, self.stages.decode
         if plan is None:
             z, rows = prior.sample_designs([reading] * len(seeds), st, seeds, truncation)
@@ -123,11 +124,12 @@ class TextToImage:
             x = torch.stack([recolour(xi, plan.colour) for xi in x])
         if plan.layout is None:
             return x, rows
-        other_seeds = [wrap_seed(s + OTHER_PART_SEED) for s in seeds]  # the second part: its own draw
-        z, other_rows = prior.sample_designs([parts[-1]] * len(seeds), st, other_seeds, truncation)
-        other = decode(z, style)
-        if plan.layout == "two" and plan.colour:
-            other = torch.stack([recolour(xi, plan.colour) for xi in other])
+        if plan.layout == "two":  # the same drawing twice ("two mice": not a mouse and a computer mouse)
+            other, other_rows = x, rows
+        else:  # the second part: its own draw
+            other_seeds = [wrap_seed(s + OTHER_PART_SEED) for s in seeds]
+            z, other_rows = prior.sample_designs([parts[-1]] * len(seeds), st, other_seeds, truncation)
+            other = decode(z, style)
         which = [arrangement(plan.layout, s) for s in seeds]  # seeds in a row: the parts arranged anew
         return (torch.stack([compose(a, b, plan.layout, k) for a, b, k in zip(x, other, which)]),
                 list(zip(rows, other_rows, which)))

@@ -23,6 +23,12 @@ from model.stages import image_tensor, to_pil
     ("a cat under an umbrella", Plan("cat", "umbrella", "above")),
     ("two cats", Plan("cat", "cat", "two")),
     ("two strawberries", Plan("strawberry", "strawberry", "two")),
+    ("two snowmen", Plan("snowman", "snowman", "two")),
+    ("2 mice", Plan("mouse", "mouse", "two")),
+    ("a pair of foxes", Plan("fox", "fox", "two")),
+    ("two peaches", Plan("peach", "peach", "two")),
+    ("two tomatoes", Plan("tomato", "tomato", "two")),
+    ("two leaves", Plan("leaf", "leaf", "two")),
     ("a purple banana", Plan("banana", None, None, "purple")),
     ("a blue cat wearing a top hat", Plan("cat", "top hat", "head", "blue")),
 ])
@@ -182,6 +188,19 @@ def test_one_style_shows_a_composed_prompt_arranged_differently(tiny_pipe):
     assert {arrangement("beside", s.seed) for s in g.images} == {0, 1, 2, 3}  # one of each, best first
     x = [image_tensor(s.image)[0] for s in g.images]
     assert all(not torch.equal(x[i], x[j]) for i in range(4) for j in range(i))
+
+
+def test_two_of_one_thing_is_the_same_drawing_twice(tiny_pipe):
+    p = tiny_pipe
+    noise = torch.randn(p.model.prior.cap_emb.shape[1], generator=torch.Generator().manual_seed(4))
+    p.stages.set_embedding("two rockets", torch.nn.functional.normalize(noise, dim=0))  # reads worse than "rocket"
+    g = p.text_to_image.generate("two rockets", n=4, seed=0, style="google", candidates=4, gate=0.0, upscale=False)
+    assert g.plan == Plan("rocket", "rocket", "two")
+    rd = p.model.prior.read(p.stages.embed(["rocket"]).float().cpu())
+    for s in g.images:  # each image: the seed's rocket, and the same rocket again (not another draw)
+        a = p.stages.decode(p.model.prior.sample(rd, [0], [s.seed]), torch.tensor([0]))[0]
+        want = compose(a, a, "two", arrangement("two", s.seed))
+        assert torch.equal(image_tensor(s.image)[0], image_tensor(to_pil(want[None])[0])[0])
 
 
 def test_pipeline_keeps_an_emoji_name_whole_and_colours_an_object(tiny_pipe):
