@@ -51,11 +51,11 @@ RELATIONS = ("wearing", "holding", "playing", "eating", "riding", "reading", "dr
 COUNTS = {"two": 2, "2": 2, "pair of": 2}  # words after _clean, which drops a leading "a"
 # plurals that dropping an s gets wrong, by ending (so "snowmen" and "policewomen" follow "men")
 IRREGULAR = {"men": "man", "people": "person", "children": "child", "mice": "mouse", "geese": "goose",
-             "teeth": "tooth", "feet": "foot", "sheep": "sheep", "fish": "fish", "deer": "deer", "cacti": "cactus",
-             "octopi": "octopus", "leaves": "leaf", "knives": "knife", "wolves": "wolf", "loaves": "loaf",
-             "elves": "elf", "shelves": "shelf", "scarves": "scarf", "tomatoes": "tomato", "potatoes": "potato",
-             "mangoes": "mango", "volcanoes": "volcano", "mosquitoes": "mosquito", "tornadoes": "tornado",
-             "buses": "bus", "ramen": "ramen"}  # (ramen: not a plural of "raman")
+             "teeth": "tooth", "feet": "foot", "cacti": "cactus", "octopi": "octopus", "leaves": "leaf",
+             "knives": "knife", "wolves": "wolf", "loaves": "loaf", "elves": "elf", "shelves": "shelf",
+             "scarves": "scarf", "tomatoes": "tomato", "potatoes": "potato", "mangoes": "mango",
+             "volcanoes": "volcano", "mosquitoes": "mosquito", "tornadoes": "tornado", "buses": "bus",
+             "ramen": "ramen"}  # (ramen: not a plural of "raman")
 
 # where each part goes, as (scale, centre x, centre y) of the canvas, and whether the second
 # idea is drawn over the subject

@@ -55,7 +55,7 @@ from ..compose import COLOURS, COLOURED_SATURATION, COLOURED_VALUE, compose, mai
 from ..dataset import image_names, load_dataset
 from ..evaluator import ENL0Features, Evaluator, EvaluatorTrainConfig, encode_images, train_evaluator
 from ..pipeline import Pipeline
-from ..pixels import hsv_to_rgb, rgb_to_hsv
+from ..pixels import hsv_to_rgb, rgb_to_hsv, to_uint8, to_unit
 from ..prior import RetrievalPrior
 from . import style_judge
 from .judge import Judge, to_uint8_pil
@@ -213,7 +213,7 @@ def two_idea_rows(pipe: Pipeline, pack, names: list[str], judge: Judge, enl0, it
         for n in part:
             for s in [st, *range(len(styles))]:
                 if (n, s) in image_of:
-                    return pack.images[image_of[(n, s)]].float() / 127.5 - 1
+                    return to_unit(pack.images[image_of[(n, s)]])
         raise KeyError(f"no image of {part}")
 
     def measure(images: list[Image.Image] | torch.Tensor, want: list[int], split: int) -> dict:
@@ -244,7 +244,7 @@ def two_idea_rows(pipe: Pipeline, pack, names: list[str], judge: Judge, enl0, it
         a = real(it["parts"][0], i % len(styles))
         b = real(it["parts"][-1], i % len(styles))
         pairs += [compose(a, b, "two" if len(it["parts"]) == 1 else "beside", k) for k in range(4)]
-    x = ((torch.stack(pairs).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    x = to_uint8(torch.stack(pairs))
     out["real parts side by side (ceiling)"] = measure(x, want, 0)
     return out
 
